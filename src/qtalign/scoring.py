@@ -68,11 +68,13 @@ class Scorer:
 
     Works on any transformers causal LM whose base model takes `cache` and `position_ids`, and whose logits
     are `lm_head(final hidden)`, optionally soft-capped (Llama, Mistral, Qwen2, Gemma 3 families).
+
+    Rows are always right-padded here, whatever the tokenizer's padding_side: real tokens then keep their true
+    positions and cache slots, which keeps sliding-window attention exact (left padding after a cached prefix
+    would shift the window by the pad count).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, padding_side: str = "right") -> None:
-        if padding_side not in ("left", "right"):
-            raise ValueError("padding_side must be 'left' or 'right'")
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8) -> None:
         self.model = model
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.body = self.base.base_model  # decoder stack with final norm
@@ -80,16 +82,32 @@ class Scorer:
         self.softcap = getattr(self.base.config, "final_logit_softcapping", None)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.padding_side = padding_side
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.device = next(self.base.parameters()).device
+        self.boundary_mismatches = 0
 
     # ---- tokenization -------------------------------------------------------------------------------------
     def encode_prefix(self, prefix: str) -> list[int]:
         return list(self.tokenizer(prefix, add_special_tokens=True)["input_ids"])
 
-    def encode_items(self, texts: Sequence[str]) -> list[list[int]]:
-        return [list(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    def encode_items(self, prefix: str, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text as it is tokenized after the prefix in the whole prompt string.
+
+        Tokenizing the whole prompt and cutting off the prefix's tokens keeps the prompt's tokens exactly as a
+        one-string tokenization gives them (some tokenizers add a space marker to a text that starts a string).
+        Where the prefix's tokens would change at the boundary, the text is tokenized on its own (counted in
+        self.boundary_mismatches).
+        """
+        prefix_ids = self.encode_prefix(prefix)
+        full = self.tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"]
+        out: list[list[int]] = []
+        for text, ids in zip(texts, full):
+            if ids[: len(prefix_ids)] == prefix_ids and len(ids) > len(prefix_ids):
+                out.append(list(ids[len(prefix_ids) :]))
+            else:
+                self.boundary_mismatches += 1
+                out.append(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        return out
 
     # ---- model --------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -118,13 +136,10 @@ class Scorer:
         p = len(prefix.ids)
         ids = torch.full((b, t), self.pad_id, dtype=torch.long)
         mask = torch.zeros((b, t), dtype=torch.long)
-        starts = []
         for i, r in enumerate(rows):
-            s = t - len(r) if self.padding_side == "left" else 0
-            ids[i, s : s + len(r)] = torch.tensor(r)
-            mask[i, s : s + len(r)] = 1
-            starts.append(s)
-        positions = (p + (mask.cumsum(1) - 1).clamp(min=0)).to(self.device)  # [B, T] true positions
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        positions = (p + torch.arange(t)).expand(b, t).to(self.device)  # [B, T]
         full_mask = torch.cat([torch.ones((b, p), dtype=torch.long), mask], 1).to(self.device)  # [B, P+T]
         cache = None
         if prefix.cache is not None:
@@ -135,7 +150,7 @@ class Scorer:
                         cache=cache, use_cache=cache is not None)
         hidden = out.last_hidden_state  # [B, T, H]
         rows_idx = [i for i, offs in enumerate(read) for _ in offs]
-        cols_idx = [starts[i] + o for i, offs in enumerate(read) for o in offs]
+        cols_idx = [o for offs in read for o in offs]
         return hidden[rows_idx, cols_idx]
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
