@@ -158,42 +158,59 @@ class Scorer:
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
+    def first_token_batch(
+        self, prefix: PrefixState, rows: Sequence[list[int]], label_sets: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """The paper's constrained decoding for one batch: label mass [B, L], the summed next-token probability
+        of the tokens that can begin each label word, read after the last token of each row."""
+        with torch.inference_mode():
+            h = self.hidden_at(prefix, rows, [[len(r) - 1] for r in rows])  # [B, H]
+            probs = torch.softmax(self.unembed(h), dim=-1)  # [B, V]
+            sets = [torch.as_tensor(s, device=self.device) for s in label_sets]
+            mass = torch.stack([probs[:, s].sum(-1) for s in sets], dim=1)  # [B, L]
+        return mass.cpu().numpy().astype(np.float64)
+
+    def loglik_batch(
+        self, prefix: PrefixState, rows: Sequence[list[int]], label_ids: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """Exact log-likelihood [B, L] of each full label word (its token ids) after each row."""
+        pairs = [(i, j) for i in range(len(rows)) for j in range(len(label_ids))]
+        out = np.zeros((len(rows), len(label_ids)), dtype=np.float64)
+        for start in range(0, len(pairs), self.batch_size):
+            part = pairs[start : start + self.batch_size]
+            seqs = [rows[i] + list(label_ids[j][:-1]) for i, j in part]
+            read = [range(len(rows[i]) - 1, len(rows[i]) - 1 + len(label_ids[j])) for i, j in part]
+            with torch.inference_mode():
+                h = self.hidden_at(prefix, seqs, read)  # [sum len, H]
+                logp = torch.log_softmax(self.unembed(h), dim=-1)  # [sum len, V]
+                targets = torch.tensor([t for _, j in part for t in label_ids[j]], device=logp.device)
+                tok_lp = logp[torch.arange(len(targets), device=logp.device), targets].cpu().numpy()
+            k = 0
+            for i, j in part:
+                n = len(label_ids[j])
+                out[i, j] = float(tok_lp[k : k + n].sum())
+                k += n
+        return out
+
     def first_token(
         self, prefix: PrefixState, items: Sequence[list[int]], label_sets: Sequence[Sequence[int]]
     ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """The paper's constrained decoding. Yields (item positions, label mass [n, L]) batch by batch; the
-        mass of a label is the summed next-token probability of the tokens that can begin its word."""
-        sets = [torch.tensor(s, device=self.device) for s in label_sets]
+        """first_token_batch over all items in length-sorted batches; yields (item positions, mass [n, L])."""
         for batch in self.batches([len(x) for x in items]):
-            rows = [items[i] for i in batch]
-            with torch.inference_mode():
-                h = self.hidden_at(prefix, rows, [[len(r) - 1] for r in rows])  # [B, H]
-                probs = torch.softmax(self.unembed(h), dim=-1)  # [B, V]
-                mass = torch.stack([probs[:, s].sum(-1) for s in sets], dim=1)  # [B, L]
-            yield batch, mass.cpu().numpy().astype(np.float64)
+            yield batch, self.first_token_batch(prefix, [items[i] for i in batch], label_sets)
 
     def loglik(
         self, prefix: PrefixState, items: Sequence[list[int]], label_ids: Sequence[Sequence[int]]
     ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Exact log-likelihood of each full label word after each prompt. Yields (item positions, [n, L])."""
-        n_labels = len(label_ids)
+        """loglik_batch over all items; yields (item positions, log-likelihoods [n, L])."""
         for batch in self.batches([len(x) for x in items]):
-            size = max(1, len(batch) // max(1, n_labels // 2))
-            for start in range(0, len(batch), size):
-                part = batch[start : start + size]
-                rows, read, targets = [], [], []
-                for i in part:
-                    for lab in label_ids:
-                        rows.append(items[i] + list(lab[:-1]))
-                        read.append(range(len(items[i]) - 1, len(items[i]) - 1 + len(lab)))
-                        targets.append(list(lab))
-                with torch.inference_mode():
-                    h = self.hidden_at(prefix, rows, read)
-                    logp = torch.log_softmax(self.unembed(h), dim=-1)  # [sum len, V]
-                    flat = torch.tensor([t for ts in targets for t in ts], device=logp.device)
-                    tok_lp = logp[torch.arange(len(flat), device=logp.device), flat]
-                sums, k = [], 0
-                for ts in targets:
-                    sums.append(tok_lp[k : k + len(ts)].sum().item())
-                    k += len(ts)
-                yield part, np.asarray(sums, dtype=np.float64).reshape(len(part), n_labels)
+            yield batch, self.loglik_batch(prefix, [items[i] for i in batch], label_ids)
+
+
+def continuation_ids(tokenizer: Any, word: str, cue: str = '"') -> list[int]:
+    """Token ids of word as it continues a prompt ending in cue (tokenized in context, cue's tokens removed)."""
+    cue_ids = tokenizer(cue, add_special_tokens=False)["input_ids"]
+    both = tokenizer(cue + word, add_special_tokens=False)["input_ids"]
+    if both[: len(cue_ids)] == cue_ids and len(both) > len(cue_ids):
+        return list(both[len(cue_ids) :])
+    return list(tokenizer(word, add_special_tokens=False)["input_ids"])

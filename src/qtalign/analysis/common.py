@@ -1,0 +1,148 @@
+"""Shared by lens and PCA: per-layer hidden states after a cached prefix, bootstrap intervals, run-folder files."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qtalign.errors import QtalignError
+from qtalign.scoring import PrefixState, Scorer
+from qtalign.store import atomic_write_json
+
+
+def final_norm(scorer: Scorer) -> torch.nn.Module:
+    """The decoder's final norm module (Llama/Mistral/Qwen2/Gemma: `norm`; others under common names)."""
+    for name in ("norm", "final_layernorm", "ln_f", "final_norm"):
+        module = getattr(scorer.body, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    raise QtalignError(f"{type(scorer.body).__name__}: cannot find the final norm (looked for norm, final_layernorm, ln_f)")
+
+
+@dataclass
+class PrefixLayers:
+    state: PrefixState  # KV cache after the prefix (batch 1)
+    sums: torch.Tensor  # [L+1, H] float64: per layer, the sum of the prefix's hidden states (for mean pooling)
+    n_tokens: int
+
+
+@torch.inference_mode()
+def prefix_layers(scorer: Scorer, prefix_ids: list[int]) -> PrefixLayers:
+    """One pass over the shared prefix: its KV cache and the per-layer sum of its hidden states."""
+    n_layers = scorer.base.config.num_hidden_layers if hasattr(scorer.base.config, "num_hidden_layers") else None
+    if not prefix_ids:
+        h = scorer.base.config.hidden_size
+        return PrefixLayers(PrefixState([], None), torch.zeros(((n_layers or 0) + 1, h), dtype=torch.float64), 0)
+    ids = torch.tensor([prefix_ids], device=scorer.device)
+    out = scorer.body(input_ids=ids, use_cache=True, output_hidden_states=True)
+    hs = _layers(out)  # L+1 x [1, P, H]
+    sums = torch.stack([h[0].double().sum(0) for h in hs]).cpu()  # [L+1, H]
+    return PrefixLayers(PrefixState(list(prefix_ids), out.cache), sums, len(prefix_ids))
+
+
+def _layers(out: Any) -> list[torch.Tensor]:
+    """HF's hidden_states convention made explicit: entries 0..L-1 are the residual stream entering each layer
+    (0 = embeddings), entry L is the final-normed output (the model's real last hidden state)."""
+    hs = list(out.hidden_states)
+    hs[-1] = out.last_hidden_state  # already the same tensor in transformers 5; explicit for other versions
+    return hs
+
+
+@torch.inference_mode()
+def layer_states(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One batched forward of right-padded rows after the cached prefix, with every layer's hidden states.
+
+    Returns (L+1 tensors [B, T, H] over the rows' own tokens, lengths [B]). Same padding/positions as
+    Scorer.hidden_at, so the last layer equals what the scorer reads.
+    """
+    b, t = len(rows), max(len(r) for r in rows)
+    p = len(prefix.ids)
+    ids = torch.full((b, t), scorer.pad_id, dtype=torch.long)
+    mask = torch.zeros((b, t), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    positions = (p + torch.arange(t)).expand(b, t).to(scorer.device)  # [B, T]
+    full_mask = torch.cat([torch.ones((b, p), dtype=torch.long), mask], 1).to(scorer.device)  # [B, P+T]
+    cache = None
+    if prefix.cache is not None:
+        cache = copy.deepcopy(prefix.cache)
+        if b > 1:
+            cache.batch_repeat_interleave(b)
+    out = scorer.body(input_ids=ids.to(scorer.device), attention_mask=full_mask, position_ids=positions,
+                      cache=cache, use_cache=cache is not None, output_hidden_states=True)
+    hs = _layers(out)
+    expected = getattr(scorer.base.config, "num_hidden_layers", len(hs) - 1) + 1
+    if len(hs) != expected:
+        raise QtalignError(f"{type(scorer.body).__name__}: got {len(hs)} hidden states, expected {expected}")
+    return hs, torch.tensor([len(r) for r in rows])
+
+
+def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x [n, k] -> (mean [k], lo [k], hi [k]): percentile bootstrap over rows (items), seeded."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(0)
+    if len(x) < 2:
+        return mean, mean.copy(), mean.copy()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))  # [n_boot, n]
+    means = x[idx].mean(1)  # [n_boot, k]
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
+    return mean, lo, hi
+
+
+# ---- run folders: settings that must match to resume, atomic npz parts -------------------------------------
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write settings.json on first use; on a rerun, a difference is a QtalignError naming the keys."""
+    path = out / "settings.json"
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            what = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
+            raise QtalignError(f"{out}: holds results made with other settings ({what}); use a new --out folder "
+                               f"or delete this one")
+        return
+    atomic_write_json(path, settings)
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to a temporary file, then rename: readers see the old or the new file, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def batches(lengths: Sequence[int], size: int) -> Iterator[list[int]]:
+    """Positions grouped into batches of similar length, longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for i in range(0, len(order), size):
+        yield order[i : i + size]

@@ -1,0 +1,94 @@
+"""Model and data options shared by eval, lens and pca, and the prompts they describe."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qtalign.errors import QtalignError
+from qtalign.languages import PAPER_LANGS
+from qtalign.models import DEFAULT_MODEL
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"Hugging Face id, local folder or .gguf file (default: packaged {DEFAULT_MODEL})")
+    g.add_argument("--adapter", default=None, help="PEFT LoRA adapter folder to apply")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16 (default: float32 on CPU, "
+                                                   "bfloat16 on CUDA)")
+    g.add_argument("--load-in-4bit", action="store_true", help="NF4 quantization via bitsandbytes (CUDA only)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model's folder")
+    g.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) weights")
+
+
+def add_data_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """required=False lets a command (e.g. --redraw) run without data; it must then check --task/--data itself."""
+    g = parser.add_argument_group("data and prompts")
+    g.add_argument("--task", required=required, help="emotion, nli or paraphrase")
+    g.add_argument("--data", required=required, help="folder (paper layout or {lang}.jsonl), JSONL file or hf:NAME")
+    g.add_argument("--langs", default=",".join(PAPER_LANGS), help="comma list of language codes (default: all 20)")
+    g.add_argument("--limit", type=int, default=None, help="score only the first N items per language")
+    g.add_argument("--shots", type=int, default=None, help="demonstrations per prompt (default: the task's)")
+    g.add_argument("--labels", default="en", help="en, native, or a comma list of label words (default: en)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the demonstration choice (default: 0)")
+    g.add_argument("--demos", default=None, help="take demonstrations from this data instead of the test items")
+    g.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
+
+
+def parse_langs(value: str) -> list[str]:
+    langs = [x.strip() for x in value.split(",") if x.strip()]
+    if not langs:
+        raise QtalignError("--langs: give at least one language code")
+    if len(set(langs)) != len(langs):
+        raise QtalignError(f"--langs: a language is listed twice ({value})")
+    return langs
+
+
+@dataclass
+class PromptSetup:
+    task: Any  # qtalign.tasks.Task
+    langs: list[str]
+    prompts: dict[str, Any]  # lang -> qtalign.prompts.LangPrompts
+    settings: dict[str, Any]  # what determines the prompts (for resume checks); languages excluded
+
+
+def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
+    """Read the data and build the evaluation prompts exactly as eval does; data errors stop here."""
+    from qtalign.data.readers import read_dataset
+    from qtalign.prompts import build_prompts, parse_labels
+    from qtalign.tasks import get_task
+
+    if not args.task or not args.data:
+        raise QtalignError("--task and --data are required")
+    if args.limit is not None and args.limit < 1:
+        raise QtalignError(f"--limit must be >= 1, got {args.limit}")
+    if args.batch_size < 1:
+        raise QtalignError(f"--batch-size must be >= 1, got {args.batch_size}")
+    try:
+        task = get_task(args.task)
+    except (KeyError, ValueError) as e:
+        raise QtalignError(str(e).strip("'\"")) from None
+    langs = parse_langs(args.langs)
+    labels = parse_labels(args.labels)
+    data = read_dataset(task, args.data, langs)
+    if data.errors:
+        first = "; ".join(str(p) for p in data.errors[:3])
+        more = f" (and {len(data.errors) - 3} more)" if len(data.errors) > 3 else ""
+        raise QtalignError(f"{len(data.errors)} data problem(s): {first}{more}")
+    demo_data = read_dataset(task, args.demos, langs, split="train") if args.demos else None
+    prompts = build_prompts(task, data, langs, shots=args.shots, labels=labels, seed=args.seed,
+                            demo_data=demo_data, limit=args.limit)
+    settings = {"task": task.name, "data": str(Path(args.data).resolve()) if not str(args.data).startswith("hf:")
+                else args.data, "limit": args.limit, "shots": args.shots, "labels": args.labels, "seed": args.seed,
+                "demos": args.demos}
+    return PromptSetup(task, langs, prompts, settings)
+
+
+def model_settings(args: argparse.Namespace, lm: Any) -> dict[str, Any]:
+    """The parts of a loaded model that change results (device and batch size do not, beyond rounding)."""
+    d = lm.describe()
+    return {"model": args.model, "adapter": args.adapter, "dtype": d["dtype"], "load_in_4bit": args.load_in_4bit}

@@ -1,0 +1,88 @@
+"""`qtalign data build`: question-translation training pairs (X ⇒ target), no task answers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from qtalign.errors import QtalignError
+
+
+def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "build", help="build question-translation pairs (X => target) for LoRA tuning",
+        description="Write question-translation pairs: the item rendered as a question in X (ending at the answer "
+                    "cue) + 'Translate the input from X to T:', output = the same question in T. No answers.")
+    p.add_argument("--task", required=True, help="emotion, nli or paraphrase")
+    p.add_argument("--data", required=True, action="append",
+                   help="folder (paper layout: {stem}_{lang}..._train.json / _train_question.json) or file; repeatable")
+    p.add_argument("--sources", required=True, help="comma list of source languages, e.g. zh,es")
+    p.add_argument("--target", default="en", help="target language (default en)")
+    p.add_argument("--per-lang", type=int, default=10000, help="pairs per source language (default 10000)")
+    p.add_argument("--seed", type=int, default=42, help="sampling and shuffling seed (default 42)")
+    p.add_argument("--out", required=True, help="output FILE.jsonl; alpaca JSON, dataset_info.json and "
+                                                "manifest.json are written beside it")
+    p.add_argument("--exclude", default=None,
+                   help="folder of evaluation (test) files; pairs whose question equals an evaluation item in any "
+                        "language are refused (default: no check)")
+    p.add_argument("--allow-contamination", action="store_true",
+                   help="keep pairs that equal evaluation items (they are still counted)")
+    p.add_argument("--translate-with", default=None, metavar="MODEL",
+                   help="local seq2seq model (NLLB/Marian folder or id) to translate the target side into X where no "
+                        "parallel file exists; cached in OUT.mt_cache.jsonl (a rerun resumes)")
+    p.add_argument("--mt-batch-size", type=int, default=16)
+    p.add_argument("--mt-max-new-tokens", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(func=run_build)
+    return p
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.tasks import get_task
+
+    try:
+        task = get_task(args.task)
+    except ValueError as e:
+        raise QtalignError(str(e)) from None
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    if not sources:
+        raise QtalignError("--sources needs at least one language code")
+    out = Path(args.out)
+    translate = None
+    if args.translate_with:
+        from qtalign.data.translate import Translator
+
+        translate = Translator(args.translate_with, cache=out.with_name(out.stem + ".mt_cache.jsonl"),
+                               device=args.device, batch_size=args.mt_batch_size,
+                               max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
+    report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
+                         args.allow_contamination, translate, args.translate_with)
+    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
+                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
+                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with}
+    write_outputs(report, out, settings)
+    parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
+    print(f"wrote {len(report.pairs)} pairs ({parts}) -> {out}")
+    if args.exclude is not None:
+        total = sum(report.contaminated.values())
+        action = "kept (--allow-contamination)" if args.allow_contamination else "refused"
+        print(f"contamination check against {args.exclude}: {total} pair(s) equal to evaluation items {action}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `build` on its own (for tests before `qtalign data` registers it)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="qtalign data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_build_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except QtalignError as e:
+        print(f"qtalign: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""`qtalign lens`: logit lens over the evaluation prompts, per layer, with resume and a figure."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtalign.cli.common_options import add_data_options, add_model_options, model_settings, prompts_from_args
+from qtalign.errors import QtalignError
+from qtalign.store import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("lens", help="logit lens: label-token probability and entropy per layer",
+                              description="Logit lens at the last prompt position of every layer.")
+    add_model_options(p)
+    add_data_options(p, required=False)
+    p.add_argument("--out", help="run folder (resumable; required unless --redraw)")
+    p.add_argument("--compare", help="a second lens run folder to overlay (e.g. the tuned model)")
+    p.add_argument("--redraw", metavar="DIR", help="only redraw the figure of a finished run folder (no model)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the bands (default 1000)")
+    p.set_defaults(func=run)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def progress(lang: str, done: int, total: int, rate: float) -> None:
+    eta = (total - done) / rate if rate > 0 else float("inf")
+    print(f"\r  {lang}: {done}/{total} items, {rate:.2f} items/s, ETA {eta:.0f} s   ", end="", file=sys.stderr,
+          flush=True)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def draw(out: Path, compare: str | None) -> list[Path]:
+    from qtalign.report.figures import lens_figure
+
+    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    return lens_figure(runs, out / ("lens_compare" if compare else "lens"))
+
+
+def _run_name(path: Path) -> str:
+    settings = path / "settings.json"
+    if settings.is_file():
+        import json
+
+        s = json.loads(settings.read_text(encoding="utf-8"))
+        if s.get("adapter"):
+            return f"{Path(s['adapter']).name} (tuned)"
+        return str(s.get("model", path.name))
+    return path.name
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.redraw:
+        out = Path(args.redraw)
+        for path in draw(out, args.compare):
+            print(path)
+        return 0
+    if not args.out:
+        raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
+    if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
+        raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
+    from qtalign.analysis.common import check_settings, load_npz, save_npz
+    from qtalign.analysis.lens import LensArrays, LensSets, run_lens, summarize
+    from qtalign.models import load_model
+    from qtalign.scoring import Scorer, TokenIndex
+    from qtalign.store import sha256_json
+
+    setup = prompts_from_args(args)
+    out = Path(args.out)
+    lm = load_model(args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
+                    load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
+                    allow_pickle=args.allow_pickle)
+    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings}
+    check_settings(out, settings)
+    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    index: TokenIndex | None = None  # built only when a language still needs work (it reads the vocabulary)
+    results: list[LensArrays] = []
+    for lang in setup.langs:
+        lp = setup.prompts[lang]
+        part_path = out / "parts" / f"lens_{lang}.npz"
+        prompt_sha = sha256_json([lp.prefix, *lp.texts])[:16]
+        z = load_npz(part_path)
+        done = None
+        if z is not None:
+            if str(z.get("prompt_sha", np.array(""))) != prompt_sha:
+                raise QtalignError(f"{part_path}: made from other prompts for {lang!r} (data changed?); "
+                                   f"delete it or use a new --out")
+            done = LensArrays.from_npz(lang, z)
+        if done is not None and done.n >= len(lp.items):
+            log.info("  %s: %d items already done", lang, done.n)
+            results.append(done)
+            continue
+        total = len(lp.items)
+
+        def save(part: LensArrays, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
+                 total: int = total) -> None:
+            save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
+            progress(lang, part.n, total, rate)
+
+        index = index or TokenIndex(lm.tokenizer)
+        sets = LensSets.build(index, setup.task, lang)
+        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size, on_batch=save))
+    n_states = {r.values["p_en"].shape[1] for r in results}
+    if len(n_states) != 1:
+        raise QtalignError(f"{out}: parts have different layer counts {sorted(n_states)}")
+    quantities = list(results[0].values)
+    save_npz(out / "lens.npz", {
+        "lang": np.concatenate([[r.lang] * r.n for r in results]).astype(str),
+        "index": np.concatenate([r.index for r in results]),
+        **{q: np.concatenate([r.values[q] for r in results]) for q in quantities},
+        "top_id": np.concatenate([r.top_id for r in results if r.top_id is not None]),
+    })
+    write_csv(out / "lens_layers.csv", summarize(results, n_boot=args.bootstrap, seed=args.seed))
+    for path in [out / "lens.npz", out / "lens_layers.csv", *draw(out, args.compare)]:
+        print(path)
+    return 0

@@ -1,0 +1,25 @@
+"""`qtalign merge`: fold a LoRA adapter into the base model's weights (safetensors + tokenizer)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("merge", help="merge a LoRA adapter into its base model")
+    p.add_argument("--model", default="gemma-3-270m", help="base model (id, folder, .gguf or gemma-3-270m)")
+    p.add_argument("--adapter", required=True, help="adapter folder (e.g. OUT/adapter from qtalign train)")
+    p.add_argument("--out", required=True, help="new folder for the merged model")
+    p.add_argument("--dtype", default="float32", help="dtype of the saved weights (default float32)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from qtalign.merge import merge
+
+    out = merge(args.model, args.adapter, args.out, args.dtype, args.trust_remote_code)
+    print(f"merged model -> {out}")
+    return 0

@@ -1,0 +1,115 @@
+"""`qtalign pca`: pooled hidden states per layer, joint PCA, PC1 correlation and alignment scores, figures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtalign.cli.common_options import add_data_options, add_model_options, model_settings, prompts_from_args
+from qtalign.cli.lens import _run_name, progress, write_csv
+from qtalign.errors import QtalignError
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("pca", help="PCA of pooled hidden states per layer; cross-language alignment",
+                              description="Pooled hidden states per layer, PCA fitted jointly over languages.")
+    add_model_options(p)
+    add_data_options(p, required=False)
+    p.add_argument("--out", help="run folder (resumable; required unless --redraw)")
+    p.add_argument("--layers", default=None,
+                   help="comma list of layers (0 = embeddings, L = final output; default: all)")
+    p.add_argument("--pool", default="mean", choices=("mean", "item", "last"),
+                   help="mean over the whole prompt (paper), mean over the item's tokens, or the last token")
+    p.add_argument("--compare", help="a second pca run folder, drawn side by side (e.g. the tuned model)")
+    p.add_argument("--redraw", metavar="DIR", help="only redraw the figures of a finished run folder (no model)")
+    p.set_defaults(func=run)
+
+
+def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
+    if value is None:
+        return tuple(range(n_states))
+    try:
+        layers = tuple(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise QtalignError(f"--layers must be a comma list of integers, got {value!r}") from None
+    bad = [x for x in layers if not 0 <= x < n_states]
+    if bad or not layers:
+        raise QtalignError(f"--layers {value}: this model has layers 0..{n_states - 1}")
+    return layers
+
+
+def draw(out: Path, compare: str | None) -> list[Path]:
+    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure
+
+    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    suffix = "_compare" if compare else ""
+    return pca_scatter_figure(runs, out / f"pca_scatter{suffix}") + pca_corr_figure(runs, out / f"pca_corr{suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.redraw:
+        for path in draw(Path(args.redraw), args.compare):
+            print(path)
+        return 0
+    if not args.out:
+        raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
+    if args.compare and not (Path(args.compare) / "pca.npz").is_file():
+        raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
+    from qtalign.analysis.common import check_settings, load_npz, save_npz
+    from qtalign.analysis.pca import Pooled, alignment_scores, collect_pooled, pca_layers
+    from qtalign.models import load_model
+    from qtalign.scoring import Scorer
+    from qtalign.store import sha256_json
+
+    setup = prompts_from_args(args)
+    out = Path(args.out)
+    lm = load_model(args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
+                    load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
+                    allow_pickle=args.allow_pickle)
+    layers = parse_layers(args.layers, lm.base.config.num_hidden_layers + 1)
+    settings = {"analysis": "pca", **model_settings(args, lm), **setup.settings, "pool": args.pool,
+                "layers": list(layers)}
+    check_settings(out, settings)
+    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    pooled: list[Pooled] = []
+    for lang in setup.langs:
+        lp = setup.prompts[lang]
+        part_path = out / "parts" / f"pooled_{lang}.npz"
+        prompt_sha = sha256_json([lp.prefix, *lp.texts])[:16]
+        z = load_npz(part_path)
+        done = None
+        if z is not None:
+            if str(z.get("prompt_sha", np.array(""))) != prompt_sha:
+                raise QtalignError(f"{part_path}: made from other prompts for {lang!r} (data changed?); "
+                                   f"delete it or use a new --out")
+            done = Pooled.from_npz(lang, z)
+        if done is not None and len(done.index) >= len(lp.items):
+            log.info("  %s: %d items already done", lang, len(done.index))
+            pooled.append(done)
+            continue
+        total = len(lp.items)
+
+        def save(part: Pooled, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
+                 total: int = total) -> None:
+            save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
+            progress(lang, len(part.index), total, rate)
+
+        pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=args.batch_size,
+                                     on_batch=save))
+    res = pca_layers(pooled)
+    save_npz(out / "pca.npz", {
+        "layers": np.array(layers), "lang": res[0].langs.astype(str), "index": res[0].index,
+        "scores": np.stack([r.fit.scores for r in res]).astype(np.float32),  # [layers, N, 2]
+        "explained": np.stack([r.fit.explained for r in res]),  # [layers, 2]
+    })
+    write_csv(out / "pca_corr.csv", [row for r in res for row in r.corr])
+    write_csv(out / "alignment.csv", alignment_scores(pooled))
+    for path in [out / "pca.npz", out / "pca_corr.csv", out / "alignment.csv", *draw(out, args.compare)]:
+        print(path)
+    return 0

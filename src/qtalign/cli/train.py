@@ -1,0 +1,74 @@
+"""`qtalign train`: LoRA-tune a model on question-translation pairs (the paper's recipe by default)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# flag -> (TrainSettings field, type, help)
+_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "--target-modules": ("target_modules", str, "comma list of module names (default q_proj,v_proj)"),
+    "--rank": ("rank", int, "LoRA rank (default 8)"),
+    "--alpha": ("alpha", float, "LoRA alpha (default 16)"),
+    "--dropout": ("dropout", float, "LoRA dropout (default 0)"),
+    "--lr": ("lr", float, "learning rate (default 5e-5)"),
+    "--epochs": ("epochs", float, "epochs (default 3)"),
+    "--scheduler": ("scheduler", str, "cosine (default), linear or constant"),
+    "--warmup-ratio": ("warmup_ratio", float, "warmup fraction of the steps (default 0.1)"),
+    "--batch-size": ("batch_size", int, "pairs per forward pass (default 4)"),
+    "--grad-accum": ("grad_accum", int, "batches per optimizer step (default 4)"),
+    "--val-ratio": ("val_ratio", float, "validation split (default 0.05); best checkpoint kept"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay (default 0)"),
+    "--max-grad-norm": ("max_grad_norm", float, "gradient clipping (default 1.0; 0 = off)"),
+    "--max-len": ("max_len", int, "maximum tokens per pair (default 1024)"),
+    "--max-pairs": ("max_pairs", int, "use only the first N pairs of the file"),
+    "--max-steps": ("max_steps", int, "stop the schedule after N optimizer steps"),
+    "--stop-after": ("stop_after", int, "stop (checkpoint saved) after N steps, as if killed; continue with --resume"),
+    "--eval-every": ("eval_every", int, "optimizer steps between validations (default: every epoch)"),
+    "--save-every": ("save_every", int, "optimizer steps between resumable checkpoints (default 20)"),
+    "--seed": ("seed", int, "seed for split, batch order and LoRA init (default 42)"),
+    "--device": ("device", str, "auto (default), cpu, cuda, cuda:N"),
+    "--dtype": ("dtype", str, "auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16"),
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="LoRA-tune a model on question-translation pairs",
+                              description="LoRA tuning with the paper's defaults (q_proj,v_proj, r 8, alpha 16, "
+                                          "lr 5e-5, 3 epochs, cosine, 10%% warmup, batch 4 x accum 4, 5%% validation).")
+    p.add_argument("--model", default=None, help="model id, folder, .gguf or gemma-3-270m (default)")
+    p.add_argument("--data", default=None, help="pairs: JSONL from `qtalign data build`, alpaca JSON or "
+                                                "*_train_question.json")
+    p.add_argument("--out", default=None, help="output folder (adapter/, logs, loss.png)")
+    p.add_argument("--config", default=None, help="YAML/JSON file of settings; flags override it")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from OUT/checkpoint")
+    p.add_argument("--chat-template", action="store_true", default=None,
+                   help="wrap inputs in the tokenizer's chat template (default: plain prompt + completion)")
+    p.add_argument("--trust-remote-code", action="store_true", default=None)
+    for flag, (dest, typ, help_) in _FLAGS.items():
+        p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from qtalign.train import settings_from, train
+
+    overrides = {dest: getattr(args, dest) for _, (dest, _, _) in _FLAGS.items()}
+    if overrides["target_modules"] is not None:
+        overrides["target_modules"] = [m.strip() for m in overrides["target_modules"].split(",") if m.strip()]
+    overrides.update(model=args.model, data=args.data, out=args.out, chat_template=args.chat_template,
+                     trust_remote_code=args.trust_remote_code)
+    settings = settings_from(args.config, overrides)
+    from qtalign.errors import QtalignError
+
+    if not settings.data or not settings.out:
+        raise QtalignError("qtalign train needs --data and --out (or data/out in --config)")
+    result = train(settings, resume=args.resume)
+    if result.stopped_early:
+        print(f"stopped after {result.steps} steps; continue with --resume (checkpoint in {result.out}/checkpoint)")
+        return 0
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"adapter -> {result.out / 'adapter'} ({result.steps} steps, {result.seconds:.0f} s; validation loss "
+          f"{fmt(result.first_val_loss)} -> best {fmt(result.best_val_loss)})")
+    return 0

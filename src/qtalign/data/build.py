@@ -1,0 +1,369 @@
+"""Build question-translation training pairs (question in X ⇒ the same question in the target language), no answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtalign.data.readers import find_lang_file, load_records, parse_records, read_dataset
+from qtalign.errors import QtalignError
+from qtalign.languages import LANGUAGES, language
+from qtalign.store import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from qtalign.tasks import Task
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION = "Translate the input from {src} to {tgt}:"
+_INSTRUCTION_RE = re.compile(r"\nTranslate the input from (.+?) to (.+?):\n?$")
+_NAME_TO_CODE = {lang.name: code for code, lang in LANGUAGES.items()}
+
+
+@dataclass(frozen=True)
+class Pair:
+    input: str  # question in the source language + "\nTranslate the input from X to Y:\n"
+    output: str  # the same question in the target language, ending at the answer cue's opening quote
+    source_lang: str
+    target_lang: str
+    task: str
+    index: int  # item index in its source file
+
+
+@dataclass
+class BuildReport:
+    pairs: list[Pair]
+    counts: dict[str, int]  # source language -> pairs kept
+    available: dict[str, int]  # source language -> clean candidates before sampling
+    contaminated: dict[str, int]  # source language -> candidates equal to an evaluation item
+    sources: dict[str, str]  # source language -> file / "mt:MODEL" it came from
+    files: dict[str, str] = field(default_factory=dict)  # written file -> sha256
+
+
+def instruction(src: str, tgt: str) -> str:
+    return INSTRUCTION.format(src=language(src).name, tgt=language(tgt).name)
+
+
+def make_pair(task: Task, src: str, tgt: str, src_texts: Sequence[str], tgt_texts: Sequence[str], index: int) -> Pair:
+    """One pair from the same item's texts in both languages, rendered exactly as the evaluation prompt does."""
+    question = task.render_item(src, src_texts)
+    return Pair(question + "\n" + instruction(src, tgt) + "\n", task.render_item(tgt, tgt_texts), src, tgt,
+                task.name, index)
+
+
+def question_of(pair: Pair) -> str:
+    """The source-language question inside a pair's input (the instruction line removed)."""
+    m = _INSTRUCTION_RE.search(pair.input)
+    return pair.input[: m.start()] if m else pair.input
+
+
+# ---- reading sources ------------------------------------------------------------------------------------------
+def _refuse_test(path: Path) -> None:
+    if "_test" in path.name:
+        raise QtalignError(f"{path}: refusing to build training pairs from a file named as a test split")
+
+
+def question_file_pattern(task: Task, lang: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(task.file_stem)}_{re.escape(lang)}\d*k?_train_question\.jsonl?$")
+
+
+def read_question_file(task: Task, path: Path, tgt: str | None = None) -> list[Pair]:
+    """Ready-made pairs from a paper-style *_train_question.json file ({"input", "answer"} per record)."""
+    _refuse_test(path)
+    records = load_records(path)
+    if not records:
+        raise QtalignError(f"{path}: no records")
+    pairs: list[Pair] = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise QtalignError(f"{path}: item {i}: expected a JSON object, found {type(rec).__name__}")
+        inp, out = rec.get("input"), rec.get("answer", rec.get("output"))
+        if not isinstance(inp, str) or not isinstance(out, str):
+            raise QtalignError(f"{path}: item {i}: expected text fields 'input' and 'answer'")
+        m = _INSTRUCTION_RE.search(inp)
+        if m is None:
+            raise QtalignError(f"{path}: item {i}: input does not end with 'Translate the input from X to Y:'")
+        src, dst = _NAME_TO_CODE.get(m.group(1)), _NAME_TO_CODE.get(m.group(2))
+        if src is None or dst is None:
+            raise QtalignError(f"{path}: item {i}: unknown language name in {m.group(0).strip()!r}")
+        if not inp[: m.start()].strip() or not out.strip():
+            raise QtalignError(f"{path}: item {i}: empty question or empty translation")
+        if not inp.endswith("\n"):
+            inp += "\n"
+        pairs.append(Pair(inp, out, src, dst, task.name, i))
+    if tgt is not None:
+        pairs = [p for p in pairs if p.target_lang == tgt]
+    return pairs
+
+
+def _read_train_items(task: Task, path: Path, lang: str) -> list[tuple[int, tuple[str, ...]]]:
+    """(index, texts) of a parallel training file; answers are read but never used."""
+    _refuse_test(path)
+    records = load_records(path)
+    items, problems = parse_records(task, lang, records, str(path), need_answer=False)
+    errors = [p for p in problems if p.severity == "error" and "answer" not in p.message]
+    if errors:
+        raise QtalignError(str(errors[0]))
+    if not items:
+        raise QtalignError(f"{path}: no usable items for language {lang!r}")
+    return [(it.index, it.texts) for it in items]
+
+
+@dataclass
+class Sources:
+    """Where each language's side comes from: question files (ready pairs) and parallel training files."""
+
+    question_files: dict[str, list[Path]] = field(default_factory=dict)  # source lang -> files
+    train_files: dict[str, Path] = field(default_factory=dict)  # lang -> parallel training file
+
+
+def scan_sources(task: Task, paths: Sequence[str | Path]) -> Sources:
+    """Collect question files and parallel training files from files and folders (paper layout)."""
+    found = Sources()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise QtalignError(f"{path}: no such file or folder")
+        if path.is_file():
+            _refuse_test(path)
+            if path.name.endswith(("_train_question.json", "_train_question.jsonl")):
+                pairs = read_question_file(task, path)
+                for lang in sorted({p.source_lang for p in pairs}):
+                    found.question_files.setdefault(lang, []).append(path)
+            else:
+                m = re.match(rf"^{re.escape(task.file_stem)}_([a-z]{{2}})\d*k?_train\.jsonl?$", path.name)
+                lang = m.group(1) if m else path.stem
+                if lang not in LANGUAGES:
+                    raise QtalignError(f"{path}: cannot tell its language from the name "
+                                       f"(expected {task.file_stem}_<lang>..._train.json or <lang>.jsonl)")
+                found.train_files[lang] = path
+            continue
+        for lang in LANGUAGES:
+            pattern = question_file_pattern(task, lang)
+            qfiles = sorted(p for p in path.iterdir() if pattern.match(p.name))
+            if qfiles:
+                found.question_files.setdefault(lang, []).extend(qfiles)
+            f = find_lang_file(task, path, lang, "train")
+            if f is not None:
+                found.train_files.setdefault(lang, f)
+    return found
+
+
+# ---- contamination --------------------------------------------------------------------------------------------
+def evaluation_questions(task: Task, folder: str | Path) -> set[str]:
+    """Every evaluation (test split) item of the task in every language found, rendered as a question."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise QtalignError(f"{folder}: --exclude expects a folder of evaluation (test) files")
+    rendered: set[str] = set()
+    for lang in task.table:
+        if find_lang_file(task, folder, lang, "test") is None:
+            continue
+        ds = read_dataset(task, folder, [lang], split="test")
+        for it in ds.items[lang]:
+            rendered.add(_norm(task.render_item(lang, it.texts)))
+    if not rendered:
+        raise QtalignError(f"{folder}: no {task.name} test files found for --exclude")
+    return rendered
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def is_contaminated(pair: Pair, questions: set[str]) -> bool:
+    return _norm(question_of(pair)) in questions or _norm(pair.output) in questions
+
+
+# ---- label guard ----------------------------------------------------------------------------------------------
+def label_words(task: Task) -> set[str]:
+    words = set(task.labels) | set(task.aliases)
+    for entry in task.table.values():
+        words |= set(entry.labels.values())
+        words |= {w for ws in entry.variants.values() for w in ws}
+    return words
+
+
+def assert_no_answers(task: Task, pairs: Sequence[Pair]) -> None:
+    """Fail if a gold answer appears closed after an answer cue (e.g. `Answer: "neutral"`) in any pair."""
+    closings = [f': "{w}"' for w in label_words(task)]
+    for p in pairs:
+        for side in (p.input, p.output):
+            hit = next((c for c in closings if c in side), None)
+            if hit is not None:
+                raise QtalignError(f"pair {p.source_lang}:{p.index}: contains an answer ({hit.strip()!r}); "
+                                   "question-translation pairs must not contain task answers")
+        if not p.output.endswith('"'):
+            raise QtalignError(f"pair {p.source_lang}:{p.index}: output must end at the answer cue's opening quote")
+
+
+# ---- building -------------------------------------------------------------------------------------------------
+Translate = Callable[[list[str], str, str], list[str]]  # (texts, from lang, to lang) -> translations
+
+
+def build_pairs(
+    task: Task,
+    data: Sequence[str | Path],
+    sources: Sequence[str],
+    target: str = "en",
+    per_lang: int | None = 10000,
+    seed: int = 42,
+    exclude: str | Path | None = None,
+    allow_contamination: bool = False,
+    translate: Translate | None = None,
+    translator_name: str | None = None,
+) -> BuildReport:
+    """Pairs for each source language (question files first, then parallel files, then machine translation of
+    the target side), contamination-filtered, sampled per language with the seed, mixed and shuffled."""
+    for code in [*sources, target]:
+        if code not in LANGUAGES:
+            raise QtalignError(f"unknown language {code!r}; known: {', '.join(LANGUAGES)}")
+        if code not in task.table:
+            raise QtalignError(f"task {task.name!r} has no prompt table for language {code!r}")
+    if target in sources:
+        raise QtalignError(f"source language {target!r} equals the target language")
+    if per_lang is not None and per_lang < 1:
+        raise QtalignError(f"--per-lang must be >= 1, got {per_lang}")
+    found = scan_sources(task, data)
+    questions = evaluation_questions(task, exclude) if exclude is not None else set()
+    report = BuildReport([], {}, {}, {}, {})
+    mixed: list[Pair] = []
+    for src in sources:
+        candidates, origin, needs_mt = _candidates(task, found, src, target, translate, translator_name)
+        n_bad = 0
+        if needs_mt:
+            # filter on the target side, sample, then translate only what is kept (and check the X side again)
+            if questions:
+                bad = [p for p in candidates if _norm(p.output) in questions]
+                n_bad += len(bad)
+                if not allow_contamination:
+                    candidates = [p for p in candidates if _norm(p.output) not in questions]
+            candidates = _sample(candidates, per_lang, seed, src)
+            candidates = _translate_pairs(task, candidates, src, target, translate)  # type: ignore[arg-type]
+        if questions:
+            bad = [p for p in candidates if is_contaminated(p, questions)]
+            n_bad += len(bad)
+            if bad and not allow_contamination:
+                candidates = [p for p in candidates if not is_contaminated(p, questions)]
+        report.contaminated[src] = n_bad
+        if not candidates:
+            raise QtalignError(f"source language {src!r}: no usable pairs in {origin}")
+        report.available[src] = len(candidates)
+        kept = _sample(candidates, per_lang, seed, src)
+        if per_lang is not None and len(kept) < per_lang:
+            log.warning("source language %s: only %d pairs available (asked for %d)", src, len(kept), per_lang)
+        report.counts[src] = len(kept)
+        report.sources[src] = origin
+        mixed += kept
+    random.Random(seed).shuffle(mixed)
+    assert_no_answers(task, mixed)
+    report.pairs = mixed
+    return report
+
+
+def _sample(pairs: list[Pair], n: int | None, seed: int, lang: str) -> list[Pair]:
+    """n pairs drawn with a per-language seed, kept in source order (all of them when n is None or larger)."""
+    if n is None or n >= len(pairs):
+        return list(pairs)
+    rng = random.Random(f"{seed}:{lang}")
+    keep = sorted(rng.sample(range(len(pairs)), n))
+    return [pairs[i] for i in keep]
+
+
+def _candidates(task: Task, found: Sources, src: str, tgt: str, translate: Translate | None,
+                translator_name: str | None) -> tuple[list[Pair], str, bool]:
+    """(candidate pairs, description of origin, whether they still need machine translation of the X side)."""
+    for path in found.question_files.get(src, []):
+        pairs = [p for p in read_question_file(task, path, tgt) if p.source_lang == src]
+        if pairs:
+            return pairs, str(path), False
+    if src in found.train_files and tgt in found.train_files:
+        src_items = dict(_read_train_items(task, found.train_files[src], src))
+        tgt_items = dict(_read_train_items(task, found.train_files[tgt], tgt))
+        common = sorted(set(src_items) & set(tgt_items))
+        pairs = [make_pair(task, src, tgt, src_items[i], tgt_items[i], i) for i in common]
+        return pairs, f"{found.train_files[src]} + {found.train_files[tgt]}", False
+    if translate is not None:
+        if tgt not in found.train_files:
+            raise QtalignError(f"machine translation needs a {tgt!r} training file ({task.file_stem}_{tgt}..._train.json)"
+                               " in --data")
+        # placeholder pairs: the target side now, the X side after translation
+        pairs = [Pair("", task.render_item(tgt, texts), src, tgt, task.name, i)
+                 for i, texts in _read_train_items(task, found.train_files[tgt], tgt)]
+        return pairs, f"mt:{translator_name} from {found.train_files[tgt]}", True
+    have = sorted(set(found.question_files) | set(found.train_files))
+    raise QtalignError(f"source language {src!r}: no data (no question file or parallel training file for "
+                       f"{src}->{tgt}; found languages: {', '.join(have) or 'none'}); pass --translate-with MODEL "
+                       "to machine-translate the target side")
+
+
+def _translate_pairs(task: Task, pairs: list[Pair], src: str, tgt: str, translate: Translate) -> list[Pair]:
+    """Fill in the X side of placeholder pairs by translating every field of the target-side item."""
+    texts_per_item = [_texts_from_rendered(task, tgt, p.output) for p in pairs]
+    flat = [t for texts in texts_per_item for t in texts]
+    translated = translate(flat, tgt, src)
+    out: list[Pair] = []
+    n = len(task.input_fields)
+    skipped = 0
+    for k, (p, texts) in enumerate(zip(pairs, texts_per_item)):
+        mt = translated[k * n : (k + 1) * n]
+        if any(not t.strip() for t in mt):
+            skipped += 1
+            continue
+        out.append(make_pair(task, src, tgt, mt, texts, p.index))
+    if skipped:
+        log.warning("%s: %d items skipped because a machine translation came back empty", src, skipped)
+    return out
+
+
+def _texts_from_rendered(task: Task, lang: str, rendered: str) -> list[str]:
+    """Invert Task.render_item for one item (field lines, then the cue line)."""
+    entry = task.lang(lang)
+    lines = rendered.split("\n")[:-1]
+    texts = []
+    for name, line in zip(entry.fields, lines, strict=True):
+        texts.append(line[len(name) + 2 :] if name else line)
+    return texts
+
+
+# ---- writing --------------------------------------------------------------------------------------------------
+def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]) -> dict[str, str]:
+    """Write FILE.jsonl, FILE_alpaca.json, dataset_info.json (merged) and manifest.json beside it; return hashes."""
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise QtalignError(f"{out}: --out must be a .jsonl file")
+    rows = [asdict(p) for p in report.pairs]
+    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    alpaca = out.with_name(out.stem + "_alpaca.json")
+    atomic_write_json(alpaca, [{"instruction": p.input, "input": "", "output": p.output} for p in report.pairs])
+    info_path = out.with_name("dataset_info.json")
+    info: dict[str, Any] = {}
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            info = {}
+    info[out.stem] = {"file_name": alpaca.name,
+                      "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+    atomic_write_json(info_path, info)
+    hashes = {str(p): sha256_file(p) for p in (out, alpaca)}
+    manifest = {
+        "kind": "question-translation pairs",
+        "output": str(out),
+        "settings": settings,
+        "seed": settings.get("seed"),
+        "sources": report.sources,
+        "counts": report.counts,
+        "available": report.available,
+        "contaminated": report.contaminated,
+        "total": len(report.pairs),
+        "sha256": hashes,
+        "pairs_sha256": sha256_json(rows),
+    }
+    atomic_write_json(out.with_name("manifest.json"), manifest)
+    report.files = hashes
+    return hashes

@@ -1,0 +1,73 @@
+"""`qtalign data check` logic: validate task files and compare parallel files' labels with English."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from qtalign.data.readers import Dataset, Problem, parallel_disagreements, read_dataset
+from qtalign.errors import QtalignError
+from qtalign.tasks import Task
+
+
+@dataclass
+class CheckReport:
+    task: str
+    counts: dict[str, int]  # language -> items read
+    label_counts: dict[str, dict[str, int]]
+    problems: list[Problem]
+    disagreements: dict[str, list[int]] = field(default_factory=dict)
+    too_long: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems + self.too_long)
+
+    def lines(self) -> list[str]:
+        out = [f"task {self.task}: {sum(self.counts.values())} items in {len(self.counts)} language(s)"]
+        for lang, n in self.counts.items():
+            dist = ", ".join(f"{k} {v}" for k, v in self.label_counts[lang].items())
+            dis = self.disagreements.get(lang)
+            extra = f"; {len(dis)} label(s) differ from the parallel English file" if dis else ""
+            out.append(f"  {lang}: {n} items ({dist}){extra}")
+        for p in self.problems + self.too_long:
+            out.append(f"{p.severity}: {p}")
+        for lang, idx in self.disagreements.items():
+            if idx:
+                out.append(f"warning: {lang}: items whose label differs from English: {', '.join(map(str, idx[:20]))}"
+                           + (" ..." if len(idx) > 20 else ""))
+        errors = sum(p.severity == "error" for p in self.problems + self.too_long)
+        warnings = sum(p.severity == "warning" for p in self.problems + self.too_long) + sum(
+            bool(v) for v in self.disagreements.values())
+        out.append(f"{errors} error(s), {warnings} warning(s)")
+        return out
+
+
+def check_data(task: Task, source: str, langs: Sequence[str], tokenizer=None, max_len: int | None = None,  # type: ignore[no-untyped-def]
+               shots: int | None = None, seed: int = 0) -> CheckReport:
+    """Validate files; with a tokenizer, also flag prompts that would not fit max_len tokens."""
+    ds: Dataset = read_dataset(task, source, langs)
+    counts = {lang: len(items) for lang, items in ds.items.items()}
+    label_counts = {lang: {lb: sum(it.label == lb for it in items) for lb in task.labels}
+                    for lang, items in ds.items.items()}
+    for lang, items in ds.items.items():
+        unmapped = sorted({it.answer for it in items if it.label is None and it.answer is not None})
+        if unmapped:
+            ds.problems.append(Problem(ds.sources[lang], None, f"answers that map to no label: {', '.join(map(repr, unmapped))}"))
+    report = CheckReport(task.name, counts, label_counts, ds.problems, parallel_disagreements(ds))
+    if tokenizer is not None and max_len:
+        from qtalign.prompts import build_prompts
+
+        try:
+            prompts = build_prompts(task, ds, langs, shots=shots, seed=seed)
+        except QtalignError as e:
+            report.problems.append(Problem(source, None, str(e)))
+            return report
+        for lang, lp in prompts.items():
+            n_prefix = len(tokenizer(lp.prefix)["input_ids"])
+            lens = tokenizer(list(lp.texts), add_special_tokens=False)["input_ids"]
+            for it, ids in zip(lp.items, lens):
+                if n_prefix + len(ids) > max_len:
+                    report.too_long.append(Problem(it.source, it.index, f"prompt of {n_prefix + len(ids)} tokens "
+                                                   f"exceeds the model's context of {max_len}"))
+    return report

@@ -1,0 +1,1 @@
+"""A small multilingual sentiment sample shipped with qtalign for the demo run."""

@@ -1,0 +1,1 @@
+"""Figures and reports drawn from saved results only (never a model)."""

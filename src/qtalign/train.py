@@ -1,0 +1,494 @@
+"""LoRA tuning on question-translation pairs: output-only logits, length-grouped batches, atomic resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from qtalign.config import Settings, load_config_file
+from qtalign.errors import QtalignError
+from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+class TrainSettings(Settings):
+    """The paper's LoRA recipe (LLaMA-Factory defaults it used); every field can be set by file or flag."""
+
+    model: str = "gemma-3-270m"
+    data: str = ""
+    out: str = ""
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    rank: int = Field(8, ge=1)
+    alpha: float = 16.0
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lr: float = Field(5e-5, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    scheduler: str = "cosine"  # cosine | linear | constant
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(4, ge=1)
+    val_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_len: int = Field(1024, ge=8)
+    max_pairs: int | None = None  # use only the first N pairs of the file
+    max_steps: int | None = None  # stop the schedule after N optimizer steps (the schedule is sized for it)
+    stop_after: int | None = None  # simulate an interruption after N optimizer steps (checkpoint saved)
+    eval_every: int = 0  # optimizer steps between validations; 0 = at the end of every epoch
+    save_every: int = 20  # optimizer steps between resumable checkpoints
+    chat_template: bool = False
+    seed: int = 42
+    device: str = "auto"
+    dtype: str | None = None
+    trust_remote_code: bool = False
+
+
+# ---- data -----------------------------------------------------------------------------------------------------
+def read_pairs(path: str | Path, max_pairs: int | None = None) -> list[tuple[str, str]]:
+    """(input, output) pairs from our JSONL, an alpaca JSON list, or a paper *_train_question.json file."""
+    from qtalign.data.readers import load_records
+
+    path = Path(path)
+    if not path.is_file():
+        raise QtalignError(f"{path}: training data file not found")
+    records = load_records(path)
+    if not records:
+        raise QtalignError(f"{path}: no training pairs")
+    pairs: list[tuple[str, str]] = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise QtalignError(f"{path}: item {i}: expected a JSON object, found {type(rec).__name__}")
+        if "instruction" in rec:
+            inp = rec["instruction"] + ("\n" + rec["input"] if rec.get("input") else "")
+            out = rec.get("output")
+        else:
+            inp, out = rec.get("input"), rec.get("output", rec.get("answer"))
+        if not isinstance(inp, str) or not isinstance(out, str):
+            raise QtalignError(f"{path}: item {i}: expected text fields 'input' and 'output' (or 'answer')")
+        if not inp.strip() or not out.strip():
+            raise QtalignError(f"{path}: item {i}: empty {'input' if not inp.strip() else 'output'}")
+        pairs.append((inp, out))
+        if max_pairs is not None and len(pairs) >= max_pairs:
+            break
+    return pairs
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    labels: list[int]  # IGNORE on prompt tokens
+
+
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], max_len: int, chat_template: bool,
+                 source: str = "data") -> list[Example]:
+    """Prompt tokens (with BOS / chat template) + output tokens + EOS; loss only on output tokens + EOS."""
+    use_chat = chat_template and getattr(tokenizer, "chat_template", None)
+    if chat_template and not use_chat:
+        log.warning("tokenizer has no chat template; using plain prompt + completion")
+    eos = tokenizer.eos_token_id
+    prompts: list[str]
+    if use_chat:
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                 add_generation_prompt=True) for p, _ in pairs]
+        p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    else:
+        p_ids = tokenizer([p for p, _ in pairs], add_special_tokens=True)["input_ids"]
+    o_ids = tokenizer([o for _, o in pairs], add_special_tokens=False)["input_ids"]
+    out: list[Example] = []
+    for i, (p, o) in enumerate(zip(p_ids, o_ids)):
+        o = list(o) + ([eos] if eos is not None else [])
+        if len(o) >= max_len:
+            raise QtalignError(f"{source}: item {i}: output alone has {len(o)} tokens (max_len {max_len})")
+        p = list(p)[-(max_len - len(o)) :]  # keep the end of an over-long prompt (the question's end + instruction)
+        out.append(Example(p + o, [IGNORE] * len(p) + o))
+    return out
+
+
+def split_val(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices): a seeded random ratio of the pairs (at least 1 when ratio > 0)."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    n_val = 0 if ratio <= 0 else max(1, round(n * ratio))
+    if n - n_val < 1:
+        raise QtalignError(f"only {n} pair(s): too few to keep a {ratio:.0%} validation split")
+    return sorted(idx[n_val:]), sorted(idx[:n_val])
+
+
+def length_grouped_batches(lengths: list[int], indices: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batch order."""
+    rng = random.Random(seed)
+    idx = list(indices)
+    rng.shuffle(idx)
+    mega = batch_size * 50
+    batches: list[list[int]] = []
+    for s in range(0, len(idx), mega):
+        group = sorted(idx[s : s + mega], key=lambda i: -lengths[i])
+        batches += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids [B, T], attention mask [B, T], labels [B, T] (IGNORE on pads and prompts)."""
+    t = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), t), dtype=torch.long)
+    labels = torch.full((len(examples), t), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = 1
+        labels[i, : len(e.ids)] = torch.tensor(e.labels)
+    return ids, mask, labels
+
+
+# ---- model ----------------------------------------------------------------------------------------------------
+def load_trainable(name: str, device: str = "auto", dtype: str | None = None,
+                   trust_remote_code: bool = False) -> tuple[Any, Any, torch.device]:
+    """Base causal LM (train-ready, safetensors only) + tokenizer + device."""
+    from transformers import AutoModelForCausalLM
+
+    from qtalign.models import load_tokenizer, resolve_device, resolve_dtype, resolve_model_path
+
+    dev = resolve_device(device)
+    path = resolve_model_path(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype, dev), use_safetensors=True,
+                                                     trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise QtalignError(f"{name}: cannot load model ({str(e).splitlines()[0]})") from None
+    return model.to(dev), load_tokenizer(path, trust_remote_code), dev
+
+
+def add_lora(model: Any, s: TrainSettings) -> Any:
+    """Wrap the model with a fresh LoRA adapter; unknown target modules are a QtalignError listing the known ones."""
+    from peft import LoraConfig, get_peft_model
+
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    unknown = [t for t in s.target_modules if t not in linear]
+    if unknown:
+        raise QtalignError(f"target modules {', '.join(unknown)} not found in {type(model).__name__} "
+                           f"(linear layers: {', '.join(linear)})")
+    config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules),
+                        bias="none", task_type="CAUSAL_LM")
+    torch.manual_seed(s.seed)
+    return get_peft_model(model, config)
+
+
+def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy over output tokens only: hidden states from the decoder, lm_head at output positions."""
+    base = peft_model.get_base_model()
+    body = base.base_model  # decoder stack incl. final norm
+    head = base.get_output_embeddings()
+    softcap = getattr(base.config, "final_logit_softcapping", None)
+    hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # [B, T, H]
+    targets = labels[:, 1:]  # [B, T-1]: token t+1 is predicted at position t
+    keep = targets != IGNORE  # [B, T-1]
+    h = hidden[:, :-1][keep]  # [N, H]
+    logits = head(h).float()  # [N, V]
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+
+
+def trainable_state(peft_model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> None:
+    params = dict(peft_model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
+
+
+@torch.no_grad()
+def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
+                    device: torch.device) -> float:
+    peft_model.eval()
+    total, n = 0.0, 0
+    for b in batches:
+        ids, mask, labels = collate([examples[i] for i in b], pad_id)
+        total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
+        n += int((labels[:, 1:] != IGNORE).sum())
+    peft_model.train()
+    return total / max(n, 1)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------
+def _save_dir_atomic(target: Path, write: Any) -> None:
+    """Write a folder via a temporary sibling and swap it in; a kill leaves the old or the new one."""
+    tmp = target.with_name(target.name + ".tmp")
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _existing_dir(target: Path) -> Path | None:
+    if (target / "state.json").is_file():
+        return target
+    old = target.with_name(target.name + ".old")
+    return old if (old / "state.json").is_file() else None
+
+
+def save_checkpoint(folder: Path, peft_model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any],
+                    best: dict[str, torch.Tensor] | None) -> None:
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.contiguous() for k, v in trainable_state(peft_model).items()}, str(tmp / "adapter.safetensors"))
+        if best is not None:
+            save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
+        opt = optimizer.state_dict()
+        tensors: dict[str, torch.Tensor] = {}
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                tensors[f"{pid}.{k}"] = v.detach().reshape(-1).clone() if v.dim() == 0 else v.detach().contiguous()
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        meta = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(),
+                "python_rng": _py_rng_to_json(random.getstate())}
+        (tmp / "state.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+
+    _save_dir_atomic(folder, write)
+
+
+def load_checkpoint(folder: Path, peft_model: Any, optimizer: Any, scheduler: Any
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    load_trainable_state(peft_model, load_file(str(folder / "adapter.safetensors")))
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    shapes = {i: p.shape for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        pid, name = key.split(".", 1)
+        opt_state.setdefault(int(pid), {})[name] = v.reshape(()) if name == "step" else v.reshape(shapes[int(pid)])
+    optimizer.load_state_dict({"state": opt_state, "param_groups": meta.pop("param_groups")})
+    scheduler.load_state_dict(meta.pop("scheduler"))
+    random.setstate(_py_rng_from_json(meta.pop("python_rng")))
+    best_path = folder / "best.safetensors"
+    best = load_file(str(best_path)) if best_path.is_file() else None
+    return meta, best
+
+
+def _py_rng_to_json(state: tuple[Any, ...]) -> list[Any]:
+    return [state[0], list(state[1]), state[2]]
+
+
+def _py_rng_from_json(data: list[Any]) -> tuple[Any, ...]:
+    return (data[0], tuple(data[1]), data[2])
+
+
+# ---- the loop -------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    best_val_loss: float | None
+    first_val_loss: float | None
+    seconds: float
+    stopped_early: bool
+
+
+def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, \
+        get_linear_schedule_with_warmup
+
+    warm = math.ceil(total * s.warmup_ratio)
+    if s.scheduler == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warm, total)
+    if s.scheduler == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warm, total)
+    if s.scheduler == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warm)
+    raise QtalignError(f"unknown scheduler {s.scheduler!r} (cosine, linear or constant)")
+
+
+def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png."""
+    from tqdm import tqdm
+
+    if not s.data or not s.out:
+        raise QtalignError("training needs data and out")
+    out = Path(s.out)
+    ckpt_dir = out / "checkpoint"
+    existing = _existing_dir(ckpt_dir)
+    if existing is not None and not resume:
+        raise QtalignError(f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it or use "
+                           "another --out")
+    if (out / "adapter" / "adapter_config.json").is_file() and existing is None and not resume:
+        raise QtalignError(f"{out}: already holds a finished adapter; use another --out")
+    random.seed(s.seed)
+    torch.manual_seed(s.seed)
+    pairs = read_pairs(s.data, s.max_pairs)
+    model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code)
+    model.config.use_cache = False
+    peft_model = add_lora(model, s)
+    peft_model.train()
+    examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data)
+    lengths = [len(e.ids) for e in examples]
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    train_idx, val_idx = split_val(len(examples), s.val_ratio, s.seed)
+    val_batches = [sorted(val_idx, key=lambda i: -lengths[i])[k : k + s.batch_size]
+                   for k in range(0, len(val_idx), s.batch_size)]
+    per_epoch = math.ceil(math.ceil(len(train_idx) / s.batch_size) / s.grad_accum)  # optimizer steps per epoch
+    total = math.ceil(per_epoch * s.epochs)
+    if s.max_steps is not None:
+        total = min(total, s.max_steps)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = make_scheduler(optimizer, s, total)
+
+    step, best_val, first_val, best = 0, None, None, None
+    if existing is not None:
+        meta, best = load_checkpoint(existing, peft_model, optimizer, scheduler)
+        if meta["settings_key"] != _settings_key(s):
+            raise QtalignError(f"{existing}: checkpoint was made with other settings; use the same flags to resume")
+        step, best_val, first_val = meta["step"], meta["best_val"], meta["first_val"]
+        log.info("resuming from optimizer step %d of %d", step, total)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "train_settings.json", s.model_dump())
+    for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
+        rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
+        from qtalign.store import atomic_write_text
+
+        atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
+    train_log, val_log = JsonlWriter(out / "train_log.jsonl"), JsonlWriter(out / "val_log.jsonl")
+
+    def evaluate(at: int) -> None:
+        nonlocal best_val, first_val, best
+        if not val_batches:
+            return
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev)
+        val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
+        first_val = v if first_val is None else first_val
+        if best_val is None or v < best_val:
+            best_val, best = v, trainable_state(peft_model)
+        log.info("step %d: validation loss %.4f (best %.4f)", at, v, best_val)
+
+    if step == 0:
+        evaluate(0)
+    t0 = time.time()
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
+    stopped = False
+    eval_every = s.eval_every or per_epoch
+    while step < total:
+        epoch = step // per_epoch
+        batches = length_grouped_batches(lengths, train_idx, s.batch_size, s.seed + epoch)
+        groups = [batches[k : k + s.grad_accum] for k in range(0, len(batches), s.grad_accum)]
+        for group in groups[step - epoch * per_epoch :]:
+            t_start = time.time()
+            n_tok = sum(int((torch.tensor(examples[i].labels[1:]) != IGNORE).sum()) for b in group for i in b)
+            seen = 0
+            loss_sum = 0.0
+            for b in group:
+                ids, mask, labels = collate([examples[i] for i in b], pad_id)
+                loss = output_loss(peft_model, ids.to(dev), mask.to(dev), labels.to(dev))
+                (loss / n_tok).backward()
+                loss_sum += float(loss.detach())
+                seen += int(mask.sum())
+            if s.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            dt = time.time() - t_start
+            train_log.write({"step": step, "epoch": round(step / per_epoch, 4), "loss": loss_sum / n_tok, "lr": lr,
+                             "tokens_per_s": seen / dt if dt > 0 else None})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / n_tok:.3f}")
+            if step % eval_every == 0 or step == total:
+                evaluate(step)
+            stop_now = s.stop_after is not None and step >= s.stop_after and step < total
+            if step % s.save_every == 0 or stop_now:
+                save_checkpoint(ckpt_dir, peft_model, optimizer, scheduler,
+                                {"step": step, "total": total, "best_val": best_val, "first_val": first_val,
+                                 "settings_key": _settings_key(s),
+                                 "data_order": {"epoch": epoch, "seed": s.seed + epoch, "batches": batches}},
+                                best)
+            if stop_now:
+                stopped = True
+                break
+            if step >= total:
+                break
+        if stopped:
+            break
+    bar.close()
+    train_log.close()
+    val_log.close()
+    if stopped:
+        log.info("stopped after %d steps (stop_after); rerun with --resume to continue", step)
+        return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
+    if best is not None:
+        load_trainable_state(peft_model, best)
+    tmp = out / "adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(str(tmp), safe_serialization=True)
+    tok.save_pretrained(str(tmp))
+    if (out / "adapter").exists():
+        shutil.rmtree(out / "adapter")
+    os.replace(tmp, out / "adapter")
+    plot_losses(out)
+    for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
+        shutil.rmtree(d, ignore_errors=True)
+    atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
+                                                   "first_val_loss": first_val, "train_pairs": len(train_idx),
+                                                   "val_pairs": len(val_idx), "seconds": time.time() - t0})
+    return TrainResult(out, step, best_val, first_val, time.time() - t0, False)
+
+
+def _settings_key(s: TrainSettings) -> dict[str, Any]:
+    """The settings that must match for a resume (stop_after / save_every / device may change)."""
+    return s.model_dump(exclude={"stop_after", "save_every", "device", "out"})
+
+
+def plot_losses(out: Path) -> None:
+    """OUT/loss.png: training loss per step and validation loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr = read_jsonl_rows(out / "train_log.jsonl")
+    va = read_jsonl_rows(out / "val_log.jsonl")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if tr:
+        ax.plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train", lw=1)
+    if va:
+        ax.plot([r["step"] for r in va], [r["val_loss"] for r in va], "o-", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (output tokens)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+
+
+def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
+    """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top."""
+    data: dict[str, Any] = load_config_file(config) if config else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainSettings.parse(data, config or "flags")
