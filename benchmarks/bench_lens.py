@@ -24,7 +24,7 @@ def all_positions(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets) -
     then read the last position (as the reference code does)."""
     norm = final_norm(scorer)
     out: dict[str, list[list[float]]] = {q: [] for q in QUANTITIES}
-    union = lambda s: torch.tensor(sorted({t for x in s for t in x}))  # noqa: E731
+    union = lambda s: torch.tensor(sorted({t for x in s for t in x}))
     for item, text in zip(lp.items, lp.texts):
         ids = torch.tensor([scorer.tokenizer(lp.prefix + text)["input_ids"]], device=scorer.device)
         res = scorer.body(input_ids=ids, output_hidden_states=True)

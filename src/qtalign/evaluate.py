@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import random
 import time
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
+_SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
 class EvalSettings(Settings):
@@ -253,6 +255,8 @@ def _score_language(s, task, lp, scorer, index, continuation_ids, label_token_se
                 kind: {label: float(v) for label, v in zip(task.labels, scores[b])},
             })
         writer.write_many(out_rows)
+        if _SLOW_TEST:  # lets the resume test interrupt a run part-way with a tiny model
+            time.sleep(_SLOW_TEST)
         done.update((lp.lang, r["index"]) for r in out_rows)
         bar.update(len(out_rows))
         log.debug("%s: batch of %d in %.2fs", lp.lang, len(batch), time.perf_counter() - t0)

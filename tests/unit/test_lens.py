@@ -96,10 +96,9 @@ def test_settings_mismatch_is_an_error(tmp_path: Path) -> None:
 
 
 def test_figure_redraws_from_saved_csv(tmp_path: Path) -> None:
+    from qtalign.analysis.lens import LensArrays
     from qtalign.cli.lens import write_csv
     from qtalign.report.figures import lens_figure
-
-    from qtalign.analysis.lens import LensArrays
 
     rng = np.random.default_rng(0)
     runs = []

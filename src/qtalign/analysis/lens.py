@@ -98,7 +98,7 @@ def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], c
     def per_row(label_sets: Sequence[Sequence[int]]) -> torch.Tensor:  # correct label's set, per row
         return torch.stack([mass(label_sets[c])[:, i] for i, c in enumerate(correct)], 1)
 
-    union = lambda label_sets: sorted({t for s in label_sets for t in s})  # noqa: E731
+    union = lambda label_sets: sorted({t for s in label_sets for t in s})
     vals = {
         "p_en": per_row(sets.en),
         "p_native": per_row(sets.native),

@@ -109,7 +109,7 @@ def fit_pca(x: np.ndarray, k: int = 2) -> PCAFit:
     """
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(0)
-    u, s, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt [min(N,H), H]
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt [min(N,H), H]
     k = min(k, vt.shape[0])
     comps = vt[:k]
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
@@ -122,7 +122,7 @@ def fit_pca(x: np.ndarray, k: int = 2) -> PCAFit:
 
 def parallel_index(pooled: Sequence[Pooled]) -> np.ndarray:
     """Item indices present in every language (sorted): the parallel items."""
-    common = set(int(i) for i in pooled[0].index)
+    common = {int(i) for i in pooled[0].index}
     for p in pooled[1:]:
         common &= {int(i) for i in p.index}
     return np.array(sorted(common), dtype=np.int64)

@@ -62,8 +62,8 @@ def _run_name(path: Path) -> str:
 
         s = json.loads(settings.read_text(encoding="utf-8"))
         if s.get("adapter"):
-            return f"{Path(s['adapter']).name} (tuned)"
-        return str(s.get("model", path.name))
+            return f"{Path(s['adapter']).name} (tuned, {path.name})"
+        return f"{s.get('model', 'model')} ({path.name})"
     return path.name
 
 

@@ -151,7 +151,9 @@ def read_dataset(task: Task, source: str | Path, langs: Sequence[str], split: st
     "lang" field, or "hf:NAME" for a Hugging Face dataset with one configuration per language.
     """
     text = str(source)
-    if text.startswith("hf:"):
+    if text == "demo":
+        source = demo_file(task)
+    elif text.startswith("hf:"):
         return _read_hf(task, text[3:], langs, split)
     path = Path(source)
     if not path.exists():
@@ -185,6 +187,16 @@ def read_dataset(task: Task, source: str | Path, langs: Sequence[str], split: st
         if not ds.items[lang]:
             ds.problems.append(Problem(ds.sources[lang], None, f"no usable items for language {lang!r}"))
     return ds
+
+
+def demo_file(task: Task) -> Path:
+    """The small sample shipped with qtalign for a task (emotion only): --data demo."""
+    from importlib.resources import files
+
+    path = Path(str(files("qtalign.demo").joinpath(f"{task.name}.jsonl")))
+    if not path.is_file():
+        raise QtalignError(f"--data demo: qtalign ships a demo sample for the emotion task only, not {task.name!r}")
+    return path
 
 
 def _read_hf(task: Task, name: str, langs: Sequence[str], split: str) -> Dataset:

@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from qtalign.errors import QtalignError  # noqa: E402
+from qtalign.errors import QtalignError
 
 LENS_STYLE = {  # quantity -> (colour, legend text)
     "p_en": ("#1f77b4", "correct label, English"),
@@ -21,7 +21,7 @@ LENS_STYLE = {  # quantity -> (colour, legend text)
     "p_native_all": ("#fc9272", "any label, input language"),
 }
 RUN_STYLES = ("-", "--", ":")
-LANG_COLOURS = plt.get_cmap("tab20").colors
+LANG_COLOURS = plt.get_cmap("tab10").colors + plt.get_cmap("tab20b").colors[::2]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
