@@ -56,36 +56,33 @@ class PromptSetup:
     settings: dict[str, Any]  # what determines the prompts (for resume checks); languages excluded
 
 
-def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
-    """Read the data and build the evaluation prompts exactly as eval does; data errors stop here."""
-    from qtalign.data.readers import read_dataset
-    from qtalign.prompts import build_prompts, parse_labels
-    from qtalign.tasks import get_task
+def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """The model and data options as validated qtalign.evaluate.EvalSettings (one error line on bad values)."""
+    from qtalign.evaluate import EvalSettings
 
     if not args.task or not args.data:
         raise QtalignError("--task and --data are required")
-    if args.limit is not None and args.limit < 1:
-        raise QtalignError(f"--limit must be >= 1, got {args.limit}")
-    if args.batch_size < 1:
-        raise QtalignError(f"--batch-size must be >= 1, got {args.batch_size}")
-    try:
-        task = get_task(args.task)
-    except (KeyError, ValueError) as e:
-        raise QtalignError(str(e).strip("'\"")) from None
-    langs = parse_langs(args.langs)
-    labels = parse_labels(args.labels)
-    data = read_dataset(task, args.data, langs)
-    if data.errors:
-        first = "; ".join(str(p) for p in data.errors[:3])
-        more = f" (and {len(data.errors) - 3} more)" if len(data.errors) > 3 else ""
-        raise QtalignError(f"{len(data.errors)} data problem(s): {first}{more}")
-    demo_data = read_dataset(task, args.demos, langs, split="train") if args.demos else None
-    prompts = build_prompts(task, data, langs, shots=args.shots, labels=labels, seed=args.seed,
-                            demo_data=demo_data, limit=args.limit)
-    settings = {"task": task.name, "data": str(Path(args.data).resolve()) if not str(args.data).startswith("hf:")
-                else args.data, "limit": args.limit, "shots": args.shots, "labels": args.labels, "seed": args.seed,
-                "demos": args.demos}
-    return PromptSetup(task, langs, prompts, settings)
+    return EvalSettings.parse(
+        {
+            "task": args.task, "data": args.data, "model": args.model, "adapter": args.adapter,
+            "langs": tuple(parse_langs(args.langs)), "shots": args.shots, "labels": args.labels, "seed": args.seed,
+            "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size, "device": args.device,
+            "dtype": args.dtype, "load_in_4bit": args.load_in_4bit, "trust_remote_code": args.trust_remote_code,
+            "allow_pickle": args.allow_pickle, **extra,
+        },
+        "command line",
+    )
+
+
+def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
+    """Read and validate the data and build the evaluation prompts exactly as eval does (same checks)."""
+    from qtalign.evaluate import prepare
+
+    s = eval_settings_from_args(args)
+    prep = prepare(s)
+    settings = {"task": s.task, "data": str(Path(s.data).resolve()) if Path(s.data).exists() else s.data,
+                "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos}
+    return PromptSetup(prep.task, list(s.langs), prep.prompts, settings)
 
 
 def model_settings(args: argparse.Namespace, lm: Any) -> dict[str, Any]:
