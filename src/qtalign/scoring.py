@@ -27,7 +27,7 @@ class TokenIndex:
             if i in special:
                 continue
             # the leading-space marker (SentencePiece "▁", byte-level "Ġ") decodes to one space
-            core = s[1:] if s.startswith(" ") else s
+            core = s.removeprefix(" ")
             if core:
                 self.by_first.setdefault(core[0], []).append((i, core))
         self.vocab = tokenizer.get_vocab()
@@ -126,12 +126,9 @@ class Scorer:
         return logits
 
     @torch.inference_mode()
-    def hidden_at(self, prefix: PrefixState, rows: Sequence[list[int]], read: Sequence[Sequence[int]]) -> torch.Tensor:
-        """One batched forward of rows after the prefix; returns final hidden states at the read offsets.
-
-        rows: token ids per row (after the prefix); read: per row, offsets into that row to return.
-        Returns [sum(len(r) for r in read), H], rows in order.
-        """
+    def forward_rows(self, prefix: PrefixState, rows: Sequence[list[int]], output_hidden_states: bool = False) -> Any:
+        """One batched forward of right-padded rows after the cached prefix (the prefix cache is copied, never
+        mutated); returns the base model's output, last_hidden_state [B, T, H] over the rows' own tokens."""
         b, t = len(rows), max(len(r) for r in rows)
         p = len(prefix.ids)
         ids = torch.full((b, t), self.pad_id, dtype=torch.long)
@@ -146,8 +143,17 @@ class Scorer:
             cache = copy.deepcopy(prefix.cache)
             if b > 1:
                 cache.batch_repeat_interleave(b)
-        out = self.body(input_ids=ids.to(self.device), attention_mask=full_mask, position_ids=positions,
-                        cache=cache, use_cache=cache is not None)
+        return self.body(input_ids=ids.to(self.device), attention_mask=full_mask, position_ids=positions,
+                         cache=cache, use_cache=cache is not None, output_hidden_states=output_hidden_states)
+
+    @torch.inference_mode()
+    def hidden_at(self, prefix: PrefixState, rows: Sequence[list[int]], read: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Final hidden states at the read offsets of each row, after the prefix.
+
+        rows: token ids per row (after the prefix); read: per row, offsets into that row to return.
+        Returns [sum(len(r) for r in read), H], rows in order.
+        """
+        out = self.forward_rows(prefix, rows)
         hidden = out.last_hidden_state  # [B, T, H]
         rows_idx = [i for i, offs in enumerate(read) for _ in offs]
         cols_idx = [o for offs in read for o in offs]

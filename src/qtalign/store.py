@@ -13,20 +13,24 @@ from typing import Any
 from qtalign.errors import QtalignError
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to path so that readers see either the old or the new file, never a partial one."""
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write data to path so that readers see either the old or the new file, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

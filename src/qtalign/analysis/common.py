@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,7 @@ import torch
 
 from qtalign.errors import QtalignError
 from qtalign.scoring import PrefixState, Scorer
-from qtalign.store import atomic_write_json
+from qtalign.store import atomic_write_bytes, atomic_write_json
 
 
 def final_norm(scorer: Scorer) -> torch.nn.Module:
@@ -65,22 +62,7 @@ def layer_states(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]])
     Returns (L+1 tensors [B, T, H] over the rows' own tokens, lengths [B]). Same padding/positions as
     Scorer.hidden_at, so the last layer equals what the scorer reads.
     """
-    b, t = len(rows), max(len(r) for r in rows)
-    p = len(prefix.ids)
-    ids = torch.full((b, t), scorer.pad_id, dtype=torch.long)
-    mask = torch.zeros((b, t), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    positions = (p + torch.arange(t)).expand(b, t).to(scorer.device)  # [B, T]
-    full_mask = torch.cat([torch.ones((b, p), dtype=torch.long), mask], 1).to(scorer.device)  # [B, P+T]
-    cache = None
-    if prefix.cache is not None:
-        cache = copy.deepcopy(prefix.cache)
-        if b > 1:
-            cache.batch_repeat_interleave(b)
-    out = scorer.body(input_ids=ids.to(scorer.device), attention_mask=full_mask, position_ids=positions,
-                      cache=cache, use_cache=cache is not None, output_hidden_states=True)
+    out = scorer.forward_rows(prefix, rows, output_hidden_states=True)
     hs = _layers(out)
     expected = getattr(scorer.base.config, "num_hidden_layers", len(hs) - 1) + 1
     if len(hs) != expected:
@@ -118,20 +100,10 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary file, then rename: readers see the old or the new file, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """np.savez, written atomically: readers see the old or the new file, never a partial one."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:
