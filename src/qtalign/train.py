@@ -187,8 +187,51 @@ def add_lora(model: Any, s: TrainSettings) -> Any:
     return get_peft_model(model, config)
 
 
+LOSS_CHUNK = 256  # output positions unembedded at a time
+
+
+class _FrozenHeadCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of (optionally soft-capped) h @ W.T against targets, for a frozen head W.
+
+    The gradient with respect to h is computed chunk by chunk in the forward pass, so at most one chunk's
+    [chunk, V] logits are alive at any time and nothing of size V is kept for backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
+                softcap: float | None, chunk: int) -> torch.Tensor:
+        loss = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad_h = torch.empty_like(h)  # [N, H]
+        w = weight.detach()  # [V, H]
+        for i in range(0, h.shape[0], chunk):
+            hc, tc = h[i : i + chunk], targets[i : i + chunk]  # [C, H], [C]
+            z = (hc @ w.T).float()  # [C, V]
+            if softcap:
+                tz = torch.tanh(z / softcap)
+                z = tz * softcap
+            rows = torch.arange(len(tc), device=h.device)
+            lse = torch.logsumexp(z, dim=-1, keepdim=True)  # [C, 1]
+            loss += (lse[:, 0] - z[rows, tc]).sum()
+            g = z.sub_(lse).exp_()  # softmax, in place: dloss/dz = softmax - onehot
+            g[rows, tc] -= 1
+            if softcap:
+                g *= 1 - tz * tz  # d(softcap * tanh(x / softcap))/dx
+            grad_h[i : i + chunk] = (g.to(w.dtype) @ w).to(h.dtype)
+        ctx.save_for_backward(grad_h)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        (grad_h,) = ctx.saved_tensors
+        return grad_h * grad_out.to(grad_h.dtype), None, None, None, None
+
+
 def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy over output tokens only: hidden states from the decoder, lm_head at output positions."""
+    """Summed cross-entropy over output tokens only: hidden states from the decoder, lm_head at output positions.
+
+    With a frozen bias-free head (LoRA elsewhere, the usual case) the unembedding runs chunk by chunk with its
+    gradient taken at once (_FrozenHeadCrossEntropy); otherwise plain autograd through the head.
+    """
     base = peft_model.get_base_model()
     body = base.base_model  # decoder stack incl. final norm
     head = base.get_output_embeddings()
@@ -197,10 +240,14 @@ def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: 
     targets = labels[:, 1:]  # [B, T-1]: token t+1 is predicted at position t
     keep = targets != IGNORE  # [B, T-1]
     h = hidden[:, :-1][keep]  # [N, H]
+    t = targets[keep]  # [N]
+    frozen = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
+    if frozen and torch.is_grad_enabled():
+        return _FrozenHeadCrossEntropy.apply(h, head.weight, t, softcap, LOSS_CHUNK)
     logits = head(h).float()  # [N, V]
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    return torch.nn.functional.cross_entropy(logits, t, reduction="sum")
 
 
 def trainable_state(peft_model: Any) -> dict[str, torch.Tensor]:

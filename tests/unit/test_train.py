@@ -76,6 +76,32 @@ def test_output_only_loss_matches_full_logits(tiny_gemma: Path) -> None:
     assert labels[0, : len(tok('Premise: a\nAnswer: "\n')["input_ids"])].eq(-100).all()
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 256])
+def test_fused_head_loss_gradients_match_autograd(tiny_model: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunked frozen-head cross-entropy gives the loss and LoRA gradients of plain autograd through lm_head."""
+    import qtalign.train as T
+
+    model, tok, _ = T.load_trainable(str(tiny_model), "cpu")
+    peft_model = T.add_lora(model, TrainSettings())
+    for name, p in peft_model.named_parameters():  # non-zero B so every LoRA weight gets a gradient
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    ex = T.encode_pairs(tok, [("Premise: a\nAnswer: \"\n", "Premise: b c d"), ("x y z", "Answer")], 64, False)
+    ids, mask, labels = T.collate(ex, tok.pad_token_id)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+
+    monkeypatch.setattr(T, "LOSS_CHUNK", chunk)
+    fused = T.output_loss(peft_model, ids, mask, labels)
+    g_fused = torch.autograd.grad(fused, params)
+    logits = peft_model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # [B, T-1, V], soft-capped for Gemma
+    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
+                                            ignore_index=-100, reduction="sum")
+    g_ref = torch.autograd.grad(ref, params)
+    torch.testing.assert_close(fused, ref, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_fused, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
 def test_config_file_and_flags(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("rank: 4\nlr: 1.0e-4\n")
