@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -48,8 +47,15 @@ class PeakRss:
 def worker(mode: str, model_name: str, steps: int, batch: int) -> dict[str, Any]:
     import torch
 
-    from qtalign.train import (TrainSettings, add_lora, collate, encode_pairs, length_grouped_batches,
-                               load_trainable, output_loss)
+    from qtalign.train import (
+        TrainSettings,
+        add_lora,
+        collate,
+        encode_pairs,
+        length_grouped_batches,
+        load_trainable,
+        output_loss,
+    )
 
     torch.manual_seed(0)
     s = TrainSettings(batch_size=batch, grad_accum=1, device="cpu")

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import save_tiny  # noqa: E402
+from tiny import save_tiny
 
 PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,7 +19,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
-    def parse(cls: type[S], data: dict[str, Any], source: str = "settings") -> S:
+    def parse(cls, data: dict[str, Any], source: str = "settings") -> Self:
         """Validate data, turning pydantic's report into one QtalignError line naming source and key."""
         try:
             return cls.model_validate(data)

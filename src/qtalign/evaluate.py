@@ -229,11 +229,11 @@ def _score_language(s, task, lp, scorer, index, continuation_ids, label_token_se
             sets = label_token_sets(index, lp.label_words)
         except QtalignError as e:
             raise QtalignError(f"language {lp.lang!r}: {e}") from None
-        score = lambda state, batch_rows: scorer.first_token_batch(state, batch_rows, sets)  # noqa: E731
+        score = lambda state, batch_rows: scorer.first_token_batch(state, batch_rows, sets)
         kind = "probs"
     else:
         ids = [continuation_ids(scorer.tokenizer, w) for w in lp.label_words]
-        score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)  # noqa: E731
+        score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before

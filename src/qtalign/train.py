@@ -359,8 +359,11 @@ class TrainResult:
 
 
 def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, \
-        get_linear_schedule_with_warmup
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
 
     warm = math.ceil(total * s.warmup_ratio)
     if s.scheduler == "cosine":

@@ -11,7 +11,7 @@ import pytest
 from qtalign.tasks import TASKS
 from qtalign.tasks.base import normalize_answer
 
-LANGS = "en zh de fr es it nl ja ru sv sl pl bg no ms is hi th sw bn".split()
+LANGS = ["en", "zh", "de", "fr", "es", "it", "nl", "ja", "ru", "sv", "sl", "pl", "bg", "no", "ms", "is", "hi", "th", "sw", "bn"]
 PAPER_DATA = Path(__file__).resolve().parents[3] / "shared/data/paper"
 # task name -> (folder under PAPER_DATA, file name pattern of the parallel test files)
 TEST_FILES = {"emotion": ("emotion", "emotion_{lang}500_test.json"), "nli": ("snli", "snli_{lang}600_test.json")}

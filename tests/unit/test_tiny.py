@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtalign.models import load_model
 from tiny import MAX_TINY_PARAMS
+
+from qtalign.models import load_model
 
 
 def test_tiny_models_load_and_are_tiny(tiny_model: Path) -> None:

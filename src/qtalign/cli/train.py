@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if result.stopped_early:
         print(f"stopped after {result.steps} steps; continue with --resume (checkpoint in {result.out}/checkpoint)")
         return 0
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
     print(f"adapter -> {result.out / 'adapter'} ({result.steps} steps, {result.seconds:.0f} s; validation loss "
           f"{fmt(result.first_val_loss)} -> best {fmt(result.best_val_loss)})")
     return 0
