@@ -46,10 +46,24 @@ def build_prompts(
     limit: int | None = None,
 ) -> dict[str, LangPrompts]:
     """Prompts for each language. Demonstrations come from demo_data when given, else from the language's own
-    items, which are then not scored. limit keeps the first N remaining items per language."""
+    items, which are then not scored. limit keeps the first N remaining items per language.
+
+    Demonstrations are parallel where the data is: they are chosen once in the reference language (English when
+    it is among langs, else the first) and every language whose pool has the same item indices with the same
+    labels uses those items, so all languages see the same demonstrations, translated (the paper's setup, and
+    what makes pooled hidden states comparable across languages). Other languages get their own choice.
+    """
     k = task.shots if shots is None else shots
     if k < 0:
         raise QtalignError(f"--shots must be >= 0, got {k}")
+    source = data if demo_data is None else demo_data
+
+    def pool_of(lang: str) -> list[Item]:
+        return [it for it in source.items.get(lang, []) if it.label is not None]
+
+    reference = "en" if "en" in langs else langs[0]
+    ref_pool = pool_of(reference)
+    shared = choose_demos(ref_pool, task.labels, k, seed) if k and ref_pool else []
     out: dict[str, LangPrompts] = {}
     for lang in langs:
         try:
@@ -57,10 +71,15 @@ def build_prompts(
         except ValueError as e:
             raise QtalignError(str(e)) from None
         items = [it for it in data.items[lang] if it.label is not None]
-        pool = items if demo_data is None else [it for it in demo_data.items.get(lang, []) if it.label is not None]
+        pool = pool_of(lang)
         if k and not pool:
             raise QtalignError(f"no demonstration items for language {lang!r}")
-        demos = choose_demos(pool, task.labels, k, seed)
+        by_index = {it.index: it for it in pool}
+        parallel = [by_index.get(d.index) for d in shared]
+        if shared and all(p is not None and p.label == d.label for p, d in zip(parallel, shared)):
+            demos = [p for p in parallel if p is not None]
+        else:
+            demos = choose_demos(pool, task.labels, k, seed)
         if demo_data is None:
             used = {d.index for d in demos}
             items = [it for it in items if it.index not in used]
