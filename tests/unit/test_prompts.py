@@ -28,7 +28,8 @@ def test_demonstrations_are_parallel_and_balanced() -> None:
     assert sorted(d.label for d in prompts["en"].demos) == sorted(task.labels * 2)  # 6 shots, 2 per label
     for p in prompts.values():
         assert not {d.index for d in p.demos} & {it.index for it in p.items}  # demonstrations are not scored
-        assert p.prefix.count('Answer: "') == 6 and p.texts[0].endswith('Answer: "')
+        cue = task.lang(p.lang).cue
+        assert p.prefix.count(f'{cue}: "') == 6 and p.texts[0].endswith(f'{cue}: "')
 
 
 def test_language_whose_labels_disagree_gets_its_own_demonstrations() -> None:
