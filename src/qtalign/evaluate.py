@@ -24,6 +24,7 @@ from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
 from qtalign.models import DEFAULT_MODEL
 from qtalign.prompts import LangPrompts, build_prompts, parse_labels
+from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows, sha256_file, sha256_json
 from qtalign.tasks import Task, get_task
 
@@ -171,7 +172,6 @@ def versions() -> dict[str, str]:
 def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder."""
     from qtalign.models import load_model
-    from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 
     prep = prepare(s)
     out = Path(out)
@@ -199,8 +199,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
                 if not todo[lang]:
                     continue
                 bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, continuation_ids, label_token_sets, max_len,
-                                done, writer, bar)
+                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar)
         bar.close()
         if scorer.boundary_mismatches:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
@@ -213,7 +212,17 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     return results
 
 
-def _score_language(s, task, lp, scorer, index, continuation_ids, label_token_sets, max_len, done, writer, bar):  # type: ignore[no-untyped-def]
+def _score_language(
+    s: EvalSettings,
+    task: Task,
+    lp: LangPrompts,
+    scorer: Scorer,
+    index: TokenIndex | None,
+    max_len: int | None,
+    done: set[tuple[str, int]],
+    writer: JsonlWriter,
+    bar: Any,
+) -> None:
     """Score one language's remaining items in deterministic batches; write each finished batch."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
@@ -225,6 +234,7 @@ def _score_language(s, task, lp, scorer, index, continuation_ids, label_token_se
                     f"model's context of {max_len}; use fewer --shots"
                 )
     if s.scoring == "first-token":
+        assert index is not None
         try:
             sets = label_token_sets(index, lp.label_words)
         except QtalignError as e:
