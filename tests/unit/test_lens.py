@@ -108,3 +108,22 @@ def test_figure_redraws_from_saved_csv(tmp_path: Path) -> None:
         runs.append((name, tmp_path / name))
     paths = lens_figure(runs, tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths) and {p.suffix for p in paths} == {".png", ".svg"}
+
+
+def test_cli_rerun_resumes_to_identical_outputs(tiny_gemma: Path, tmp_path: Path) -> None:
+    """A finished run read back from its parts gives the same CSV as the fresh run (items in the same order)."""
+    import json
+
+    from qtalign.cli.main import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for lang, words in {"en": ("positive", "negative"), "de": ("positiv", "negativ")}.items():
+        items = [{"input": f"review {i} " + "word " * (i % 7), "answer": words[i % 2]} for i in range(12)]
+        (data / f"emotion_{lang}12_test.json").write_text(json.dumps(items), encoding="utf-8")
+    argv = ["lens", "--model", str(tiny_gemma), "--task", "emotion", "--data", str(data), "--langs", "en,de",
+            "--device", "cpu", "--batch-size", "3", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    first = (tmp_path / "run" / "lens_layers.csv").read_text()
+    assert main(argv) == 0
+    assert (tmp_path / "run" / "lens_layers.csv").read_text() == first

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
             done = LensArrays.from_npz(lang, z)
         if done is not None and done.n >= len(lp.items):
             log.info("  %s: %d items already done", lang, done.n)
-            results.append(done)
+            pos = {it.index: k for k, it in enumerate(lp.items)}  # parts are saved in batch order
+            results.append(done.take(np.argsort([pos.get(int(i), len(pos)) for i in done.index], kind="stable")))
             continue
         total = len(lp.items)
 

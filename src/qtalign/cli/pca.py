@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             done = Pooled.from_npz(lang, z)
         if done is not None and len(done.index) >= len(lp.items):
             log.info("  %s: %d items already done", lang, len(done.index))
-            pooled.append(done)
+            pos = {it.index: k for k, it in enumerate(lp.items)}  # parts are saved in batch order
+            rows = np.argsort([pos.get(int(i), len(pos)) for i in done.index], kind="stable")
+            pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
             continue
         total = len(lp.items)
 
