@@ -106,6 +106,27 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def load_part(path: Path, lp: Any) -> tuple[dict[str, np.ndarray] | None, str]:
+    """A language's saved partial results and the hash of its prompts; a part made from other prompts is an error.
+
+    lp: the language's qtalign.prompts.LangPrompts. Returns (arrays or None, prompt hash to store with new parts).
+    """
+    from qtalign.store import sha256_json
+
+    prompt_sha = sha256_json([lp.prefix, *lp.texts])[:16]
+    z = load_npz(path)
+    if z is not None and str(z.get("prompt_sha", np.array(""))) != prompt_sha:
+        raise QtalignError(f"{path}: made from other prompts for {lp.lang!r} (data changed?); "
+                           f"delete it or use a new --out")
+    return z, prompt_sha
+
+
+def item_order(lp: Any, index: np.ndarray) -> np.ndarray:
+    """Rows that put results (item indices `index`, e.g. in batch order) in the prompts' item order."""
+    pos = {it.index: k for k, it in enumerate(lp.items)}
+    return np.argsort([pos.get(int(i), len(pos)) for i in index], kind="stable")
+
+
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None

@@ -89,3 +89,12 @@ def model_settings(args: argparse.Namespace, lm: Any) -> dict[str, Any]:
     """The parts of a loaded model that change results (device and batch size do not, beyond rounding)."""
     d = lm.describe()
     return {"model": args.model, "adapter": args.adapter, "dtype": d["dtype"], "load_in_4bit": args.load_in_4bit}
+
+
+def load_model_from_args(args: argparse.Namespace) -> Any:
+    """qtalign.models.load_model with the model options."""
+    from qtalign.models import load_model
+
+    return load_model(args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
+                      load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
+                      allow_pickle=args.allow_pickle)

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from qtalign.cli.common_options import add_data_options, add_model_options, model_settings, prompts_from_args
+from qtalign.cli.common_options import (
+    add_data_options,
+    add_model_options,
+    load_model_from_args,
+    model_settings,
+    prompts_from_args,
+)
 from qtalign.errors import QtalignError
 from qtalign.store import atomic_write_text
 
@@ -77,17 +83,13 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import check_settings, load_npz, save_npz
+    from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
     from qtalign.analysis.lens import LensArrays, LensSets, run_lens, summarize
-    from qtalign.models import load_model
     from qtalign.scoring import Scorer, TokenIndex
-    from qtalign.store import sha256_json
 
     setup = prompts_from_args(args)
     out = Path(args.out)
-    lm = load_model(args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
-                    load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
-                    allow_pickle=args.allow_pickle)
+    lm = load_model_from_args(args)
     settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings}
     check_settings(out, settings)
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
@@ -96,18 +98,13 @@ def run(args: argparse.Namespace) -> int:
     for lang in setup.langs:
         lp = setup.prompts[lang]
         part_path = out / "parts" / f"lens_{lang}.npz"
-        prompt_sha = sha256_json([lp.prefix, *lp.texts])[:16]
-        z = load_npz(part_path)
+        z, prompt_sha = load_part(part_path, lp)
         done = None
         if z is not None:
-            if str(z.get("prompt_sha", np.array(""))) != prompt_sha:
-                raise QtalignError(f"{part_path}: made from other prompts for {lang!r} (data changed?); "
-                                   f"delete it or use a new --out")
             done = LensArrays.from_npz(lang, z)
         if done is not None and done.n >= len(lp.items):
             log.info("  %s: %d items already done", lang, done.n)
-            pos = {it.index: k for k, it in enumerate(lp.items)}  # parts are saved in batch order
-            results.append(done.take(np.argsort([pos.get(int(i), len(pos)) for i in done.index], kind="stable")))
+            results.append(done.take(item_order(lp, done.index)))  # parts are saved in batch order
             continue
         total = len(lp.items)
 
