@@ -101,7 +101,7 @@ def worker(mode: str, model_name: str, steps: int, batch: int) -> dict[str, Any]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="gemma-3-270m")
-    ap.add_argument("--steps", type=int, default=6, help="optimizer steps (batch x accum 1)")
+    ap.add_argument("--steps", type=int, default=12, help="optimizer steps (batch x accum 1)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--worker", choices=["hf", "qtalign"], help=argparse.SUPPRESS)
     a = ap.parse_args()

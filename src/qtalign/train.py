@@ -187,37 +187,50 @@ def add_lora(model: Any, s: TrainSettings) -> Any:
     return get_peft_model(model, config)
 
 
-LOSS_CHUNK = 256  # output positions unembedded at a time
+VOCAB_CHUNK = 8192  # vocabulary rows of the head unembedded at a time
 
 
 class _FrozenHeadCrossEntropy(torch.autograd.Function):
     """Summed cross-entropy of (optionally soft-capped) h @ W.T against targets, for a frozen head W.
 
-    The gradient with respect to h is computed chunk by chunk in the forward pass, so at most one chunk's
-    [chunk, V] logits are alive at any time and nothing of size V is kept for backward.
+    One pass over the vocabulary in chunks with an online log-sum-exp (as in flash attention): each chunk of W is
+    used for its logits and, at once, for its share of the gradient with respect to h, rescaled as the running
+    maximum grows. Peak extra memory is [N, VOCAB_CHUNK] instead of [N, V], and W is read once per step.
     """
 
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 softcap: float | None, chunk: int) -> torch.Tensor:
-        loss = torch.zeros((), dtype=torch.float32, device=h.device)
-        grad_h = torch.empty_like(h)  # [N, H]
         w = weight.detach()  # [V, H]
-        for i in range(0, h.shape[0], chunk):
-            hc, tc = h[i : i + chunk], targets[i : i + chunk]  # [C, H], [C]
-            z = (hc @ w.T).float()  # [C, V]
+        hf = h.detach().float()  # [N, H]
+        n = hf.shape[0]
+        m = torch.full((n, 1), -torch.inf, device=h.device)  # running max of the logits
+        s = torch.zeros((n, 1), device=h.device)  # running sum of exp(logit - m)
+        acc = torch.zeros_like(hf)  # running sum of exp(logit - m) * dlogit/draw @ W_chunk  [N, H]
+        for start in range(0, w.shape[0], chunk):
+            wc = w[start : start + chunk].float()  # [C, H]
+            z = hf @ wc.T  # [N, C]
             if softcap:
-                tz = torch.tanh(z / softcap)
-                z = tz * softcap
-            rows = torch.arange(len(tc), device=h.device)
-            lse = torch.logsumexp(z, dim=-1, keepdim=True)  # [C, 1]
-            loss += (lse[:, 0] - z[rows, tc]).sum()
-            g = z.sub_(lse).exp_()  # softmax, in place: dloss/dz = softmax - onehot
-            g[rows, tc] -= 1
+                t = torch.tanh(z / softcap)
+                z = t * softcap
+            m_new = torch.maximum(m, z.max(dim=1, keepdim=True).values)
+            scale = torch.exp(m - m_new)  # [N, 1]
+            e = torch.exp(z - m_new)  # [N, C]
+            s = s * scale + e.sum(dim=1, keepdim=True)
             if softcap:
-                g *= 1 - tz * tz  # d(softcap * tanh(x / softcap))/dx
-            grad_h[i : i + chunk] = (g.to(w.dtype) @ w).to(h.dtype)
-        ctx.save_for_backward(grad_h)
+                e = e * (1 - t * t)  # d(softcap * tanh(x / softcap))/dx
+            acc = acc * scale + e @ wc
+            m = m_new
+        wt = w[targets].float()  # [N, H] target rows
+        zt = (hf * wt).sum(dim=1)  # [N] target logits before capping
+        dt = torch.ones_like(zt)
+        if softcap:
+            tt = torch.tanh(zt / softcap)
+            zt, dt = tt * softcap, 1 - tt * tt
+        lse = m[:, 0] + torch.log(s[:, 0])  # [N]
+        loss = (lse - zt).sum()
+        grad_h = acc / s - dt[:, None] * wt  # dloss/dh = softmax-weighted rows - the target's row
+        ctx.save_for_backward(grad_h.to(h.dtype))
         return loss
 
     @staticmethod
@@ -229,8 +242,8 @@ class _FrozenHeadCrossEntropy(torch.autograd.Function):
 def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy over output tokens only: hidden states from the decoder, lm_head at output positions.
 
-    With a frozen bias-free head (LoRA elsewhere, the usual case) the unembedding runs chunk by chunk with its
-    gradient taken at once (_FrozenHeadCrossEntropy); otherwise plain autograd through the head.
+    With a frozen bias-free head (LoRA elsewhere, the usual case) the unembedding runs over vocabulary chunks with
+    its gradient taken at once (_FrozenHeadCrossEntropy); otherwise plain autograd through the head.
     """
     base = peft_model.get_base_model()
     body = base.base_model  # decoder stack incl. final norm
@@ -243,7 +256,7 @@ def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: 
     t = targets[keep]  # [N]
     frozen = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
     if frozen and torch.is_grad_enabled():
-        return _FrozenHeadCrossEntropy.apply(h, head.weight, t, softcap, LOSS_CHUNK)
+        return _FrozenHeadCrossEntropy.apply(h, head.weight, t, softcap, VOCAB_CHUNK)
     logits = head(h).float()  # [N, V]
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap

@@ -76,7 +76,7 @@ def test_output_only_loss_matches_full_logits(tiny_gemma: Path) -> None:
     assert labels[0, : len(tok('Premise: a\nAnswer: "\n')["input_ids"])].eq(-100).all()
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 256])
+@pytest.mark.parametrize("chunk", [7, 100, 100000])
 def test_fused_head_loss_gradients_match_autograd(tiny_model: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunked frozen-head cross-entropy gives the loss and LoRA gradients of plain autograd through lm_head."""
     import qtalign.train as T
@@ -90,7 +90,7 @@ def test_fused_head_loss_gradients_match_autograd(tiny_model: Path, chunk: int, 
     ids, mask, labels = T.collate(ex, tok.pad_token_id)
     params = [p for p in peft_model.parameters() if p.requires_grad]
 
-    monkeypatch.setattr(T, "LOSS_CHUNK", chunk)
+    monkeypatch.setattr(T, "VOCAB_CHUNK", chunk)
     fused = T.output_loss(peft_model, ids, mask, labels)
     g_fused = torch.autograd.grad(fused, params)
     logits = peft_model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # [B, T-1, V], soft-capped for Gemma
