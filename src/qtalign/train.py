@@ -11,7 +11,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -36,7 +36,7 @@ class TrainSettings(Settings):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lr: float = Field(5e-5, gt=0)
     epochs: float = Field(3.0, gt=0)
-    scheduler: str = "cosine"  # cosine | linear | constant
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(4, ge=1)
