@@ -18,6 +18,7 @@ from pydantic import Field
 
 from qtalign import __version__
 from qtalign.config import Settings
+from qtalign.data.check import context_problems
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
@@ -25,7 +26,14 @@ from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
 from qtalign.models import DEFAULT_MODEL
 from qtalign.prompts import LangPrompts, build_prompts, parse_labels
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
-from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows, sha256_file, sha256_json
+from qtalign.store import (
+    JsonlWriter,
+    atomic_write_json,
+    check_run_record,
+    read_jsonl_rows,
+    sha256_file,
+    sha256_json,
+)
 from qtalign.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -123,29 +131,6 @@ def prepare(s: EvalSettings) -> Prepared:
     return Prepared(task, data, prompts, hashes, disagreements)
 
 
-def check_run_folder(out: Path, identity: dict[str, Any]) -> None:
-    """Create out/run.json, or check that an existing one records the same settings (then we resume)."""
-    from qtalign.store import atomic_write_json as write
-
-    path = out / RUN
-    if path.exists():
-        import json
-
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))["identity"]
-        except (ValueError, KeyError):
-            raise QtalignError(f"{path}: unreadable run record; use a new --out folder") from None
-        if old != identity:
-            diff = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-            k = diff[0]
-            raise QtalignError(
-                f"{out} holds a run with other settings ({k}: {old.get(k)!r} there, {identity.get(k)!r} now"
-                f"{', and ' + ', '.join(diff[1:]) if diff[1:] else ''}); use another --out or --overwrite"
-            )
-        return
-    write(path, {"identity": identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "qtalign": __version__})
-
-
 def pick(scores: np.ndarray, labels: Sequence[str], seed: int, lang: str, index: int) -> tuple[str, bool]:
     """argmax label; exact ties broken by a choice seeded on (seed, lang, item)."""
     best = np.flatnonzero(scores == scores.max())
@@ -180,7 +165,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
             (out / name).unlink(missing_ok=True)
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
     out.mkdir(parents=True, exist_ok=True)
-    check_run_folder(out, identity)
+    check_run_record(out / RUN, identity, "use another --out or --overwrite")
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
@@ -227,12 +212,10 @@ def _score_language(
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
-        for it, r in zip(lp.items, rows):
-            if len(prefix_ids) + len(r) + 8 > max_len:
-                raise QtalignError(
-                    f"{it.source}: item {it.index}: prompt of {len(prefix_ids) + len(r)} tokens does not fit the "
-                    f"model's context of {max_len}; use fewer --shots"
-                )
+        too_long = context_problems(lp.items, len(prefix_ids), rows, max_len)
+        if too_long:
+            more = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
+            raise QtalignError(f"{too_long[0]}{more}")
     if s.scoring == "first-token":
         assert index is not None
         try:

@@ -57,6 +57,32 @@ def label_token_sets(index: TokenIndex, words: Sequence[str]) -> list[list[int]]
     return sets
 
 
+def encode_prefix(tokenizer: Any, prefix: str) -> list[int]:
+    """Token ids of the shared prefix, with the tokenizer's special start tokens (e.g. BOS)."""
+    return list(tokenizer(prefix, add_special_tokens=True)["input_ids"])
+
+
+def encode_items(tokenizer: Any, prefix: str, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+    """Token ids of each text as it is tokenized after the prefix in the whole prompt string, and how many texts
+    had to be tokenized on their own.
+
+    Tokenizing the whole prompt and cutting off the prefix's tokens keeps the prompt's tokens exactly as a
+    one-string tokenization gives them (some tokenizers add a space marker to a text that starts a string).
+    Where the prefix's tokens would change at the boundary, the text is tokenized on its own (and counted).
+    """
+    prefix_ids = encode_prefix(tokenizer, prefix)
+    full = tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"]
+    out: list[list[int]] = []
+    mismatches = 0
+    for text, ids in zip(texts, full):
+        if ids[: len(prefix_ids)] == prefix_ids and len(ids) > len(prefix_ids):
+            out.append(list(ids[len(prefix_ids) :]))
+        else:
+            mismatches += 1
+            out.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return out, mismatches
+
+
 @dataclass
 class PrefixState:
     ids: list[int]  # token ids of the shared prefix (with the BOS token when the tokenizer adds one)
@@ -88,26 +114,13 @@ class Scorer:
 
     # ---- tokenization -------------------------------------------------------------------------------------
     def encode_prefix(self, prefix: str) -> list[int]:
-        return list(self.tokenizer(prefix, add_special_tokens=True)["input_ids"])
+        return encode_prefix(self.tokenizer, prefix)
 
     def encode_items(self, prefix: str, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text as it is tokenized after the prefix in the whole prompt string.
-
-        Tokenizing the whole prompt and cutting off the prefix's tokens keeps the prompt's tokens exactly as a
-        one-string tokenization gives them (some tokenizers add a space marker to a text that starts a string).
-        Where the prefix's tokens would change at the boundary, the text is tokenized on its own (counted in
-        self.boundary_mismatches).
-        """
-        prefix_ids = self.encode_prefix(prefix)
-        full = self.tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"]
-        out: list[list[int]] = []
-        for text, ids in zip(texts, full):
-            if ids[: len(prefix_ids)] == prefix_ids and len(ids) > len(prefix_ids):
-                out.append(list(ids[len(prefix_ids) :]))
-            else:
-                self.boundary_mismatches += 1
-                out.append(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
-        return out
+        """encode_items with this scorer's tokenizer; counts boundary mismatches in self.boundary_mismatches."""
+        rows, mismatches = encode_items(self.tokenizer, prefix, texts)
+        self.boundary_mismatches += mismatches
+        return rows
 
     # ---- model --------------------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -90,6 +90,23 @@ class JsonlWriter:
         self.close()
 
 
+def check_run_record(path: str | Path, settings: dict[str, Any], hint: str) -> None:
+    """Record the settings of a run folder at path on first use; on a rerun (resume), different settings are a
+    QtalignError naming each differing key with its old and new value, followed by hint."""
+    path = Path(path)
+    if not path.is_file():
+        atomic_write_json(path, settings)
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise QtalignError(f"{path}: unreadable run record; {hint}") from None
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if diff:
+        what = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
+        raise QtalignError(f"{path.parent}: holds results made with other settings ({what}); {hint}")
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with Path(path).open("rb") as f:

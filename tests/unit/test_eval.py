@@ -162,3 +162,15 @@ def test_label_word_no_token_can_begin_is_an_error() -> None:
 
     with pytest.raises(QtalignError, match="label word 'ox': no token of this tokenizer can begin it"):
         label_token_sets(NoTokens(), ["ox"])  # type: ignore[arg-type]
+
+
+def test_prompts_too_long_for_the_context_are_reported(tiny_llama: Path, tmp_path: Path) -> None:
+    from qtalign.data.check import check_data
+    from qtalign.models import load_tokenizer
+    from qtalign.tasks import get_task
+
+    data = write_paper_folder(tmp_path / "data")
+    report = check_data(get_task("emotion"), str(data), ["en"], load_tokenizer(tiny_llama), max_len=20)
+    assert not report.ok and report.too_long
+    assert "does not fit the model's context of 20" in str(report.too_long[0])
+    assert not check_data(get_task("emotion"), str(data), ["en"], load_tokenizer(tiny_llama), max_len=2048).too_long

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from qtalign.errors import QtalignError
 from qtalign.scoring import PrefixState, Scorer
-from qtalign.store import atomic_write_bytes, atomic_write_json
+from qtalign.store import atomic_write_bytes, check_run_record
 
 
 def final_norm(scorer: Scorer) -> torch.nn.Module:
@@ -86,17 +85,8 @@ def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: floa
 
 # ---- run folders: settings that must match to resume, atomic npz parts -------------------------------------
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Write settings.json on first use; on a rerun, a difference is a QtalignError naming the keys."""
-    path = out / "settings.json"
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        if diff:
-            what = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
-            raise QtalignError(f"{out}: holds results made with other settings ({what}); use a new --out folder "
-                               f"or delete this one")
-        return
-    atomic_write_json(path, settings)
+    """Write out/settings.json on first use; on a rerun, a difference is a QtalignError naming the keys."""
+    check_run_record(out / "settings.json", settings, "use a new --out folder or delete this one")
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

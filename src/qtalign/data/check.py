@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qtalign.data.readers import Dataset, Problem, parallel_disagreements, read_dataset
+from qtalign.data.readers import Dataset, Item, Problem, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.tasks import Task
 
@@ -43,6 +43,19 @@ class CheckReport:
         return out
 
 
+CONTEXT_MARGIN = 8  # tokens kept free after the prompt (label words in loglik scoring)
+
+
+def context_problems(items: Sequence[Item], n_prefix: int, rows: Sequence[Sequence[int]], max_len: int) -> list[Problem]:
+    """One Problem per item whose prompt (prefix + its tokens + CONTEXT_MARGIN) exceeds the model's context."""
+    return [
+        Problem(it.source, it.index, f"prompt of {n_prefix + len(r)} tokens does not fit the model's context of "
+                                     f"{max_len} (with {CONTEXT_MARGIN} tokens to spare); use fewer --shots")
+        for it, r in zip(items, rows)
+        if n_prefix + len(r) + CONTEXT_MARGIN > max_len
+    ]
+
+
 def check_data(task: Task, source: str, langs: Sequence[str], tokenizer=None, max_len: int | None = None,  # type: ignore[no-untyped-def]
                shots: int | None = None, seed: int = 0) -> CheckReport:
     """Validate files; with a tokenizer, also flag prompts that would not fit max_len tokens."""
@@ -57,17 +70,14 @@ def check_data(task: Task, source: str, langs: Sequence[str], tokenizer=None, ma
     report = CheckReport(task.name, counts, label_counts, ds.problems, parallel_disagreements(ds))
     if tokenizer is not None and max_len:
         from qtalign.prompts import build_prompts
+        from qtalign.scoring import encode_items, encode_prefix
 
         try:
             prompts = build_prompts(task, ds, langs, shots=shots, seed=seed)
         except QtalignError as e:
             report.problems.append(Problem(source, None, str(e)))
             return report
-        for lang, lp in prompts.items():
-            n_prefix = len(tokenizer(lp.prefix)["input_ids"])
-            lens = tokenizer(list(lp.texts), add_special_tokens=False)["input_ids"]
-            for it, ids in zip(lp.items, lens):
-                if n_prefix + len(ids) > max_len:
-                    report.too_long.append(Problem(it.source, it.index, f"prompt of {n_prefix + len(ids)} tokens "
-                                                   f"exceeds the model's context of {max_len}"))
+        for lp in prompts.values():
+            rows, _ = encode_items(tokenizer, lp.prefix, lp.texts)
+            report.too_long += context_problems(lp.items, len(encode_prefix(tokenizer, lp.prefix)), rows, max_len)
     return report
