@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from qtalign.errors import QtalignError
+from qtalign.metrics import bootstrap_mean  # noqa: F401 - re-exported for the analyses
 from qtalign.scoring import PrefixState, Scorer
 from qtalign.store import atomic_write_bytes, check_run_record
 
@@ -67,20 +68,6 @@ def layer_states(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]])
     if len(hs) != expected:
         raise QtalignError(f"{type(scorer.body).__name__}: got {len(hs)} hidden states, expected {expected}")
     return hs, torch.tensor([len(r) for r in rows])
-
-
-def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x [n, k] -> (mean [k], lo [k], hi [k]): percentile bootstrap over rows (items), seeded."""
-    x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(0)
-    if len(x) < 2:
-        return mean, mean.copy(), mean.copy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))  # [n_boot, n]
-    means = x[idx].mean(1)  # [n_boot, k]
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
-    return mean, lo, hi
 
 
 # ---- run folders: settings that must match to resume, atomic npz parts -------------------------------------
