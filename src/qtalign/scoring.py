@@ -83,6 +83,12 @@ def encode_items(tokenizer: Any, prefix: str, texts: Sequence[str]) -> tuple[lis
     return out, mismatches
 
 
+def length_batches(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Row indices grouped into batches of similar length (longest first, so memory peaks early)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 @dataclass
 class PrefixState:
     ids: list[int]  # token ids of the shared prefix (with the BOS token when the tokenizer adds one)
@@ -173,9 +179,7 @@ class Scorer:
         return hidden[rows_idx, cols_idx]
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Row indices grouped into batches of similar length (longest first, so memory peaks early)."""
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return length_batches(lengths, self.batch_size)
 
     def first_token_batch(
         self, prefix: PrefixState, rows: Sequence[list[int]], label_sets: Sequence[Sequence[int]]

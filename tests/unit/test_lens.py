@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from qtalign.analysis.common import bootstrap_mean
 from qtalign.analysis.lens import QUANTITIES, LensSets, lens_logprobs, run_lens, summarize
 from qtalign.data.readers import Item
+from qtalign.metrics import bootstrap_mean
 from qtalign.models import load_model
 from qtalign.prompts import LangPrompts
 from qtalign.scoring import Scorer, TokenIndex

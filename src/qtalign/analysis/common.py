@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from qtalign.errors import QtalignError
-from qtalign.metrics import bootstrap_mean  # noqa: F401 - re-exported for the analyses
 from qtalign.scoring import PrefixState, Scorer
 from qtalign.store import atomic_write_bytes, check_run_record
 
@@ -109,10 +108,3 @@ def load_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-
-
-def batches(lengths: Sequence[int], size: int) -> Iterator[list[int]]:
-    """Positions grouped into batches of similar length, longest first."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for i in range(0, len(order), size):
-        yield order[i : i + size]

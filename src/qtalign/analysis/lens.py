@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from qtalign.analysis.common import batches, bootstrap_mean, final_norm, layer_states, prefix_layers
+from qtalign.analysis.common import final_norm, layer_states, prefix_layers
+from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
-from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets
+from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets, length_batches
 from qtalign.tasks import Task
 
 # per item and layer; p_* are probabilities (summed over a token set), entropy is in nats
@@ -120,7 +121,7 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done if done is not None else LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
     start, n_done = time.perf_counter(), 0
-    for batch in batches([len(ids[k]) for k in todo], batch_size):
+    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
         ks = [todo[j] for j in batch]
         vals, top = lens_batch(scorer, pre.state, [ids[k] for k in ks],
                                [task.labels.index(lp.items[k].label) for k in ks], sets)  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qtalign.analysis.common import PrefixLayers, batches, layer_states, prefix_layers
+from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
-from qtalign.scoring import Scorer
+from qtalign.scoring import Scorer, length_batches
 
 # mean: over all prompt tokens (prefix + item; the paper's choice); item: over the item's tokens only;
 # last: the last prompt token's state
@@ -75,7 +75,7 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done
     start, n_done = time.perf_counter(), 0
-    for batch in batches([len(ids[k]) for k in todo], batch_size):
+    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
         ks = [todo[j] for j in batch]
         states = pool_batch(scorer, pre, [ids[k] for k in ks], layers, pool)
         new = Pooled(lp.lang, np.array([lp.items[k].index for k in ks]), tuple(layers), states)
