@@ -84,7 +84,7 @@ def paper_token_ids(tokenizer: Any, word: str, model_type: str | None) -> list[i
             ids.add(vocab[byte_tok])
     if (model_type or "").lower().startswith("qwen"):
         for p in prefixes:
-            enc = tokenizer(p)["input_ids"]
+            enc = tokenizer(p, add_special_tokens=False)["input_ids"]  # Qwen adds none; the same ids
             if enc:
                 ids.add(int(enc[0]))
     return sorted(ids)

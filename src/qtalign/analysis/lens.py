@@ -66,6 +66,7 @@ class LensSets:
 
     en: tuple[tuple[int, ...], ...]
     native: tuple[tuple[int, ...], ...]
+    same_words: bool = False  # the language's label words are the English ones (English itself)
 
     @classmethod
     def build(cls, index: TokenIndex, task: Task, lang: str, native_words: Sequence[str] | None = None,
@@ -78,17 +79,13 @@ class LensSets:
             sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type)  # noqa: E731
         else:
             sets = lambda words: label_token_sets(index, words)  # noqa: E731
-        return cls(tuple(map(tuple, sets(en_words))), tuple(map(tuple, sets(native))))
-
-    @property
-    def same_words(self) -> bool:
-        """English and native sets are the same for every label (English itself): nothing to tell apart."""
-        return self.en == self.native
+        return cls(tuple(map(tuple, sets(en_words))), tuple(map(tuple, sets(native))), tuple(en_words) == native)
 
 
 def drop_overlapping(lp: LangPrompts, task: Task, sets: LensSets) -> tuple[LangPrompts, int]:
     """The paper's lens filter: drop the items whose correct label's native and English token sets share a token
-    (their probabilities could not be told apart). Not applied where the words are the same (English).
+    (their probabilities could not be told apart). Not applied where the words are the English ones (the paper
+    exempts English).
     Returns the kept prompts and the number dropped."""
     if sets.same_words:
         return lp, 0
