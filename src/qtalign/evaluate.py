@@ -20,13 +20,13 @@ from pydantic import Field
 from qtalign import __version__
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
+from qtalign.data.demos_file import load_demos_file, resolve_demos_file
+from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
 from qtalign.models import DEFAULT_MODEL
-from qtalign.data.demos_file import load_demos_file, resolve_demos_file
-from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
 from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets

@@ -150,7 +150,7 @@ def build_file_prompts(
             except ValueError as e:
                 raise QtalignError(str(e)) from None
         word = dict(zip(task.labels, words))
-        key = lambda texts: tuple(t.strip() for t in texts)  # noqa: E731
+        key = lambda texts: tuple(t.strip() for t in texts)
         by_texts = {key(it.texts): it for it in data.items[lang]}
         demo_items = []
         for d in ld.items:

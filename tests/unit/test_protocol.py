@@ -110,7 +110,7 @@ def test_demos_file_label_variants_are_the_papers(paper_data: Path) -> None:
 
 def test_demos_file_items_are_not_scored_unless_kept(paper_data: Path) -> None:
     """The emotion demonstrations are test items 99 and 20: qtalign leaves them out, the paper protocol keeps them."""
-    base = dict(task="emotion", data=str(paper_data / "emotion"), langs=("de",), demos_file="auto")
+    base = {"task": "emotion", "data": str(paper_data / "emotion"), "langs": ("de",), "demos_file": "auto"}
     lp = prepare(EvalSettings(**base)).prompts["de"]
     assert [d.index for d in lp.demos] == [99, 20] and len(lp.items) == 498
     assert not {20, 99} & {it.index for it in lp.items}

@@ -76,9 +76,9 @@ class LensSets:
         en_words = task.label_words(lang, "en")
         native = tuple(native_words) if native_words else task.label_words(lang, "native")
         if label_tokens == "paper":
-            sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type)  # noqa: E731
+            sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type)
         else:
-            sets = lambda words: label_token_sets(index, words)  # noqa: E731
+            sets = lambda words: label_token_sets(index, words)
         return cls(tuple(map(tuple, sets(en_words))), tuple(map(tuple, sets(native))), tuple(en_words) == native)
 
 
