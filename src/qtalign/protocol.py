@@ -90,11 +90,13 @@ def paper_token_ids(tokenizer: Any, word: str, model_type: str | None) -> list[i
     return sorted(ids)
 
 
-def paper_label_token_sets(tokenizer: Any, words: Sequence[str], model_type: str | None) -> list[list[int]]:
-    """paper_token_ids for each label word; a word with no token is a QtalignError (the scripts would sum nothing)."""
+def paper_label_token_sets(tokenizer: Any, words: Sequence[str], model_type: str | None,
+                           allow_empty: bool = False) -> list[list[int]]:
+    """paper_token_ids for each label word. A word with no token is a QtalignError (the scripts would sum nothing
+    and never pick it) unless allow_empty (the lens, which drops such items as the paper's script does)."""
     sets = [paper_token_ids(tokenizer, w, model_type) for w in words]
     for w, s in zip(words, sets):
-        if not s:
+        if not s and not allow_empty:
             raise QtalignError(f"label word {w!r}: none of its prefixes is a token of this tokenizer "
                                f"(--label-tokens paper); use --label-tokens qtalign")
     return sets

@@ -92,6 +92,17 @@ def test_overlap_filter_drops_items_whose_label_tokens_are_shared(tiny_gemma: Pa
         assert dropped == expected and len(kept.items) == 3 - expected, lang
 
 
+def test_paper_token_sets_may_be_empty_in_the_lens_and_such_items_are_dropped(tiny_llama: Path) -> None:
+    """A byte-level vocabulary has no verbatim prefix of 积极 (and the Qwen-only branch does not apply): the paper's
+    script finds no token and skips the item; so does the filter."""
+    lm = load_model(str(tiny_llama), device="cpu")
+    task = get_task("emotion")
+    sets = LensSets.build(TokenIndex(lm.tokenizer), task, "zh", label_tokens="paper", model_type="llama")
+    assert sets.native == ((), ()) and all(sets.en)
+    lp = _prompts("zh", ["a", "b"], ["positive", "negative"])
+    assert drop_overlapping(lp, task, sets)[1] == 2
+
+
 def write_emotion_paper_folder(root: Path, n: int = 8) -> Path:
     (root / "emotion").mkdir(parents=True)
     (root / "demos").mkdir()

@@ -76,7 +76,7 @@ class LensSets:
         en_words = task.label_words(lang, "en")
         native = tuple(native_words) if native_words else task.label_words(lang, "native")
         if label_tokens == "paper":
-            sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type)
+            sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type, allow_empty=True)
         else:
             sets = lambda words: label_token_sets(index, words)
         return cls(tuple(map(tuple, sets(en_words))), tuple(map(tuple, sets(native))), tuple(en_words) == native)
@@ -84,15 +84,14 @@ class LensSets:
 
 def drop_overlapping(lp: LangPrompts, task: Task, sets: LensSets) -> tuple[LangPrompts, int]:
     """The paper's lens filter: drop the items whose correct label's native and English token sets share a token
-    (their probabilities could not be told apart). Not applied where the words are the English ones (the paper
-    exempts English).
+    (their probabilities could not be told apart), and those where either set is empty (possible with the paper's
+    token sets). The overlap test is not applied where the words are the English ones (the paper exempts English).
     Returns the kept prompts and the number dropped."""
-    if sets.same_words:
-        return lp, 0
     keep = []
     for k, it in enumerate(lp.items):
         c = task.labels.index(it.label)  # type: ignore[arg-type]
-        if not set(sets.en[c]) & set(sets.native[c]):
+        en, native = set(sets.en[c]), set(sets.native[c])
+        if en and native and (sets.same_words or not en & native):
             keep.append(k)
     return lp.take(keep), len(lp.items) - len(keep)
 
