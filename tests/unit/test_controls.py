@@ -316,12 +316,22 @@ def test_paper_question_files(paper_data: Path) -> None:
         build_pairs(NLI, [snli_dir], ["zh", "es"], "en", control="parallel", parallel=SAMPLE, **kw)  # type: ignore[arg-type]
 
 
+def test_parallel_demo_name() -> None:
+    from qtalign.data.controls import resolve_parallel
+
+    if DEMO_PARALLEL.is_file():
+        assert resolve_parallel("demo").resolve() == DEMO_PARALLEL.resolve()
+    else:
+        with pytest.raises(QtalignError, match="--parallel demo: this qtalign ships no demo parallel file"):
+            resolve_parallel("demo")
+
+
 @pytest.mark.skipif(not DEMO_PARALLEL.is_file(), reason="the shipped demo parallel file is not there")
 def test_shipped_parallel_file(paper_data: Path) -> None:
     n = sum(1 for x in DEMO_PARALLEL.read_text(encoding="utf-8").splitlines() if x.strip())
     per_lang = max(4, n // 8)
     real = build_pairs(NLI, [paper_data / "snli"], ["zh", "es"], "en", per_lang=per_lang, seed=1)
     ctrl = build_pairs(NLI, [paper_data / "snli"], ["zh", "es"], "en", per_lang=per_lang, seed=1,
-                       control="parallel", parallel=DEMO_PARALLEL)
+                       control="parallel", parallel="demo")
     assert ctrl.counts == real.counts
     assert max(abs(d[s]["mean"]) for d in ctrl.length_profile["difference"].values() for s in ("input_eq", "output_eq")) < 0.1

@@ -36,7 +36,8 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "items), copy (X => X), english (en => en), parallel (general text from --parallel); same "
                         "counts and length profile; see docs/controls.md")
     p.add_argument("--parallel", default=None, metavar="FILE",
-                   help="JSONL of {lang: text} per line (general parallel sentences), for --control parallel")
+                   help="JSONL of {lang: text} per line (general parallel sentences), for --control parallel; "
+                        "'demo': the sample shipped with qtalign")
     p.add_argument("--mt-batch-size", type=int, default=16)
     p.add_argument("--mt-max-new-tokens", type=int, default=256)
     p.add_argument("--device", default="auto")

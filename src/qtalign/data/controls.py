@@ -46,6 +46,21 @@ def slot(pair: Pair) -> str:
     return pair.stands_for or pair.source_lang
 
 
+def resolve_parallel(parallel: str | Path) -> Path:
+    """The --parallel file; "demo" is the general parallel sample shipped with qtalign (qtalign/demo/parallel.jsonl)."""
+    if str(parallel) == "demo":
+        from importlib.resources import files
+
+        path = Path(str(files("qtalign.demo").joinpath("parallel.jsonl")))
+        if not path.is_file():
+            raise QtalignError("--parallel demo: this qtalign ships no demo parallel file (qtalign/demo/parallel.jsonl)")
+        return path
+    path = Path(parallel)
+    if not path.is_file():
+        raise QtalignError(f"{parallel}: --parallel file not found")
+    return path
+
+
 def check_control(control: str | None, parallel: str | Path | None, target: str) -> None:
     """Refuse an unknown kind or a missing/unused --parallel before any data is read."""
     if control is None:
@@ -57,8 +72,7 @@ def check_control(control: str | None, parallel: str | Path | None, target: str)
     if control == "parallel":
         if parallel is None:
             raise QtalignError("--control parallel needs --parallel FILE (JSONL of {lang: text} per line)")
-        if not Path(parallel).is_file():
-            raise QtalignError(f"{parallel}: --parallel file not found")
+        resolve_parallel(parallel)
     elif parallel is not None:
         raise QtalignError(f"--parallel is only used with --control parallel, not --control {control}")
     if control == "english" and target != "en":
@@ -236,7 +250,7 @@ def parallel_pairs(task: Task, real: Sequence[Pair], path: str | Path, seed: int
     """For each real pair, a passage of whole parallel sentences (X side, target side) whose content lengths match
     the real pair's question and output; each line used at most once per source language. A line any of whose
     texts equals an evaluation field text (exclude_texts) is not used."""
-    path = Path(path)
+    path = resolve_parallel(path)
     present = {slot(p) for p in real}
     slots = [lang for lang in (sources or sorted(present)) if lang in present]
     target = real[0].target_lang
