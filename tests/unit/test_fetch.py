@@ -400,3 +400,16 @@ def test_scripts_in_the_papers_shape_give_the_papers_demos(paper_data: Path, tmp
             if "variants" in r:
                 assert o["variants"]["native"] == r["variants"]["native"]
     assert not list(tmp_path.rglob("EXECUTED"))
+
+
+def test_a_file_url_mirror(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    for remote, data in fake_repo().items():
+        (mirror / remote).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / remote).write_bytes(data)
+    result = fetch_paper(tmp_path / "d", mirror.as_uri(), manifest(fake_repo()), tasks=["emotion"], progress=False)
+    assert (tmp_path / "d" / "emotion" / "emotion_zh500_test.json").read_bytes() == fake_repo()[
+        "data/ap_emotion/emotion_zh500_test.json"] and "emotion" in result.demos
+    (mirror / "data/ap_emotion/emotion_en500_test.json").unlink()
+    with pytest.raises(QtalignError, match="no such file in the mirror"):
+        fetch_paper(tmp_path / "d2", mirror.as_uri(), manifest(fake_repo()), tasks=["emotion"], progress=False)

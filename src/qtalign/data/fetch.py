@@ -109,6 +109,8 @@ def _open(url: str, offset: int, timeout: float) -> Any:
             from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, HTTPException) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file
+            raise QtalignError(f"{url}: no such file in the mirror") from None
         raise _Transient(str(reason)) from None
 
 

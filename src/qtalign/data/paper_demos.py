@@ -19,6 +19,7 @@ class ScriptSpec:
     """What qtalign knows about one of the paper's English-label ("enout") evaluation scripts."""
 
     task: str  # name used in the demos file (emotion, snli, paws), as in the paper's file names
+    qtalign_task: str  # the same task in qtalign.tasks (emotion, nli, paraphrase)
     script: str  # path under DEST
     test_file: str  # path under DEST of a language's test file, {lang} filled in
     placeholders: tuple[tuple[str, str], ...] = ()  # field -> name used in prompt_assembly (else the field name)
@@ -28,10 +29,10 @@ class ScriptSpec:
 SCRIPTS: dict[str, ScriptSpec] = {
     s.task: s
     for s in (
-        ScriptSpec("emotion", "scripts/emotion_eval_2shot_enout.py", "emotion/emotion_{lang}500_test.json",
+        ScriptSpec("emotion", "emotion", "scripts/emotion_eval_2shot_enout.py", "emotion/emotion_{lang}500_test.json",
                    placeholders=(("input", "text"),), native_variant=True),
-        ScriptSpec("snli", "scripts/snli_eval_6shot_enout.py", "snli/snli_{lang}600_test.json"),
-        ScriptSpec("paws", "scripts/paws_eval_4shot_enout.py", "paws/paws_{lang}500_test.json"),
+        ScriptSpec("snli", "nli", "scripts/snli_eval_6shot_enout.py", "snli/snli_{lang}600_test.json"),
+        ScriptSpec("paws", "paraphrase", "scripts/paws_eval_4shot_enout.py", "paws/paws_{lang}500_test.json"),
     )
 }
 
