@@ -40,6 +40,9 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "'demo': the sample shipped with qtalign")
     p.add_argument("--mt-batch-size", type=int, default=16)
     p.add_argument("--mt-max-new-tokens", type=int, default=256)
+    p.add_argument("--template", default=None, metavar="NAME",
+                   help="training template these pairs are meant for (empty, default, qwen, mistral, llama3, gemma: "
+                        "LLaMA-Factory's names); recorded in dataset_info.json and the manifest")
     p.add_argument("--device", default="auto")
     p.add_argument("--trust-remote-code", action="store_true")
     p.set_defaults(func=run_build)
@@ -55,6 +58,13 @@ def run_build(args: argparse.Namespace) -> int:
         task = get_task(args.task)
     except ValueError as e:
         raise QtalignError(str(e)) from None
+    if args.template is not None:
+        from qtalign.templates import TEMPLATES, get_template
+
+        if args.template not in TEMPLATES:
+            raise QtalignError(f"--template: {args.template!r} is not a template name here (choose from "
+                               f"{', '.join(TEMPLATES)}; `auto` picks by model only at training time)")
+        get_template(args.template)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     if not sources:
         raise QtalignError("--sources needs at least one language code")
@@ -72,7 +82,7 @@ def run_build(args: argparse.Namespace) -> int:
     settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
                 "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
                 "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
-                "control": args.control, "parallel": args.parallel}
+                "control": args.control, "parallel": args.parallel, "template": args.template}
     write_outputs(report, out, settings)
     parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
     kind = f"{args.control} control " if args.control else ""

@@ -408,6 +408,8 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
             info = {}
     info[out.stem] = {"file_name": alpaca.name,
                       "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+    if settings.get("template"):  # LLaMA-Factory ignores this key; its users pass the same name as --template
+        info[out.stem]["template"] = settings["template"]
     atomic_write_json(info_path, info)
     hashes = {str(p): sha256_file(p) for p in (out, alpaca)}
     settings = {**settings, "control": report.control["kind"] if report.control else settings.get("control")}
