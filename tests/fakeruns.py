@@ -91,3 +91,60 @@ def write_train_run(folder: Path, sources: Sequence[str], target: str = "en", co
     (folder / "train_summary.json").write_text(json.dumps({"steps": steps, "best_val_loss": 1.0, "seconds": 5.0}),
                                                encoding="utf-8")
     return folder
+
+
+STUDY_LANGS = ("en", "zh", "de", "ja", "sw", "hi")
+
+
+def write_study(root: Path, n: int = 40, seed: int = 0, analyses: Sequence[dict[str, Any]] = ()) -> Path:
+    """A finished study folder as `qtalign run` writes it: base, a real mix (2 training seeds) and its shuffled
+    control (1 seed), evaluated with raw and batch-calibrated scores; one compare.json written by the runner (the
+    others are left for the report to compute); analyses: entries to list (their folders made by the caller)."""
+    import numpy as np
+
+    from qtalign.compare import compare_runs, write_compare
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    base = {lang: list(rng.random(n) < 0.55) for lang in STUDY_LANGS}
+    base_cal = {lang: list(rng.random(n) < 0.65) for lang in STUDY_LANGS}
+
+    def tuned(lift: float, seen: Sequence[str]) -> dict[str, list[bool]]:
+        return {lang: [bool(x or rng.random() < (lift if lang in seen else lift / 3)) for x in v]
+                for lang, v in base.items()}
+
+    trains, evals, compares, steps = [], [], [], []
+    write_eval_run(root / "eval" / "base", base, model="tiny", cal={"batch": base_cal})
+    evals.append({"id": "eval-base", "run": "eval/base", "model": "tiny", "mix": None, "control": None,
+                  "train_seed": None, "demo_seed": 0, "task": "emotion", "labels": "en"})
+    for mix, control, tseed, lift in (("zh_es", None, 1, 0.4), ("zh_es", None, 2, 0.35),
+                                      ("zh_es", "shuffled", 1, 0.15)):
+        tid = f"train-{mix}{'-' + control if control else ''}-s{tseed}"
+        write_train_run(root / "train" / tid, ["zh", "es"], "en", control=control, seed=tseed)
+        trains.append({"id": tid, "run": f"train/{tid}", "mix": mix, "control": control, "train_seed": tseed})
+        eid = tid.replace("train-", "eval-")
+        write_eval_run(root / "eval" / eid, tuned(lift, ("zh", "en")), model="tiny", adapter=f"train/{tid}",
+                       cal={"batch": {lang: [bool(x or rng.random() < lift / 4) for x in v]
+                                      for lang, v in base_cal.items()}})
+        evals.append({"id": eid, "run": f"eval/{eid}", "model": "tiny", "mix": mix, "control": control,
+                      "train_seed": tseed, "demo_seed": 0, "task": "emotion", "labels": "en"})
+        steps += [{"id": tid, "kind": "train", "hash": "h" * 16, "out": f"train/{tid}", "status": "done",
+                   "seconds": 30.0, "deps": []},
+                  {"id": eid, "kind": "eval", "hash": "e" * 16, "out": f"eval/{eid}", "status": "done",
+                   "seconds": 12.5, "deps": [tid]}]
+    # the runner's compare of the first real mix vs base (the others are computed by the report)
+    cmp = "compare/zh_es-s1-vs-base"
+    write_compare(compare_runs([root / "eval/base", root / "eval/eval-zh_es-s1"], names=["eval-base", "eval-zh_es-s1"],
+                               n_boot=200), root / cmp)
+    compares.append({"id": "cmp-1", "out": cmp, "base": "eval-base", "other": "eval-zh_es-s1", "kind": "vs-base",
+                     "mix": "zh_es", "train_seed": 1, "task": "emotion", "demo_seed": 0})
+    compares.append({"id": "cmp-ctl", "out": "compare/zh_es-vs-shuffled", "base": "eval-zh_es-shuffled-s1",
+                     "other": "eval-zh_es-s1", "kind": "vs-control", "mix": "zh_es", "train_seed": 1,
+                     "task": "emotion", "demo_seed": 0})
+    steps.insert(0, {"id": "eval-base", "kind": "eval", "hash": "b" * 16, "out": "eval/base", "status": "reused",
+                     "seconds": None, "deps": []})
+    study = {"name": "synthetic", "config": {"models": ["tiny"], "mixes": [{"name": "zh_es", "sources": ["zh", "es"]}]},
+             "qtalign_version": "0.1.0", "steps": steps, "trains": trains, "evals": evals, "compares": compares,
+             "analyses": list(analyses)}
+    (root / "study.json").write_text(json.dumps(study, indent=1), encoding="utf-8")
+    return root
