@@ -195,3 +195,24 @@ def test_three_runs_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.
     assert "## M vs B" in md and "| lang |" in md
     assert write_compare(data, tmp_path / "again")["json"].is_file()
     assert main(["compare", str(runs[0]), str(runs[1]), "--names", "x"]) == 2
+
+
+def test_real_eval_runs_tiny_model(tiny_llama: Path, tmp_path: Path) -> None:
+    """Runs of `qtalign eval` on the same items compare cleanly; other label words change the prompts (same items,
+    same gold) and are refused by prompt hash; another demonstration seed changes the items scored."""
+    from test_eval import settings, write_paper_folder
+
+    from qtalign.evaluate import run_eval
+
+    data = write_paper_folder(tmp_path / "data")
+    run_eval(settings(tiny_llama, data), tmp_path / "a", progress=False)
+    run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": 5}), tmp_path / "b", progress=False)
+    res = compare_runs([tmp_path / "a", tmp_path / "b"], n_boot=100)
+    assert all(v["p"] == 1 and v["diff"] == 0 for v in res["comparisons"][0]["scores"]["raw"]["languages"].values())
+    assert res["notes"] == []  # prompts checked by hash
+    run_eval(settings(tiny_llama, data, labels="good,bad"), tmp_path / "c", progress=False)
+    with pytest.raises(QtalignError, match=r"en item \d+: the prompts differ \(prompt hash"):
+        compare_runs([tmp_path / "a", tmp_path / "c"], n_boot=100)
+    run_eval(settings(tiny_llama, data, seed=1), tmp_path / "d", progress=False)
+    with pytest.raises(QtalignError, match=r"en item \d+ is in a but not in d"):
+        compare_runs([tmp_path / "a", tmp_path / "d"], n_boot=100)

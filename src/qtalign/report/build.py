@@ -176,7 +176,7 @@ class Builder:
             if self.s.run(e) is not None:
                 out.setdefault(e.group, []).append(e)
         mix_rank = {m: k for k, m in enumerate(dict.fromkeys(e.mix for e in self.s.evals))}
-        for g, es in out.items():
+        for es in out.values():
             es.sort(key=lambda e: (e.mix is not None, mix_rank[e.mix], e.control is not None, e.control or "",
                                    e.train_seed if e.train_seed is not None else -1))
         return out
@@ -455,7 +455,7 @@ class Builder:
                 if len(seeds) < 2:
                     continue
                 runs = [self.s.run(e) for e in es]
-                langs = langs or sum(ordered_langs(runs[0].langs), [])  # type: ignore[union-attr]
+                langs = langs or [x for part in ordered_langs(runs[0].langs) for x in part]  # type: ignore[union-attr]
                 name = (key[3] or "base") + (f" [{key[4]}]" if key[4] and key[4] not in (key[3] or "") else "")
                 for mode in self.modes(es):
                     row: list[Cell | str] = [Cell(f"{key[1]} · {key[0]}", cls="label"), Cell(name, cls="label"),
@@ -636,7 +636,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:  # noqa: N803 - the study folder, as in the docs
+def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     """Write S/report/report.html (self-contained) and S/report/report.md (+ figures/ beside them).
 
     Reads S/study.json and the eval/train/compare/lens/pca folders it names; computes any missing paired comparison

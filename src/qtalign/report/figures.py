@@ -260,7 +260,10 @@ def alignment_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]
         for r in rows:
             by_layer.setdefault(int(r["layer"]), []).append(r)
         layers = sorted(by_layer)
-        mean = lambda key: [np.mean([float(r[key]) for r in by_layer[la]]) for la in layers]  # noqa: E731
+
+        def mean(key: str, by_layer: dict[int, list[dict[str, str]]] = by_layer) -> list[float]:
+            return [float(np.mean([float(r[key]) for r in by_layer[la]])) for la in sorted(by_layer)]
+
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         left.plot(layers, mean("cos"), "-", color=colour, label=f"{name}: parallel")
         left.plot(layers, mean("cos_other"), ":", color=colour, label=f"{name}: other items")
