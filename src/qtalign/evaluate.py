@@ -250,7 +250,8 @@ def _score_language(
             pred, tie = pick(scores[b], task.labels, s.seed, lp.lang, it.index)
             out_rows.append({
                 "task": task.name, "lang": lp.lang, "index": it.index, "gold": it.label, "gold_answer": it.answer,
-                "pred": pred, "correct": pred == it.label, "tie": tie, "prompt_sha": prompt_sha(lp.prompt(i)),
+                "pred": pred, "correct": pred == it.label, "tie": tie,
+                "prompt_sha": prompt_sha(lp.prompt(i)),
                 kind: {label: float(v) for label, v in zip(task.labels, scores[b])},
             })
         writer.write_many(out_rows)
