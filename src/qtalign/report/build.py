@@ -662,4 +662,6 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     paths = {"html": out / "report.html", "md": out / "report.md"}
     atomic_write_text(paths["html"], render_html(title, b.blocks))
     atomic_write_text(paths["md"], render_md(title, b.blocks, out))
+    for p in paths.values():
+        p.chmod(0o644)  # a page to share, not a private temp file
     return {**paths, **{f"figure:{k}": v for k, v in b.figures.items()}}
