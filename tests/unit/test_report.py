@@ -183,3 +183,16 @@ def test_report_in_headless_chromium(report: dict[str, Path], tmp_path: Path) ->
     img = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert img.shape[0] > 2000  # the full page, not one screen
     assert img.std() > 20 and (img < 200).mean() > 0.01  # text, tables and figures drawn, not a blank page
+
+
+def test_runner_compare_json_with_several_runs_is_matched_by_path(tmp_path: Path) -> None:
+    from qtalign.compare import compare_runs, write_compare
+
+    root = write_study(tmp_path / "s", n=30)
+    ev = root / "eval"
+    multi = compare_runs([ev / "base", ev / "eval-zh_es-s2", ev / "eval-zh_es-s1"], n_boot=50)
+    write_compare(multi, root / "compare/zh_es-s1-vs-base")
+    md = build_report(root, n_boot=50)["md"].read_text(encoding="utf-8")
+    s1 = multi["comparisons"][1]["scores"]["raw"]["languages"]["zh"]
+    assert _md_row(md, "— raw", "zh_es (seed 1)")[2].startswith(f"{100 * s1['other']:.1f} ({100 * s1['diff']:+.1f}")
+    assert "unreadable" not in md

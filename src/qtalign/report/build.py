@@ -125,9 +125,8 @@ class Study:
                 path = self.root / c["out"] / "compare.json"
                 if path.is_file():
                     try:
-                        data = json.loads(path.read_text(encoding="utf-8"))
-                        result = data["comparisons"][0]
-                    except (ValueError, KeyError, IndexError):
+                        result = _pick_comparison(json.loads(path.read_text(encoding="utf-8")), other.run)
+                    except (ValueError, KeyError, IndexError, TypeError):
                         self.notes.append(f"{path}: unreadable; recomputed from the predictions")
                 break
         if result is None and self.run(base) is not None and self.run(other) is not None:
@@ -138,6 +137,19 @@ class Study:
                 self.notes.append(f"{other.id} vs {base.id}: not compared ({err})")
         self._pairs[key] = result
         return result
+
+
+def _pick_comparison(data: dict[str, Any], other: Path) -> dict[str, Any]:
+    """The comparison in a compare.json whose other run is the folder `other` (the only one if there is one)."""
+    comparisons = data["comparisons"]
+    if len(comparisons) == 1:
+        return comparisons[0]
+    paths = {r["name"]: Path(r["path"]) for r in data["runs"]}
+    for same in (lambda p: p.resolve() == other.resolve(), lambda p: p.name == other.name):
+        found = [c for c in comparisons if c["other"] in paths and same(paths[c["other"]])]
+        if len(found) == 1:
+            return found[0]
+    raise KeyError(str(other))
 
 
 def _accuracy(run: Run | None, mode: str, lang: str) -> float | None:
