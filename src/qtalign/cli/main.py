@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "merge": "merge",
     "lens": "lens",
     "pca": "pca",
+    "compare": "compare",
+    "report": "report",
 }
 
 

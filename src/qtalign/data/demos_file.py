@@ -29,6 +29,7 @@ class LangDemos:
     items: tuple[DemoItem, ...]
     cues: Mapping[str, str]  # input field -> text written before it ("" for none); "answer" -> the answer cue
     label_words: Mapping[str, Mapping[str, str | None]]  # "enout"/"native" -> canonical label -> word (None = none)
+    gold: str = "native"  # which table the scripts compare gold answers with: "native" (the test language's) or "enout"
 
     def render_prefix(self, words: Mapping[str, str]) -> str:
         """The demonstrations with each answer written as words[label], joined by single newlines (no trailing one).
@@ -49,9 +50,10 @@ class LangDemos:
 
     def gold_table(self) -> dict[str, str]:
         """The strings the paper's scripts compare a test item's answer with, per canonical label: the native table
-        where it has a word for every label, else the English words (PAWS, whose files answer in English)."""
+        where the scripts use it and it has a word for every label, else the English words (PAWS, whose files
+        answer in English)."""
         native = self.label_words.get("native", {})
-        if native and all(native.get(label) for label in self.label_words["enout"]):
+        if self.gold == "native" and native and all(native.get(label) for label in self.label_words["enout"]):
             return {label: str(word) for label, word in native.items()}
         return {label: str(word) for label, word in self.label_words["enout"].items()}
 
@@ -131,11 +133,13 @@ def load_demos_file(path: str | Path, task: Task) -> DemosFile:
     if labels != task.labels:
         raise QtalignError(f"{path}: canonical_labels {list(labels)} do not match task {task.name!r} "
                            f"({list(task.labels)})")
-    langs = {lang: _lang(path, lang, entry, fields, labels) for lang, entry in raw["demos"].items()}
+    gold = raw.get("gold_compared_with")  # written by `qtalign data fetch paper`; absent: the native table
+    langs = {lang: _lang(path, lang, entry, fields, labels, gold) for lang, entry in raw["demos"].items()}
     return DemosFile(str(path), str(raw["task"]), fields, labels, langs)
 
 
-def _lang(path: Path, lang: str, entry: Any, fields: tuple[str, ...], labels: tuple[str, ...]) -> LangDemos:
+def _lang(path: Path, lang: str, entry: Any, fields: tuple[str, ...], labels: tuple[str, ...],
+          raw_gold: str | None) -> LangDemos:
     where = f"{path}: demos.{lang}"
     if not isinstance(entry, dict):
         raise QtalignError(f"{where}: expected an object")
@@ -159,12 +163,14 @@ def _lang(path: Path, lang: str, entry: Any, fields: tuple[str, ...], labels: tu
         lines = it.get("lines")
         if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
             raise QtalignError(f"{w}: needs 'lines', the demonstration's prompt lines")
-        at = lines[-1].find(cues["answer"])
         word = enout[it["answer"]]
-        if at < 0 or not lines[-1][at + len(cues["answer"]):].startswith(word + '"'):
-            raise QtalignError(f"{w}: last line {lines[-1]!r} does not end in the answer cue + {word!r}")
-        items.append(DemoItem(tuple(it[f] for f in fields), it["answer"], tuple(lines), at + len(cues["answer"])))
-    ld = LangDemos(lang, entry["prefix"], tuple(items), dict(cues), {"enout": dict(enout), "native": dict(native)})
+        at = lines[-1].rfind(f'"{word}"')  # the answer cue may differ from the query cue (a quirk); the word is quoted
+        if at < 0 or lines[-1][at + len(word) + 2:].strip():
+            raise QtalignError(f"{w}: last line {lines[-1]!r} does not end in the quoted label word {word!r}")
+        items.append(DemoItem(tuple(it[f] for f in fields), it["answer"], tuple(lines), at + 1))
+    gold = "native" if raw_gold in (None, "test language's label table") else "enout"
+    ld = LangDemos(lang, entry["prefix"], tuple(items), dict(cues), {"enout": dict(enout), "native": dict(native)},
+                   gold)
     if ld.render_prefix({label: enout[label] for label in labels}) != ld.prefix:
         raise QtalignError(f"{where}: 'prefix' is not the items' lines joined by newlines")
     return ld
