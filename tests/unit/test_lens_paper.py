@@ -137,3 +137,16 @@ def test_lens_cli_paper_protocol(tiny_gemma: Path, tmp_path: Path) -> None:
         assert sorted(set(z["lang"])) == ["en", "zh"] and np.isfinite(z["energy"]).all()
     csv = (out / "lens_layers.csv").read_text()
     assert ",energy," in csv
+
+
+def test_pca_cli_paper_protocol(tiny_gemma: Path, tmp_path: Path) -> None:
+    """PCA under the paper's protocol: native-label fixed demonstrations, every item, mean over all tokens."""
+    data = write_emotion_paper_folder(tmp_path / "paper")
+    out = tmp_path / "pca"
+    assert main(["pca", "--protocol", "paper", "--model", str(tiny_gemma), "--task", "emotion", "--data", str(data),
+                 "--langs", "en,de,zh", "--layers", "0,3", "--device", "cpu", "--out", str(out)]) == 0
+    s = json.loads((out / "settings.json").read_text())
+    assert (s["protocol"], s["labels"], s["keep_demo_items"], s["pool"], s["demos_file"]) == (
+        "paper", "native", True, "mean", "auto")
+    with np.load(out / "pca.npz") as z:
+        assert len(z["index"]) == 3 * 8  # every item of every language
