@@ -162,6 +162,14 @@ def test_qt_folder_builds_zh_es_to_en_pairs() -> None:
 
 
 # ---- parallel general sentences -------------------------------------------------------------------------------
+def test_parallel_demo_control_matches_the_demo_mix() -> None:
+    ctrl = build_pairs(EMOTION, [QT], ["zh", "es"], "en", per_lang=240, exclude=SENTIMENT, control="parallel",
+                       parallel="demo")
+    assert ctrl.counts == {"zh": 240, "es": 240}
+    diff = ctrl.length_profile["difference"]
+    assert max(abs(d[side]["mean"]) for d in diff.values() for side in ("input_eq", "output_eq")) < 0.05
+
+
 def test_parallel_file_is_complete_and_disjoint() -> None:
     recs = rows(PARALLEL)
     n_qt = len(rows(QT / "emotion_en_train.jsonl"))
