@@ -229,10 +229,11 @@ def _read_hf(task: Task, name: str, langs: Sequence[str], split: str) -> Dataset
     return ds
 
 
-def parallel_disagreements(ds: Dataset, reference: str = "en") -> dict[str, list[int]]:
+def parallel_disagreements(ds: Dataset, reference: str = "en", ref: Sequence[Item] | None = None) -> dict[str, list[int]]:
     """For languages whose file is parallel to the reference language's (same item count), the item
-    indices whose mapped label differs from the reference's."""
-    ref = ds.items.get(reference)
+    indices whose mapped label differs from the reference's. ref: the reference language's items when they are
+    not in ds (e.g. the English file read beside the data)."""
+    ref = ds.items.get(reference) if ref is None else ref
     if not ref:
         return {}
     ref_labels = {it.index: it.label for it in ref}
