@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from qtalign import __version__
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, length_order, memory_key, run_chunks
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
@@ -65,7 +66,7 @@ class EvalSettings(Settings):
     seed: int = 0
     demos: str | None = None
     limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: BatchSize = 8  # a positive integer, or auto (largest that fits; qtalign.batchsize)
     device: str = "auto"
     dtype: str | None = None
     load_in_4bit: bool = False
@@ -232,7 +233,9 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
         lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
                         trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
-        scorer = Scorer(lm.model, lm.tokenizer, batch_size=s.batch_size)
+        sizer = batch_sizer(s.batch_size, lm.device, memory_key(f"eval-{s.scoring}", s.model, s.task, lm.device,
+                                                                lm.dtype, lm.quantization))
+        scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
         index = TokenIndex(lm.tokenizer) if s.scoring == "first-token" else None
         from tqdm.auto import tqdm
 
@@ -242,7 +245,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
                 if not todo[lang]:
                     continue
                 bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar)
+                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, sizer)
         bar.close()
         if scorer.boundary_mismatches:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
@@ -265,8 +268,12 @@ def _score_language(
     done: set[tuple[str, int]],
     writer: JsonlWriter,
     bar: Any,
+    sizer: BatchSizer | None = None,
 ) -> None:
-    """Score one language's remaining items in deterministic batches; write each finished batch."""
+    """Score one language's remaining items in batches of similar length (longest first); write each finished batch.
+
+    With a fixed batch size the batches depend only on the full item list, so a resumed run scores each item in the
+    same batch as before; with `auto`, an out-of-memory error halves the size and rescores that batch's items."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -291,13 +298,18 @@ def _score_language(
         score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
-    # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
-    for batch in scorer.batches([len(r) for r in rows]):
-        missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
-        if not missing:
+    sizer = sizer or BatchSizer(scorer.batch_size)
+
+    def run(batch: list[int]) -> np.ndarray | None:
+        if all((lp.lang, lp.items[i].index) in done for i in batch):
+            return None
+        scorer.batch_size = sizer.size  # loglik splits (item, label) pairs by it
+        return score(state, [rows[i] for i in batch])  # [B, L]
+
+    t0 = time.perf_counter()
+    for batch, scores in run_chunks(sizer, length_order([len(r) for r in rows]), run):
+        if scores is None:
             continue
-        t0 = time.perf_counter()
-        scores = score(state, [rows[i] for i in batch])  # [B, L]
         out_rows = []
         for b, i in enumerate(batch):
             it = lp.items[i]
@@ -319,6 +331,7 @@ def _score_language(
         done.update((lp.lang, r["index"]) for r in out_rows)
         bar.update(len(out_rows))
         log.debug("%s: batch of %d in %.2fs", lp.lang, len(batch), time.perf_counter() - t0)
+        t0 = time.perf_counter()
 
 
 def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import final_norm, layer_states, prefix_layers
+from qtalign.batchsize import BatchSizer, batch_sizer, length_order, run_chunks
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
 from qtalign.protocol import paper_label_token_sets
-from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets, length_batches
+from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets
 from qtalign.tasks import Task
 
 # per item and layer; p_* are probabilities (summed over a token set); entropy in nats or bits (run setting
@@ -202,7 +203,7 @@ def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], c
 
 
 def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: LensArrays | None = None,
-             batch_size: int = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
+             batch_size: int | BatchSizer = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
              entropy_unit: str = "nats", energy: Energy | None = None) -> LensArrays:
     """Lens over a language's evaluation prompts, skipping items already in done; on_batch(partial, rate)
     is called after every batch with all results so far (to save them and show progress). energy: computed for
@@ -214,11 +215,16 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done if done is not None else LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
     start, n_done = time.perf_counter(), 0
-    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
+    sizer = batch_sizer(batch_size, scorer.device)
+
+    def run(batch: list[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         ks = [todo[j] for j in batch]
-        vals, top = lens_batch(scorer, pre.state, [ids[k] for k in ks],
-                               [task.labels.index(lp.items[k].label) for k in ks], sets,  # type: ignore[arg-type]
-                               entropy_unit, energy)
+        return lens_batch(scorer, pre.state, [ids[k] for k in ks],
+                          [task.labels.index(lp.items[k].label) for k in ks], sets,  # type: ignore[arg-type]
+                          entropy_unit, energy)
+
+    for batch, (vals, top) in run_chunks(sizer, length_order([len(ids[k]) for k in todo]), run):
+        ks = [todo[j] for j in batch]
         result = _concat(result, LensArrays(lp.lang, np.array([lp.items[k].index for k in ks]), vals, top))
         n_done += len(ks)
         if on_batch is not None:

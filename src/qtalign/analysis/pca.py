@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
+from qtalign.batchsize import BatchSizer, batch_sizer, length_order, run_chunks
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
-from qtalign.scoring import Scorer, length_batches
+from qtalign.scoring import Scorer
 
 # mean: over all prompt tokens (prefix + item; the paper's choice); item: over the item's tokens only;
 # last: the last prompt token's state
@@ -64,7 +65,7 @@ def pool_batch(scorer: Scorer, pre: PrefixLayers, rows: Sequence[list[int]], lay
 
 
 def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool: str = "mean",
-                   done: Pooled | None = None, batch_size: int = 8,
+                   done: Pooled | None = None, batch_size: int | BatchSizer = 8,
                    on_batch: Callable[[Pooled, float], None] | None = None) -> Pooled:
     """Pooled states of a language's evaluation prompts, skipping items already in done."""
     if pool not in POOLS:
@@ -75,9 +76,10 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done
     start, n_done = time.perf_counter(), 0
-    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
+    sizer = batch_sizer(batch_size, scorer.device)
+    run = lambda batch: pool_batch(scorer, pre, [ids[todo[j]] for j in batch], layers, pool)  # [B, k, H]
+    for batch, states in run_chunks(sizer, length_order([len(ids[k]) for k in todo]), run):
         ks = [todo[j] for j in batch]
-        states = pool_batch(scorer, pre, [ids[k] for k in ks], layers, pool)
         new = Pooled(lp.lang, np.array([lp.items[k].index for k in ks]), tuple(layers), states)
         result = new if result is None else Pooled(lp.lang, np.concatenate([result.index, new.index]),
                                                    tuple(layers), np.concatenate([result.states, new.states]))
