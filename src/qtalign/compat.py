@@ -24,3 +24,13 @@ def cache_kwargs(cache: Any) -> dict[str, Any]:
 def output_cache(out: Any) -> Any:
     """The KV cache a decoder's forward returned (use_cache=True), for the installed transformers."""
     return getattr(out, cache_name())
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Recompute activations in the backward pass (non-reentrant, so inputs need no grad): transformers 5.24 renamed
+    gradient_checkpointing_enable to activation_checkpointing_enable (the old name warns)."""
+    new = getattr(model, "activation_checkpointing_enable", None)
+    if callable(new):
+        new(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
