@@ -15,7 +15,7 @@ from qtalign.errors import QtalignError
 from qtalign.scoring import length_batches
 
 
-def fake_oom(limit: int):  # noqa: ANN201 - a callable over chunks that fails like CUDA above `limit` items
+def fake_oom(limit: int):
     calls: list[list[int]] = []
 
     def fn(chunk: list[int]) -> list[int]:
@@ -103,14 +103,14 @@ def test_eval_auto_after_fake_oom_matches_a_fixed_batch_size(tiny_llama: Path, t
     memory = tmp_path / "batch_sizes.json"
     made: list[BatchSizer] = []
 
-    def adaptive(requested, device, key=None, **kw):  # noqa: ANN001, ANN202 - as on CUDA, with a test memory file
+    def adaptive(requested, device, key=None, **kw):
         assert requested == "auto" and key.startswith("eval-first-token|")
         made.append(BatchSizer(8, adaptive=True, key=key, memory=memory))
         return made[-1]
 
     real = Scorer.first_token_batch
 
-    def limited(self, prefix, rows, sets):  # noqa: ANN001, ANN202
+    def limited(self, prefix, rows, sets):
         if len(rows) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return real(self, prefix, rows, sets)

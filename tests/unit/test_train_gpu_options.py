@@ -34,7 +34,7 @@ def val_losses(out: Path) -> list[float]:
 
 def test_micro_batches_and_checkpointing_give_the_same_adapter(tiny_llama: Path, tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs.jsonl", 12)
-    kw = dict(batch_size=4, grad_accum=2, epochs=2)
+    kw = {"batch_size": 4, "grad_accum": 2, "epochs": 2}
     train(settings(tiny_llama, data, tmp_path / "whole", **kw), progress=False)
     train(settings(tiny_llama, data, tmp_path / "micro", micro_batch=1, gradient_checkpointing=True, **kw),
           progress=False)
@@ -50,7 +50,7 @@ def test_micro_batch_auto_halves_on_fake_oom(tiny_llama: Path, tmp_path: Path, m
     """An adaptive micro-batch sizer whose forward fails above one pair redoes the step at 1: the adapter equals a
     run with --micro-batch 1, and the size is remembered."""
     data = write_pairs(tmp_path / "pairs.jsonl", 12)
-    kw = dict(batch_size=4, grad_accum=1, epochs=1)
+    kw = {"batch_size": 4, "grad_accum": 1, "epochs": 1}
     train(settings(tiny_llama, data, tmp_path / "one", micro_batch=1, **kw), progress=False)
     memory = tmp_path / "batch_sizes.json"
     made: list[BatchSizer] = []
@@ -62,7 +62,7 @@ def test_micro_batch_auto_halves_on_fake_oom(tiny_llama: Path, tmp_path: Path, m
 
     real = train_mod.output_loss
 
-    def limited(peft_model, ids, mask, labels):  # noqa: ANN001, ANN202
+    def limited(peft_model, ids, mask, labels):
         if ids.shape[0] > 1 and torch.is_grad_enabled():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return real(peft_model, ids, mask, labels)
@@ -87,7 +87,7 @@ def test_micro_batch_sizer_without_cuda() -> None:
 def test_fixed_micro_batch_oom_is_one_line(tiny_llama: Path, tmp_path: Path, monkeypatch) -> None:
     data = write_pairs(tmp_path / "pairs.jsonl", 8)
 
-    def oom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def oom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
 
     monkeypatch.setattr(train_mod, "output_loss", oom)
