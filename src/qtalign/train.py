@@ -594,7 +594,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
             step += 1
             dt = time.time() - t_start
             train_log.write({"step": step, "epoch": round(step / per_epoch, 4), "loss": loss_sum / n_tok, "lr": lr,
-                             "tokens_per_s": seen / dt if dt > 0 else None})
+                             "tokens_per_s": seen / dt if dt > 0 else None, "seconds": dt})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_tok:.3f}")
             if step % eval_every == 0 or step == total:
