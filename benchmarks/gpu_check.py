@@ -195,7 +195,7 @@ def remembered(prefix: str) -> int | None:
 def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], args: argparse.Namespace,
                work: Path, load_in_4bit: bool, batch_size: int | str, tasks: tuple[str, ...]) -> list[dict[str, Any]]:
     """Load once, then run_eval per task (the loaded model reused); one row per task."""
-    import qtalign.models as models
+    from qtalign import models
     from qtalign.evaluate import EvalSettings, run_eval
 
     dev.reset()
@@ -233,7 +233,6 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
                   f"{run_tok / sec:.0f} tokens/s), batch {used}", flush=True)
     finally:
         models.load_model = real_load
-        del lm
     return rows
 
 
@@ -284,11 +283,12 @@ def versions() -> dict[str, str | None]:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"device: {result['device']}   model: {result['model']['name']} ({result['model']['params'] / 1e9:.2f}B "
-             f"params, random weights)   tokenizer: BPE {result['tokenizer']['vocab']} "
-             f"({result['tokenizer']['de_tokens_per_char']:.3f} tokens/char on German)",
-             f"{'eval':<16}{'task':<12}{'items':>6}{'batch':>7}{'items/s':>10}{'tokens/s':>11}{'prompt tok/s':>14}"
-             f"{'tok/item':>10}{'peak GiB':>10}"]
+    head = (f"device: {result['device']}   model: {result['model']['name']} ({result['model']['params'] / 1e9:.2f}B "
+            f"params, random weights)   tokenizer: BPE {result['tokenizer']['vocab']} "
+            f"({result['tokenizer']['de_tokens_per_char']:.3f} tokens/char on German)")
+    cols = (f"{'eval':<16}{'task':<12}{'items':>6}{'batch':>7}{'items/s':>10}{'tokens/s':>11}{'prompt tok/s':>14}"
+            f"{'tok/item':>10}{'peak GiB':>10}")
+    lines = [head, cols]
     for r in result["eval"]:
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
         lines.append(f"{r['phase']:<16}{r['task']:<12}{r['items']:>6}{r['batch_size_used']!s:>7}"
@@ -418,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                     result["ratios"][f"train: QLoRA vs {half} LoRA (tokens/s)"] = qlora["tokens_per_s"] / lora["tokens_per_s"]
     save()
     if "model" in result:
-        print(table(result), flush=True)
+        try:
+            print(table(result), flush=True)
+        except (KeyError, TypeError, ValueError) as e:  # a partial result: the JSON has what there is
+            print(f"(no table: {e!r})", flush=True)
     print(f"wrote {out / 'gpu_check.json'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
