@@ -19,11 +19,11 @@ mkdir -p "$OUTDIR"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 echo "== tests marked cuda (skipped without CUDA)"
-timeout 300 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/unit/test_cuda.py -rs 2>&1 | tee "$OUTDIR/gpu_tests.log"
+timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/unit/test_cuda.py -rs 2>&1 | tee "$OUTDIR/gpu_tests.log"
 tests=${PIPESTATUS[0]}
 
 echo "== benchmarks/gpu_check.py"
-timeout 420 "$PY" benchmarks/gpu_check.py --out "$OUTDIR" "$@" 2>&1 | tee "$OUTDIR/gpu_check.log"
+timeout 320 "$PY" benchmarks/gpu_check.py --out "$OUTDIR" "$@" 2>&1 | tee "$OUTDIR/gpu_check.log"
 bench=${PIPESTATUS[0]}
 echo "tests exit $tests, gpu_check exit $bench"
 [ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]

@@ -68,6 +68,10 @@ def test_bf16_cuda_eval_agrees_with_cpu_float32(tiny_model: Path, tmp_path: Path
 
 
 def test_a_real_cuda_oom_halves_the_batch_and_frees_memory() -> None:
+    import gc
+
+    gc.collect()  # what earlier tests left for the collector goes now, not during the measurement
+    torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(0).total_memory
     per_item = total // 5  # 64 items cannot fit; 4 might, 2 surely do
     before = torch.cuda.memory_allocated()
@@ -81,7 +85,7 @@ def test_a_real_cuda_oom_halves_the_batch_and_frees_memory() -> None:
     assert done == list(range(10))
     assert 1 <= sizer.size <= 4 and sizer.shrinks >= 4
     torch.cuda.empty_cache()
-    assert torch.cuda.memory_allocated() == before
+    assert torch.cuda.memory_allocated() <= before  # nothing of the failed attempts is left
 
 
 def test_lens_and_pca_on_cuda_with_auto_batch(tiny_gemma: Path, tmp_path: Path) -> None:
