@@ -139,32 +139,28 @@ def batch_sizer(requested: BatchSize | BatchSizer, device: torch.device, key: st
     return sizer
 
 
-def run_chunks(sizer: BatchSizer, order: Sequence[int], fn: Callable[[list[int]], T]) -> Iterator[tuple[list[int], T]]:
-    """fn over consecutive chunks of order, sizer.size items each; yields (chunk, fn(chunk)).
+def run_split(sizer: BatchSizer, batch: Sequence[int], fn: Callable[[list[int]], T]) -> Iterator[tuple[list[int], T]]:
+    """fn over one batch in consecutive pieces of at most sizer.size items; yields (piece, fn(piece)).
 
-    An out-of-memory error inside fn halves the size (adaptive sizers) and retries the same items, so every item is
-    processed exactly once and in the same order; a fixed sizer turns it into one QtalignError line. With a fixed
-    size the chunks are exactly order[0:size], order[size:2*size], ...
+    The batches themselves stay what the caller made them (from the full item list, so resumed and multi-process runs
+    agree on them); only their pieces shrink. An out-of-memory error inside fn halves the size (adaptive sizers) and
+    retries the same items, so every item is processed exactly once and in order; with a fixed sizer it is one
+    QtalignError line. While the size is at least the batch's, the whole batch is one piece.
     """
     pos = 0
-    while pos < len(order):
-        chunk = list(order[pos : pos + sizer.size])
+    while pos < len(batch):
+        piece = list(batch[pos : pos + sizer.size])
         failed: str | None = None
         try:
-            result = fn(chunk)
+            result = fn(piece)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
             if not is_oom(e):
                 raise
             failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        if failed is not None:  # outside the except block, so the failed batch's tensors can be freed
+        if failed is not None:  # outside the except block, so the failed piece's tensors can be freed
             free_device_memory()
             sizer.shrink(failed)
             continue
         sizer.ran()
-        yield chunk, result
-        pos += len(chunk)
-
-
-def length_order(lengths: Sequence[int]) -> list[int]:
-    """Row indices longest first (ties in index order), so the first batch is the largest in memory."""
-    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        yield piece, result
+        pos += len(piece)

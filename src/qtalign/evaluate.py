@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from qtalign import __version__
-from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, length_order, memory_key, run_chunks
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, memory_key, run_split
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
@@ -270,10 +270,9 @@ def _score_language(
     bar: Any,
     sizer: BatchSizer | None = None,
 ) -> None:
-    """Score one language's remaining items in batches of similar length (longest first); write each finished batch.
+    """Score one language's remaining items in deterministic batches; write each finished batch.
 
-    With a fixed batch size the batches depend only on the full item list, so a resumed run scores each item in the
-    same batch as before; with `auto`, an out-of-memory error halves the size and rescores that batch's items."""
+    sizer: how many items go through the model at once (--batch-size auto halves it on out-of-memory)."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -299,17 +298,15 @@ def _score_language(
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
     sizer = sizer or BatchSizer(scorer.batch_size)
-
-    def run(batch: list[int]) -> np.ndarray | None:
-        if all((lp.lang, lp.items[i].index) in done for i in batch):
-            return None
-        scorer.batch_size = sizer.size  # loglik splits (item, label) pairs by it
-        return score(state, [rows[i] for i in batch])  # [B, L]
-
-    t0 = time.perf_counter()
-    for batch, scores in run_chunks(sizer, length_order([len(r) for r in rows]), run):
-        if scores is None:
+    # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
+    for batch in scorer.batches([len(r) for r in rows]):
+        missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
+        if not missing:
             continue
+        t0 = time.perf_counter()
+        # --batch-size auto: a batch that runs out of device memory is scored in smaller pieces (in order)
+        scores = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece: score(
+            state, [rows[i] for i in piece]))])  # [B, L]
         out_rows = []
         for b, i in enumerate(batch):
             it = lp.items[i]
@@ -331,7 +328,6 @@ def _score_language(
         done.update((lp.lang, r["index"]) for r in out_rows)
         bar.update(len(out_rows))
         log.debug("%s: batch of %d in %.2fs", lp.lang, len(batch), time.perf_counter() - t0)
-        t0 = time.perf_counter()
 
 
 def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model_info: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qtalign import batchsize
-from qtalign.batchsize import BatchSizer, batch_sizer, length_order, parse_batch_size, run_chunks
+from qtalign.batchsize import BatchSizer, batch_sizer, parse_batch_size, run_split
 from qtalign.errors import QtalignError
 from qtalign.scoring import length_batches
 
@@ -35,31 +35,37 @@ def test_parse_batch_size() -> None:
             parse_batch_size(bad)
 
 
-def test_fixed_size_chunks_are_the_length_batches() -> None:
+def run_all(sizer: BatchSizer, batches: list[list[int]], fn):
+    return [(piece, r) for batch in batches for piece, r in run_split(sizer, batch, fn)]
+
+
+def test_a_fixed_size_runs_each_batch_whole() -> None:
     lengths = [5, 9, 9, 1, 7, 3, 8, 2, 6, 4, 9]
-    got = [c for c, _ in run_chunks(BatchSizer(3), length_order(lengths), lambda c: None)]
-    assert got == length_batches(lengths, 3)
+    batches = length_batches(lengths, 3)
+    assert [p for p, _ in run_all(BatchSizer(3), batches, lambda c: None)] == batches
 
 
 def test_auto_halves_on_oom_processes_every_item_once_and_remembers(tmp_path: Path) -> None:
     memory = tmp_path / "batch_sizes.json"
     sizer = batch_sizer("auto", torch.device("cuda"), key="eval|m|emotion", memory=memory, start=16)
     assert sizer.adaptive and sizer.size == 16
+    batches = length_batches(list(range(20, 0, -1)), sizer.size)  # the batches stay [16 items], [4 items]
     fn, calls = fake_oom(limit=3)
-    out = list(run_chunks(sizer, list(range(20)), fn))
+    out = run_all(sizer, batches, fn)
     assert [len(c) for c in calls[:3]] == [16, 8, 4]  # 16 -> 8 -> 4 fail on the same first items, 2 runs
-    assert [i for c, _ in out for i in c] == list(range(20))  # each item once, in order
-    assert all(r == [2 * i for i in c] for c, r in out)
+    assert [len(p) for p, _ in out] == [2] * 10  # later batches are cut into pieces of the size that ran
+    assert [i for p, _ in out for i in p] == [i for b in batches for i in b]  # each item once, in order
+    assert all(r == [2 * i for i in p] for p, r in out)
     assert sizer.size == 2 and sizer.shrinks == 3
     assert json.loads(memory.read_text()) == {"eval|m|emotion": 2}
     # the next run starts from the remembered size: no failing attempt
     again = batch_sizer("auto", torch.device("cuda"), key="eval|m|emotion", memory=memory, start=16)
     fn2, calls2 = fake_oom(limit=3)
-    list(run_chunks(again, list(range(5)), fn2))
+    run_all(again, length_batches([1] * 5, again.size), fn2)
     assert [len(c) for c in calls2] == [2, 2, 1]
     # another task keeps its own entry
     other = batch_sizer("auto", torch.device("cuda"), key="eval|m|nli", memory=memory, start=4)
-    list(run_chunks(other, list(range(4)), fake_oom(limit=8)[0]))
+    run_all(other, [list(range(4))], fake_oom(limit=8)[0])
     assert json.loads(memory.read_text()) == {"eval|m|emotion": 2, "eval|m|nli": 4}
 
 
@@ -72,10 +78,10 @@ def test_auto_on_cpu_is_the_default_eight(tmp_path: Path) -> None:
 def test_oom_with_a_fixed_size_or_at_size_one_is_one_line() -> None:
     fn, _ = fake_oom(limit=2)
     with pytest.raises(QtalignError, match=r"--batch-size 4: out of device memory .*--batch-size auto"):
-        list(run_chunks(BatchSizer(4), list(range(8)), fn))
+        list(run_split(BatchSizer(4), list(range(8)), fn))
     fn, _ = fake_oom(limit=0)
     with pytest.raises(QtalignError, match="out of device memory at batch size 1"):
-        list(run_chunks(BatchSizer(4, adaptive=True), list(range(8)), fn))
+        list(run_split(BatchSizer(4, adaptive=True), list(range(8)), fn))
 
 
 def test_other_errors_are_not_taken_for_oom() -> None:
@@ -84,7 +90,7 @@ def test_other_errors_are_not_taken_for_oom() -> None:
 
     sizer = BatchSizer(4, adaptive=True)
     with pytest.raises(RuntimeError, match="shapes"):
-        list(run_chunks(sizer, [1, 2, 3], fn))
+        list(run_split(sizer, [1, 2, 3], fn))
     assert sizer.size == 4
     assert batchsize.is_oom(RuntimeError("CUDA error: out of memory"))
     assert not batchsize.is_oom(ValueError("out of memory"))

@@ -15,7 +15,7 @@ from test_eval import write_paper_folder
 from test_train import settings as train_settings
 from test_train import write_pairs
 
-from qtalign.batchsize import BatchSizer, run_chunks
+from qtalign.batchsize import BatchSizer, run_split
 from qtalign.evaluate import run_eval
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -81,7 +81,7 @@ def test_a_real_cuda_oom_halves_the_batch_and_frees_memory() -> None:
         return int(x.numel())
 
     sizer = BatchSizer(64, adaptive=True)
-    done = [i for chunk, _ in run_chunks(sizer, list(range(10)), fn) for i in chunk]
+    done = [i for piece, _ in run_split(sizer, list(range(10)), fn) for i in piece]
     assert done == list(range(10))
     assert 1 <= sizer.size <= 4 and sizer.shrinks >= 4
     torch.cuda.empty_cache()

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import final_norm, layer_states, prefix_layers
-from qtalign.batchsize import BatchSizer, batch_sizer, length_order, run_chunks
+from qtalign.batchsize import BatchSizer, batch_sizer, run_split
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
 from qtalign.protocol import paper_label_token_sets
-from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets
+from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets, length_batches
 from qtalign.tasks import Task
 
 # per item and layer; p_* are probabilities (summed over a token set); entropy in nats or bits (run setting
@@ -215,16 +215,14 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done if done is not None else LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
     start, n_done = time.perf_counter(), 0
-    sizer = batch_sizer(batch_size, scorer.device)
-
-    def run(batch: list[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
+    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
         ks = [todo[j] for j in batch]
-        return lens_batch(scorer, pre.state, [ids[k] for k in ks],
-                          [task.labels.index(lp.items[k].label) for k in ks], sets,  # type: ignore[arg-type]
-                          entropy_unit, energy)
-
-    for batch, (vals, top) in run_chunks(sizer, length_order([len(ids[k]) for k in todo]), run):
-        ks = [todo[j] for j in batch]
+        parts = [part for _, part in run_split(sizer, ks, lambda piece: lens_batch(
+            scorer, pre.state, [ids[k] for k in piece], [task.labels.index(lp.items[k].label) for k in piece],
+            sets, entropy_unit, energy))]  # type: ignore[arg-type]
+        vals = {q: np.concatenate([v[q] for v, _ in parts]) for q in parts[0][0]}
+        top = np.concatenate([t for _, t in parts])
         result = _concat(result, LensArrays(lp.lang, np.array([lp.items[k].index for k in ks]), vals, top))
         n_done += len(ks)
         if on_batch is not None:

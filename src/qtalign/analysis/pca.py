@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
-from qtalign.batchsize import BatchSizer, batch_sizer, length_order, run_chunks
+from qtalign.batchsize import BatchSizer, batch_sizer, run_split
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
-from qtalign.scoring import Scorer
+from qtalign.scoring import Scorer, length_batches
 
 # mean: over all prompt tokens (prefix + item; the paper's choice); item: over the item's tokens only;
 # last: the last prompt token's state
@@ -76,10 +76,11 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done
     start, n_done = time.perf_counter(), 0
-    sizer = batch_sizer(batch_size, scorer.device)
-    run = lambda batch: pool_batch(scorer, pre, [ids[todo[j]] for j in batch], layers, pool)  # [B, k, H]
-    for batch, states in run_chunks(sizer, length_order([len(ids[k]) for k in todo]), run):
+    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
+    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
         ks = [todo[j] for j in batch]
+        states = np.concatenate([part for _, part in run_split(sizer, ks, lambda piece: pool_batch(
+            scorer, pre, [ids[k] for k in piece], layers, pool))])  # [B, k, H]
         new = Pooled(lp.lang, np.array([lp.items[k].index for k in ks]), tuple(layers), states)
         result = new if result is None else Pooled(lp.lang, np.concatenate([result.index, new.index]),
                                                    tuple(layers), np.concatenate([result.states, new.states]))
