@@ -209,7 +209,14 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
     try:
         warm = EvalSettings(task="emotion", data=str(data["emotion"]), model=str(model_dir), langs=(LANG,),
                             device=args.device, load_in_4bit=load_in_4bit, limit=4, batch_size=4)
+        t0 = time.perf_counter()
         run_eval(warm, work / f"{name}-warmup", progress=False)  # first kernels, cuBLAS handles
+        dev.sync()
+        warm_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_eval(warm, work / f"{name}-fixed", progress=False)  # 4 items: ~ the fixed cost of a run (data,
+        dev.sync()                                               # prompts, vocabulary index, prefix)
+        fixed_s = time.perf_counter() - t0
         for task in tasks:
             s = EvalSettings(task=task, data=str(data[task]), model=str(model_dir), langs=(LANG,), device=args.device,
                              load_in_4bit=load_in_4bit, batch_size=batch_size, limit=args.items)
@@ -225,6 +232,8 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
                 used = remembered(f"eval-first-token|{model_dir}|{task}|") or (8 if not dev.cuda else "?")
             rows.append({"phase": name, "task": task, "lang": LANG, "items": items, "seconds": sec,
                          "items_per_s": items / sec, "tokens_per_s": run_tok / sec, "prompt_tokens_per_s": full_tok / sec,
+                         "fixed_s": fixed_s, "warmup_s": warm_s,
+                         "net_tokens_per_s": run_tok / max(sec - fixed_s, 1e-9),
                          "tokens_per_item": full_tok / items, "prefix_tokens": (full_tok - run_tok) / max(items - 1, 1),
                          "batch_size": batch_size, "batch_size_used": used, "peak_gib": dev.peak_gib(),
                          "load_s": load_s, "dtype": res["model"]["dtype"],
@@ -286,19 +295,19 @@ def table(result: dict[str, Any]) -> str:
     head = (f"device: {result['device']}   model: {result['model']['name']} ({result['model']['params'] / 1e9:.2f}B "
             f"params, random weights)   tokenizer: BPE {result['tokenizer']['vocab']} "
             f"({result['tokenizer']['de_tokens_per_char']:.3f} tokens/char on German)")
-    cols = (f"{'eval':<16}{'task':<12}{'items':>6}{'batch':>7}{'items/s':>10}{'tokens/s':>11}{'prompt tok/s':>14}"
-            f"{'tok/item':>10}{'peak GiB':>10}")
+    cols = (f"{'eval':<14}{'task':<11}{'items':>6}{'batch':>6}{'items/s':>9}{'tokens/s':>10}{'net tok/s':>10}"
+            f"{'prompt tok/s':>13}{'tok/item':>9}{'fixed s':>8}{'peak GiB':>9}")
     lines = [head, cols]
     for r in result["eval"]:
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
-        lines.append(f"{r['phase']:<16}{r['task']:<12}{r['items']:>6}{r['batch_size_used']!s:>7}"
-                     f"{r['items_per_s']:>10.1f}{r['tokens_per_s']:>11.0f}{r['prompt_tokens_per_s']:>14.0f}"
-                     f"{r['tokens_per_item']:>10.0f}{peak:>10}")
-    lines.append(f"{'train':<16}{'steps':>6}{'s/step':>9}{'pairs/s':>9}{'tokens/s':>11}{'tok/step':>10}{'peak GiB':>10}"
+        lines.append(f"{r['phase']:<14}{r['task']:<11}{r['items']:>6}{r['batch_size_used']!s:>6}"
+                     f"{r['items_per_s']:>9.1f}{r['tokens_per_s']:>10.0f}{r['net_tokens_per_s']:>10.0f}"
+                     f"{r['prompt_tokens_per_s']:>13.0f}{r['tokens_per_item']:>9.0f}{r['fixed_s']:>8.2f}{peak:>9}")
+    lines.append(f"{'train':<14}{'steps':>8}{'s/step':>9}{'pairs/s':>9}{'tokens/s':>11}{'tok/step':>10}{'peak GiB':>10}"
                  f"{'loss first -> last':>22}")
     for r in result["train"]:
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
-        lines.append(f"{r['phase']:<16}{r['steps']:>6}{r['s_per_step']:>9.3f}{16 / r['s_per_step']:>9.1f}"
+        lines.append(f"{r['phase']:<14}{r['steps']:>8}{r['s_per_step']:>9.3f}{16 / r['s_per_step']:>9.1f}"
                      f"{r['tokens_per_s']:>11.0f}{r['tokens_per_step']:>10.0f}{peak:>10}{r['loss_first']:>12.3f} -> {r['loss_last']:.3f}")
     for k, v in result["ratios"].items():
         lines.append(f"ratio {k}: {v:.2f}x")
@@ -311,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny model (64 wide, 2 layers) on CPU, few items")
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    ap.add_argument("--items", type=int, default=None, help="items per task (default 240 on GPU, 12 dry run)")
-    ap.add_argument("--train-steps", type=int, default=None, help="optimizer steps per training run (default 12)")
+    ap.add_argument("--items", type=int, default=None, help="items per task (default 960, 12 in the dry run)")
+    ap.add_argument("--train-steps", type=int, default=None, help="optimizer steps per training run (default 20)")
     ap.add_argument("--skip-4bit", action="store_true", help="no 4-bit eval / QLoRA (automatic without CUDA)")
     ap.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "runs" / "gpu_check"),
                     help="where gpu_check.json goes (default: $OUT, else runs/gpu_check)")
@@ -324,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    args.items = args.items or (12 if args.cpu_dry_run else 240)
-    args.train_steps = args.train_steps or (2 if args.cpu_dry_run else 12)
+    args.items = args.items or (12 if args.cpu_dry_run else 960)
+    args.train_steps = args.train_steps or (2 if args.cpu_dry_run else 20)
     four_bit = not args.skip_4bit and args.device.startswith("cuda")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
