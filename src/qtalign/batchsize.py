@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 BatchSize = Annotated[int, Field(ge=1)] | Literal["auto"]  # settings type of every batch-size field
 CPU_DEFAULT = 8  # what auto means on CPU, where an allocation failure cannot be caught safely
-AUTO_START = 64  # first size tried on CUDA when nothing is remembered for this model and task
+AUTO_START = 256  # first size tried on CUDA when nothing is remembered (the first, longest batch finds the limit)
 MEMORY_FILE = "batch_sizes.json"
 T = TypeVar("T")
 
