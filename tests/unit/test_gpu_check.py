@@ -28,3 +28,6 @@ def test_gpu_check_dry_run(tmp_path: Path) -> None:
     assert "tests marked cuda" in proc.stdout and "skipped" in proc.stdout
     assert (tmp_path / "out" / "gpu_tests.log").is_file() and (tmp_path / "out" / "gpu_check.log").is_file()
     assert "items/s" in proc.stdout  # the table
+    table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scaling_table.py"),
+                            str(tmp_path / "out" / "gpu_check.json")], capture_output=True, text=True, check=True)
+    assert "| **eval, one model (32,000 prompts), fp32** |" in table.stdout and "lora-fp32" in table.stdout
