@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from qtalign import __version__
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, memory_key, run_split
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
@@ -65,7 +66,7 @@ class EvalSettings(Settings):
     seed: int = 0
     demos: str | None = None
     limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: BatchSize = 8  # a positive integer, or auto (largest that fits; qtalign.batchsize)
     device: str = "auto"
     dtype: str | None = None
     load_in_4bit: bool = False
@@ -232,7 +233,9 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
         lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
                         trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
-        scorer = Scorer(lm.model, lm.tokenizer, batch_size=s.batch_size)
+        sizer = batch_sizer(s.batch_size, lm.device, memory_key(f"eval-{s.scoring}", s.model, s.task, lm.device,
+                                                                lm.dtype, lm.quantization))
+        scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
         index = TokenIndex(lm.tokenizer) if s.scoring == "first-token" else None
         from tqdm.auto import tqdm
 
@@ -242,7 +245,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
                 if not todo[lang]:
                     continue
                 bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar)
+                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, sizer)
         bar.close()
         if scorer.boundary_mismatches:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
@@ -265,8 +268,11 @@ def _score_language(
     done: set[tuple[str, int]],
     writer: JsonlWriter,
     bar: Any,
+    sizer: BatchSizer | None = None,
 ) -> None:
-    """Score one language's remaining items in deterministic batches; write each finished batch."""
+    """Score one language's remaining items in deterministic batches; write each finished batch.
+
+    sizer: how many items go through the model at once (--batch-size auto halves it on out-of-memory)."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -291,13 +297,16 @@ def _score_language(
         score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
+    sizer = sizer or BatchSizer(scorer.batch_size)
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
     for batch in scorer.batches([len(r) for r in rows]):
         missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
         if not missing:
             continue
         t0 = time.perf_counter()
-        scores = score(state, [rows[i] for i in batch])  # [B, L]
+        # --batch-size auto: a batch that runs out of device memory is scored in smaller pieces (in order)
+        scores = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece: score(
+            state, [rows[i] for i in piece]))])  # [B, L]
         out_rows = []
         for b, i in enumerate(batch):
             it = lp.items[i]

@@ -186,8 +186,7 @@ def load_model(
         kwargs["use_safetensors"] = True
     quantization = None
     if load_in_4bit:
-        if dev.type != "cuda":
-            raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
+        require_four_bit(dev)
         kwargs["quantization_config"] = four_bit_config(torch_dtype)
         kwargs["device_map"] = {"": dev.index or 0}
         quantization = describe_four_bit(kwargs["quantization_config"])
@@ -204,6 +203,16 @@ def load_model(
         model = attach_adapter(model, adapter)
     model.eval()
     return LoadedModel(model, tokenizer, name, str(path), adapter, dev, torch_dtype, quantization)
+
+
+def require_four_bit(device: torch.device) -> None:
+    """--load-in-4bit needs a CUDA device and the bitsandbytes package (the `gpu` extra): one line if either is missing."""
+    import importlib.util
+
+    if device.type != "cuda":
+        raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise QtalignError("--load-in-4bit needs the bitsandbytes package (pip install bitsandbytes, or qtalign[gpu])")
 
 
 def four_bit_config(compute_dtype: torch.dtype = torch.float16) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, field_validator
 
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, free_device_memory, is_oom, memory_key
 from qtalign.config import Settings, load_config_file
 from qtalign.errors import QtalignError
 from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
@@ -55,6 +56,9 @@ class TrainSettings(Settings):
     seed: int = 42
     device: str = "auto"
     dtype: str | None = None
+    load_in_4bit: bool = False  # QLoRA: the base in bitsandbytes NF4 (CUDA), LoRA and the head unquantized
+    micro_batch: BatchSize | None = None  # pairs per forward/backward pass (None = batch_size; auto = largest that fits)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
     trust_remote_code: bool = False
     template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
     protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
@@ -179,20 +183,67 @@ def collate(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 # ---- model ----------------------------------------------------------------------------------------------------
 def load_trainable(name: str, device: str = "auto", dtype: str | None = None,
-                   trust_remote_code: bool = False) -> tuple[Any, Any, torch.device]:
-    """Base causal LM (train-ready, safetensors only) + tokenizer + device."""
+                   trust_remote_code: bool = False, load_in_4bit: bool = False) -> tuple[Any, Any, torch.device]:
+    """Base causal LM (train-ready, safetensors only) + tokenizer + device; load_in_4bit: the QLoRA base (NF4 weights,
+    compute in train_dtype, prepared by prepare_four_bit)."""
     from transformers import AutoModelForCausalLM
 
-    from qtalign.models import load_tokenizer, resolve_device, resolve_dtype, resolve_model_path
+    from qtalign.models import four_bit_config, load_tokenizer, require_four_bit, resolve_device, resolve_model_path
 
     dev = resolve_device(device)
     path = resolve_model_path(name)
+    torch_dtype = train_dtype(dtype, dev, load_in_4bit)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
+    if load_in_4bit:
+        require_four_bit(dev)
+        kwargs.update(quantization_config=four_bit_config(torch_dtype), device_map={"": dev.index or 0})
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype, dev), use_safetensors=True,
-                                                     trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as e:
         raise QtalignError(f"{name}: cannot load model ({str(e).splitlines()[0]})") from None
-    return model.to(dev), load_tokenizer(path, trust_remote_code), dev
+    if load_in_4bit:
+        prepare_four_bit(model, torch_dtype)
+    else:
+        model.to(dev)
+    return model, load_tokenizer(path, trust_remote_code), dev
+
+
+def train_dtype(dtype: str | None, device: torch.device, load_in_4bit: bool = False) -> torch.dtype:
+    """float32 on CPU, bfloat16 on CUDA (--dtype to change). With --load-in-4bit the compute dtype: bfloat16 where
+    the card supports it, else float16 (evaluation's 4-bit default is float16, as the paper evaluated)."""
+    from qtalign.models import resolve_dtype
+
+    if load_in_4bit and dtype in (None, "auto"):
+        bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float16
+    return resolve_dtype(dtype, device)
+
+
+def prepare_four_bit(model: Any, compute_dtype: torch.dtype) -> None:
+    """What LoRA on a 4-bit base needs, a lighter peft.prepare_model_for_kbit_training: every base weight frozen;
+    with float16 compute the 1-D weights (norms, biases) in float32 for stability. Unlike peft, the embeddings and
+    the head keep the compute dtype (peft casts them to float32: +1.2 GB for Qwen1.5-1.8B's two 152k x 2048
+    matrices). The head stays unquantized (transformers never quantizes the output embedding), so the chunked
+    frozen-head cross-entropy applies unchanged."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if compute_dtype == torch.float16:
+        for p in model.parameters():
+            if p.ndim == 1 and p.dtype == torch.float16 and type(p).__name__ != "Params4bit":
+                p.data = p.data.float()
+
+
+def describe_training_precision(s: TrainSettings, dev: torch.device) -> dict[str, Any]:
+    """dtype and 4-bit settings of a training run, for the train record (qtalign_train.json)."""
+    from qtalign.models import describe_four_bit, four_bit_config
+
+    dt = train_dtype(s.dtype, dev, s.load_in_4bit)
+    out: dict[str, Any] = {"dtype": str(dt).removeprefix("torch."), "device": str(dev),
+                           "gradient_checkpointing": s.gradient_checkpointing}
+    if s.load_in_4bit:
+        out["quantization"] = {**describe_four_bit(four_bit_config(dt)), "method": "qlora",
+                               "prepared": "qtalign.train.prepare_four_bit"}
+    return out
 
 
 def add_lora(model: Any, s: TrainSettings) -> Any:
@@ -299,15 +350,57 @@ def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> Non
 
 @torch.no_grad()
 def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
-                    device: torch.device) -> float:
+                    device: torch.device, micro: int | None = None) -> float:
+    """Mean loss per output token over the validation batches, each run in pieces of at most `micro` pairs."""
     peft_model.eval()
     total, n = 0.0, 0
     for b in batches:
-        ids, mask, labels = collate([examples[i] for i in b], pad_id)
-        total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
-        n += int((labels[:, 1:] != IGNORE).sum())
+        for piece in pieces(b, micro):
+            ids, mask, labels = collate([examples[i] for i in piece], pad_id)
+            total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
+            n += int((labels[:, 1:] != IGNORE).sum())
     peft_model.train()
     return total / max(n, 1)
+
+
+def pieces(batch: list[int], micro: int | None) -> list[list[int]]:
+    """A batch cut into consecutive micro-batches of at most `micro` pairs (None: the whole batch)."""
+    size = micro or len(batch)
+    return [batch[k : k + size] for k in range(0, len(batch), size)]
+
+
+def accumulate_step(peft_model: Any, examples: list[Example], group: list[list[int]], pad_id: int,
+                    device: torch.device, sizer: BatchSizer) -> tuple[float, int, int]:
+    """Forward and backward of one optimizer step's batches, in micro-batches of sizer.size pairs; gradients of
+    the summed loss / output tokens accumulate in .grad, identical (up to rounding) for any micro-batch size.
+
+    Returns (summed loss, output tokens, tokens seen). An out-of-memory error (adaptive sizer) clears the
+    gradients, halves the micro-batch and redoes the whole step; a fixed sizer makes it one error line.
+    """
+    n_tok = sum(sum(1 for t in examples[i].labels[1:] if t != IGNORE) for b in group for i in b)
+    while True:
+        failed: str | None = None
+        try:
+            loss_sum, seen = 0.0, 0
+            for b in group:
+                for piece in pieces(b, sizer.size):
+                    ids, mask, labels = collate([examples[i] for i in piece], pad_id)
+                    loss = output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device))
+                    (loss / n_tok).backward()
+                    loss_sum += float(loss.detach())
+                    seen += int(mask.sum())
+            sizer.ran()
+            return loss_sum, n_tok, seen
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+            if not is_oom(e):
+                raise
+            failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        peft_model.zero_grad(set_to_none=True)
+        free_device_memory()
+        try:
+            sizer.shrink(failed)
+        except QtalignError as e:
+            raise QtalignError(str(e).replace("--batch-size", "--micro-batch")) from None
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------
@@ -428,10 +521,15 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     random.seed(s.seed)
     torch.manual_seed(s.seed)
     pairs = read_pairs(s.data, s.max_pairs)
-    model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code)
+    model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code, s.load_in_4bit)
     s, template = resolve_train_template(s, model, tok)
     model.config.use_cache = False
+    if s.gradient_checkpointing:
+        from qtalign.compat import enable_checkpointing
+
+        enable_checkpointing(model)
     peft_model = add_lora(model, s)
+    sizer = micro_batch_sizer(s, dev)
     peft_model.train()
     examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data, template)
     lengths = [len(e.ids) for e in examples]
@@ -467,7 +565,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         nonlocal best_val, first_val, best
         if not val_batches:
             return
-        v = validation_loss(peft_model, examples, val_batches, pad_id, dev)
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size)
         val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
         first_val = v if first_val is None else first_val
         if best_val is None or v < best_val:
@@ -486,15 +584,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         groups = [batches[k : k + s.grad_accum] for k in range(0, len(batches), s.grad_accum)]
         for group in groups[step - epoch * per_epoch :]:
             t_start = time.time()
-            n_tok = sum(int((torch.tensor(examples[i].labels[1:]) != IGNORE).sum()) for b in group for i in b)
-            seen = 0
-            loss_sum = 0.0
-            for b in group:
-                ids, mask, labels = collate([examples[i] for i in b], pad_id)
-                loss = output_loss(peft_model, ids.to(dev), mask.to(dev), labels.to(dev))
-                (loss / n_tok).backward()
-                loss_sum += float(loss.detach())
-                seen += int(mask.sum())
+            loss_sum, n_tok, seen = accumulate_step(peft_model, examples, group, pad_id, dev, sizer)
             if s.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
@@ -504,7 +594,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
             step += 1
             dt = time.time() - t_start
             train_log.write({"step": step, "epoch": round(step / per_epoch, 4), "loss": loss_sum / n_tok, "lr": lr,
-                             "tokens_per_s": seen / dt if dt > 0 else None})
+                             "tokens_per_s": seen / dt if dt > 0 else None, "seconds": dt})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_tok:.3f}")
             if step % eval_every == 0 or step == total:
@@ -535,7 +625,8 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs))
+    atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
+                                                               describe_training_precision(s, dev)))
     if (out / "adapter").exists():
         shutil.rmtree(out / "adapter")
     os.replace(tmp, out / "adapter")
@@ -544,13 +635,28 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         shutil.rmtree(d, ignore_errors=True)
     atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
                                                    "first_val_loss": first_val, "train_pairs": len(train_idx),
-                                                   "val_pairs": len(val_idx), "seconds": time.time() - t0})
+                                                   "val_pairs": len(val_idx), "seconds": time.time() - t0,
+                                                   "micro_batch": sizer.size})
     return TrainResult(out, step, best_val, first_val, time.time() - t0, False)
 
 
 def _settings_key(s: TrainSettings) -> dict[str, Any]:
-    """The settings that must match for a resume (stop_after / save_every / device may change)."""
-    return s.model_dump(exclude={"stop_after", "save_every", "device", "out"})
+    """The settings that must match for a resume (stop_after / save_every / device / micro-batching may change)."""
+    return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "micro_batch", "gradient_checkpointing"})
+
+
+def micro_batch_sizer(s: TrainSettings, dev: torch.device) -> BatchSizer:
+    """Pairs per forward/backward pass: --micro-batch N (at most --batch-size), or auto: on CUDA the largest that fits
+    (from --batch-size down, halved on out-of-memory, remembered per model and data file); else --batch-size."""
+    if s.micro_batch is None:
+        return BatchSizer(s.batch_size)
+    if s.micro_batch != "auto":
+        return BatchSizer(min(int(s.micro_batch), s.batch_size))
+    key = memory_key("train", s.model, Path(s.data).name, dev, train_dtype(s.dtype, dev, s.load_in_4bit),
+                     {"load_in_4bit": s.load_in_4bit}) + f"|max_len={s.max_len}" if dev.type == "cuda" else None
+    sizer = batch_sizer("auto", dev, key, start=s.batch_size)
+    sizer.size = min(sizer.size, s.batch_size) if sizer.adaptive else s.batch_size
+    return sizer
 
 
 def plot_losses(out: Path) -> None:
@@ -599,7 +705,8 @@ def _data_template(data: str) -> str | None:
     return entry.get("template") if isinstance(entry, dict) else None
 
 
-def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tuple[str, str]],
+                 precision: dict[str, Any] | None = None) -> dict[str, Any]:
     """OUT/adapter/qtalign_train.json: how the adapter was trained (template, protocol, what was kept)."""
     from qtalign.templates import describe, render
 
@@ -608,7 +715,7 @@ def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tup
         prompt, answer = render(template, tok, pairs[0][0], pairs[0][1])
         example = {"prompt": prompt, "answer_with_end": answer}
     return {"template": "chat_template" if s.chat_template else template.name, "protocol": s.protocol,
-            "keep": s.keep, "model": s.model, "data": s.data,
+            "keep": s.keep, "model": s.model, "data": s.data, "precision": precision,
             "template_info": describe(template, tok), "first_pair_rendered": example}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import final_norm, layer_states, prefix_layers
+from qtalign.batchsize import BatchSizer, batch_sizer, run_split
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
@@ -202,7 +203,7 @@ def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], c
 
 
 def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: LensArrays | None = None,
-             batch_size: int = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
+             batch_size: int | BatchSizer = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
              entropy_unit: str = "nats", energy: Energy | None = None) -> LensArrays:
     """Lens over a language's evaluation prompts, skipping items already in done; on_batch(partial, rate)
     is called after every batch with all results so far (to save them and show progress). energy: computed for
@@ -214,11 +215,14 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done if done is not None else LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
     start, n_done = time.perf_counter(), 0
-    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
+    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
+    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
         ks = [todo[j] for j in batch]
-        vals, top = lens_batch(scorer, pre.state, [ids[k] for k in ks],
-                               [task.labels.index(lp.items[k].label) for k in ks], sets,  # type: ignore[arg-type]
-                               entropy_unit, energy)
+        parts = [part for _, part in run_split(sizer, ks, lambda piece: lens_batch(
+            scorer, pre.state, [ids[k] for k in piece], [task.labels.index(lp.items[k].label) for k in piece],
+            sets, entropy_unit, energy))]  # type: ignore[arg-type]
+        vals = {q: np.concatenate([v[q] for v, _ in parts]) for q in parts[0][0]}
+        top = np.concatenate([t for _, t in parts])
         result = _concat(result, LensArrays(lp.lang, np.array([lp.items[k].index for k in ks]), vals, top))
         n_done += len(ks)
         if on_batch is not None:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
+from qtalign.batchsize import BatchSizer, batch_sizer, run_split
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
 from qtalign.scoring import Scorer, length_batches
@@ -64,7 +65,7 @@ def pool_batch(scorer: Scorer, pre: PrefixLayers, rows: Sequence[list[int]], lay
 
 
 def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool: str = "mean",
-                   done: Pooled | None = None, batch_size: int = 8,
+                   done: Pooled | None = None, batch_size: int | BatchSizer = 8,
                    on_batch: Callable[[Pooled, float], None] | None = None) -> Pooled:
     """Pooled states of a language's evaluation prompts, skipping items already in done."""
     if pool not in POOLS:
@@ -75,9 +76,11 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
     todo = [k for k, it in enumerate(lp.items) if it.index not in have]
     result = done
     start, n_done = time.perf_counter(), 0
-    for batch in length_batches([len(ids[k]) for k in todo], batch_size):
+    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
+    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
         ks = [todo[j] for j in batch]
-        states = pool_batch(scorer, pre, [ids[k] for k in ks], layers, pool)
+        states = np.concatenate([part for _, part in run_split(sizer, ks, lambda piece: pool_batch(
+            scorer, pre, [ids[k] for k in piece], layers, pool))])  # [B, k, H]
         new = Pooled(lp.lang, np.array([lp.items[k].index for k in ks]), tuple(layers), states)
         result = new if result is None else Pooled(lp.lang, np.concatenate([result.index, new.index]),
                                                    tuple(layers), np.concatenate([result.states, new.states]))

@@ -35,8 +35,20 @@ def add_data_options(parser: argparse.ArgumentParser, required: bool = True) -> 
     g.add_argument("--labels", default=None, help="en, native, or a comma list of label words (default: en)")
     g.add_argument("--seed", type=int, default=0, help="seed of the demonstration choice (default: 0)")
     g.add_argument("--demos", default=None, help="take demonstrations from this data instead of the test items")
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
+    g.add_argument("--batch-size", type=batch_size_arg, default=8, metavar="N|auto",
+                   help="prompts per forward pass (default: 8); auto: the largest that fits on the GPU, found by halving "
+                        "on out-of-memory and remembered per model and task (on CPU: 8)")
     add_protocol_options(parser)
+
+
+def batch_size_arg(value: str) -> int | str:
+    """argparse type of --batch-size: a positive integer or auto."""
+    from qtalign.batchsize import parse_batch_size
+
+    try:
+        return parse_batch_size(value)
+    except QtalignError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--batch-size {value}: ")) from None
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:

@@ -104,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
                 "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
     check_settings(out, settings)
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    from qtalign.batchsize import batch_sizer, memory_key
+
+    sizer = batch_sizer(args.batch_size, lm.device, memory_key("lens", args.model, setup.task.name, lm.device, lm.dtype,
+                                                              lm.quantization))
+    scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
     index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
     energy: Energy | None = None
     model_type = getattr(lm.base.config, "model_type", None)
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
         sets = sets or sets_for(lang, lp)
         energy = energy or Energy(scorer)
-        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size, on_batch=save,
+        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=sizer, on_batch=save,
                                 entropy_unit=args.entropy_unit, energy=energy))
     if args.drop_overlap:
         atomic_write_text(out / "lens_filter.json", json.dumps(dropped, indent=1) + "\n")

@@ -78,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     settings = {"analysis": "pca", **model_settings(args, lm), **setup.settings, "pool": args.pool,
                 "layers": list(layers)}
     check_settings(out, settings)
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    from qtalign.batchsize import batch_sizer, memory_key
+
+    sizer = batch_sizer(args.batch_size, lm.device, memory_key("pca", args.model, setup.task.name, lm.device, lm.dtype,
+                                                              lm.quantization))
+    scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
     pooled: list[Pooled] = []
     for lang in setup.langs:
         lp = setup.prompts[lang]
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, len(part.index), total, rate)
 
-        pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=args.batch_size,
+        pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=sizer,
                                      on_batch=save))
     res = pca_layers(pooled)
     save_npz(out / "pca.npz", {

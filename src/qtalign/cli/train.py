@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from qtalign.cli.common_options import batch_size_arg
+
 # flag -> (TrainSettings field, type, help)
 _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--target-modules": ("target_modules", str, "comma list of module names (default q_proj,v_proj)"),
@@ -50,6 +52,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--chat-template", action="store_true", default=None,
                    help="wrap inputs in the tokenizer's chat template (default: plain prompt + completion)")
     p.add_argument("--trust-remote-code", action="store_true", default=None)
+    p.add_argument("--load-in-4bit", action="store_true", default=None,
+                   help="QLoRA: the base model in bitsandbytes NF4 (CUDA; compute in bfloat16, or --dtype float16), LoRA "
+                        "and the output head unquantized; recorded in adapter/qtalign_train.json")
+    p.add_argument("--micro-batch", dest="micro_batch", type=batch_size_arg, default=None, metavar="N|auto",
+                   help="pairs per forward/backward pass; each --batch-size batch runs in pieces with the same "
+                        "gradients (default: the whole batch); auto: the largest that fits on the GPU, halved on "
+                        "out-of-memory and remembered per model and data file")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass: less GPU memory, slower")
     for flag, (dest, typ, help_) in _FLAGS.items():
         p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
     p.set_defaults(func=run)
@@ -63,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if overrides["target_modules"] is not None:
         overrides["target_modules"] = [m.strip() for m in overrides["target_modules"].split(",") if m.strip()]
     overrides.update(model=args.model, data=args.data, out=args.out, chat_template=args.chat_template,
-                     trust_remote_code=args.trust_remote_code)
+                     trust_remote_code=args.trust_remote_code, load_in_4bit=args.load_in_4bit,
+                     micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing)
     settings = settings_from(args.config, overrides)
     from qtalign.errors import QtalignError
 
