@@ -45,5 +45,6 @@ def test_mismatched_adapter(tiny_llama: Path, tiny_gemma: Path, tmp_path: Path) 
     cfg.write_text(cfg.read_text().replace('"q_proj"', '"no_such_proj"'))
     with pytest.raises(QtalignError, match="adapter"):
         merge(str(tiny_gemma), adapter, tmp_path / "m")
-    with pytest.raises(QtalignError, match="not a PEFT adapter"):
-        merge(str(tiny_gemma), tmp_path, tmp_path / "m2")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QtalignError, match="not an adapter folder"):
+        merge(str(tiny_gemma), tmp_path / "empty", tmp_path / "m2")

@@ -34,7 +34,20 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--compare", help="a second lens run folder to overlay (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figure of a finished run folder (no model)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the bands (default 1000)")
+    add_run_options(p)
     p.set_defaults(func=run)
+
+
+LENS_OUTPUTS = ("parts", "lens.npz", "lens_layers.csv", "lens.png", "lens.svg", "lens_compare.png",
+                "lens_compare.svg")
+RECORD = "settings.json"  # the run record of lens and pca folders
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """--overwrite and --label, shared by lens and pca."""
+    p.add_argument("--overwrite", action="store_true", help="discard earlier results in --out instead of resuming")
+    p.add_argument("--label", default=None,
+                   help="name of this run in figures (default: the model, plus the adapter's training mix)")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -55,22 +68,18 @@ def progress(lang: str, done: int, total: int, rate: float) -> None:
 
 
 def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import lens_figure
+    from qtalign.report.figures import lens_figure, run_name
 
-    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
     return lens_figure(runs, out / ("lens_compare" if compare else "lens"))
 
 
-def _run_name(path: Path) -> str:
-    settings = path / "settings.json"
-    if settings.is_file():
-        import json
+def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: tuple[str, ...]) -> Any:
+    """Check and claim --out for lens/pca (store.open_run) before the model loads; returns the RunFolder."""
+    from qtalign.store import open_run
 
-        s = json.loads(settings.read_text(encoding="utf-8"))
-        if s.get("adapter"):
-            return f"{Path(s['adapter']).name} (tuned, {path.name})"
-        return f"{s.get('model', 'model')} ({path.name})"
-    return path.name
+    return open_run(args.out, RECORD, {**settings, "label": args.label}, outputs=outputs, overwrite=args.overwrite,
+                    names={"analysis": "command"}, ignore={"label"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,15 +92,15 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
+    from qtalign.analysis.common import item_order, load_part, save_npz
     from qtalign.analysis.lens import LensArrays, LensSets, run_lens, summarize
     from qtalign.scoring import Scorer, TokenIndex
 
     setup = prompts_from_args(args)
-    out = Path(args.out)
+    run_folder = open_analysis(args, {"analysis": "lens", **model_settings(args), **setup.settings}, LENS_OUTPUTS)
+    out = run_folder.path
     lm = load_model_from_args(args)
-    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings}
-    check_settings(out, settings)
+    run_folder.commit()
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
     index: TokenIndex | None = None  # built only when a language still needs work (it reads the vocabulary)
     results: list[LensArrays] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,21 @@ LENS_STYLE = {  # quantity -> (colour, legend text)
 }
 RUN_STYLES = ("-", "--", ":")
 LANG_COLOURS = plt.get_cmap("tab10").colors + plt.get_cmap("tab20b").colors[::2]
+
+
+def run_name(folder: Path) -> str:
+    """A run's name in figures from its record (lens/pca settings.json or eval run.json): its --label, else the
+    model's short name plus the adapter's training mix; the folder name when there is no record."""
+    from qtalign.store import run_label
+
+    for record in ("settings.json", "run.json"):
+        try:
+            s = json.loads((folder / record).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(s, dict):
+            return run_label(s.get("model"), s.get("adapter"), s.get("label"))
+    return folder.name
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
