@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
@@ -31,16 +30,18 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--translate-with", default=None, metavar="MODEL",
                    help="local seq2seq model (NLLB/Marian folder or id) to translate the target side into X where no "
                         "parallel file exists; cached in OUT.mt_cache.jsonl (a rerun resumes)")
-    p.add_argument("--mt-batch-size", type=int, default=16)
-    p.add_argument("--mt-max-new-tokens", type=int, default=256)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--mt-batch-size", type=int, default=16, help="sentences per MT batch (default 16)")
+    p.add_argument("--mt-max-new-tokens", type=int, default=256, help="MT output length limit (default 256)")
+    p.add_argument("--device", default="auto", help="device of the MT model: auto, cpu, cuda or cuda:N")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the MT model's folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier build in the same folder made with other settings")
     p.set_defaults(func=run_build)
     return p
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.data.build import build_pairs, claim_build, write_outputs
     from qtalign.tasks import get_task
 
     try:
@@ -50,7 +51,12 @@ def run_build(args: argparse.Namespace) -> int:
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     if not sources:
         raise QtalignError("--sources needs at least one language code")
-    out = Path(args.out)
+    if args.per_lang < 1:
+        raise QtalignError(f"--per-lang {args.per_lang}: must be at least 1")
+    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
+                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
+                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with}
+    out = claim_build(args.out, settings, args.overwrite)
     translate = None
     if args.translate_with:
         from qtalign.data.translate import Translator
@@ -60,9 +66,6 @@ def run_build(args: argparse.Namespace) -> int:
                                max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
     report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
                          args.allow_contamination, translate, args.translate_with)
-    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
-                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
-                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with}
     write_outputs(report, out, settings)
     parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
     print(f"wrote {len(report.pairs)} pairs ({parts}) -> {out}")
