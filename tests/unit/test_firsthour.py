@@ -377,3 +377,44 @@ def test_outputs_have_normal_file_modes(tiny_llama: Path, tmp_path: Path, capsys
 
 def test_claim_out_creates_missing_parents(tmp_path: Path) -> None:
     assert claim_out(tmp_path / "a" / "b" / "c").is_dir()
+
+
+# ---- figures -------------------------------------------------------------------------------------------------------
+def test_run_names_come_from_the_run_record(tmp_path: Path) -> None:
+    from qtalign.report.figures import run_name
+
+    pairs = tmp_path / "qt" / "train.jsonl"
+    pairs.parent.mkdir()
+    (tmp_path / "qt" / "manifest.json").write_text(json.dumps({"settings": {"sources": ["zh", "es"], "target": "en"}}))
+    (tmp_path / "T" / "adapter").mkdir(parents=True)
+    (tmp_path / "T" / "train_settings.json").write_text(json.dumps({"data": str(pairs)}))
+    run = tmp_path / "adapter"  # the folder name says nothing: the record does
+    run.mkdir()
+    (run / "settings.json").write_text(json.dumps({"model": "gemma-3-270m", "adapter": str(tmp_path / "T" / "adapter")}))
+    assert run_name(run) == "gemma-3-270m + LoRA zh/es=>en"
+    (run / "settings.json").write_text(json.dumps({"model": "/x/gemma", "adapter": None, "label": "base"}))
+    assert run_name(run) == "base"
+    (run / "settings.json").write_text(json.dumps({"model": "/models/Qwen1.5-1.8B", "adapter": None}))
+    assert run_name(run) == "Qwen1.5-1.8B"
+
+
+def test_figures_show_n_and_use_distinct_colour_blind_safe_colours(tmp_path: Path) -> None:
+    from qtalign.report.figures import LENS_STYLE, OKABE_ITO, lang_style, lens_figure, pca_corr_figure
+
+    colours = [c for c, _, _ in LENS_STYLE.values()]
+    assert len(set(colours)) == len(colours) and set(colours) <= set(OKABE_ITO)
+    assert len({lang_style(i) for i in range(20)}) == 20  # 20 languages, 20 distinct colour/marker pairs
+    hatches = [h for _, _, h in LENS_STYLE.values() if h is not None]
+    assert len(set(hatches)) == len(hatches) == 2  # the two bands differ by hatching, not only by colour
+    run = tmp_path / "lens"
+    run.mkdir()
+    rows = ["lang,layer,quantity,n,mean,lo,hi"] + [f"{lang},{layer},{q},{n},0.5,0.4,0.6" for lang, n in (("en", 30),
+            ("de", 28)) for layer in range(3) for q in ("p_en", "p_native", "p_en_all", "p_native_all", "entropy")]
+    (run / "lens_layers.csv").write_text("\n".join(rows) + "\n")
+    svg = lens_figure([("base", run), ("tuned", run)], tmp_path / "fig" / "lens")[1].read_text()
+    assert "en (n=30)" in svg and "de (n=28)" in svg and "base" in svg and "tuned" in svg
+    pca = tmp_path / "pca"
+    pca.mkdir()
+    (pca / "pca_corr.csv").write_text("layer,lang_a,lang_b,n,r\n6,en,de,40,0.5\n12,en,de,40,0.7\n")
+    svg = pca_corr_figure([("gemma-3-270m + LoRA zh/es=>en", pca)], tmp_path / "fig" / "corr")[1].read_text()
+    assert "layer 6 (n=40)" in svg and "gemma-3-270m + LoRA zh/es=&gt;en" in svg

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
     from qtalign.analysis.common import item_order, load_part, save_npz
     from qtalign.analysis.lens import LensArrays, LensSets, run_lens, summarize
+    from qtalign.models import check_finite
     from qtalign.scoring import Scorer, TokenIndex
 
     setup = prompts_from_args(args)
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
         def save(part: LensArrays, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
                  total: int = total) -> None:
+            for values in part.values.values():
+                check_finite(values, f"language {lang!r}", lm.dtype)
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, part.n, total, rate)
 

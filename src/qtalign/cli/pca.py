@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
     from qtalign.analysis.common import item_order, load_part, save_npz
     from qtalign.analysis.pca import Pooled, alignment_scores, collect_pooled, pca_layers
+    from qtalign.models import check_finite
     from qtalign.scoring import Scorer
 
     setup = prompts_from_args(args)
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
         def save(part: Pooled, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
                  total: int = total) -> None:
+            check_finite(part.states, f"language {lang!r}", lm.dtype)
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, len(part.index), total, rate)
 
