@@ -67,6 +67,8 @@ def _explain(err: Any, cls: type[BaseModel]) -> str:
              "tuple_type": "must be a list", "dict_type": "must be a mapping"}
     if kind in plain:
         return plain[kind]
+    if kind == "value_error":  # a validator's own message
+        return str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
     msg = str(err.get("msg", kind))
     return msg[0].lower() + msg[1:] if msg else kind
 
