@@ -173,6 +173,25 @@ def claim_out_file(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders that creating path would create, deepest first (to undo a claim when a command fails)."""
+    out: list[Path] = []
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove the given folders, deepest first, where they are still empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            pass
+
+
 def flag_name(key: str) -> str:
     """The command-line spelling of a settings key: batch_size -> --batch-size."""
     return "--" + key.replace("_", "-")

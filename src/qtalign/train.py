@@ -466,8 +466,10 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
     pairs = read_pairs(s.data, s.max_pairs)
     if not s.allow_test_data:
         refuse_test_data(s.data, pairs)
-    record = {**s.model_dump(), "data_sha256": sha256_file(s.data)}
-    run = open_run(s.out, TRAIN_RECORD, record, outputs=TRAIN_OUTPUTS, overwrite=overwrite, ignore=RESUME_IGNORES)
+    # the record holds the template as resolved for the model (written after loading) and as asked (compared)
+    asked = {"template_requested": s.template, "data_sha256": sha256_file(s.data)}
+    run = open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS, overwrite=overwrite,
+                   ignore=RESUME_IGNORES | {"template"}, names={"template_requested": "--template"})
     out = run.path
     ckpt_dir = out / "checkpoint"
     existing = _existing_dir(ckpt_dir)
@@ -502,7 +504,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
                                "resume or add --overwrite to start over")
         step, best_val, first_val = meta["step"], meta["best_val"], meta["first_val"]
         log.info("resuming from optimizer step %d of %d", step, total)
-    run.commit()
+    run.commit({**s.model_dump(), **asked})
     for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
         rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
         from qtalign.store import atomic_write_text

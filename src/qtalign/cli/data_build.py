@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
@@ -51,8 +52,9 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from qtalign.data.build import build_pairs, claim_build, write_outputs
+    from qtalign.data.build import claim_build
     from qtalign.data.controls import check_control
+    from qtalign.store import missing_folders, remove_empty_folders
     from qtalign.tasks import get_task
 
     try:
@@ -76,7 +78,18 @@ def run_build(args: argparse.Namespace) -> int:
                 "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
                 "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
                 "control": args.control, "parallel": args.parallel, "template": args.template}
+    new_folders = missing_folders(Path(args.out).parent)
     out = claim_build(args.out, settings, args.overwrite)
+    try:
+        return _build(args, task, sources, settings, out)
+    except BaseException:
+        remove_empty_folders(new_folders)  # a failed build leaves no empty output folder behind
+        raise
+
+
+def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path) -> int:
+    from qtalign.data.build import build_pairs, write_outputs
+
     translate = None
     if args.translate_with:
         from qtalign.data.translate import Translator
