@@ -216,7 +216,8 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], names: Mapp
     """Differences between two run records in the user's terms, one short phrase per changed setting.
 
     Keys ending in _sha256 are content hashes: a dict of file -> hash names the changed files (files added or removed
-    follow from other settings and are not listed); a single hash says the content changed. Other keys are shown as
+    follow from other settings and are not listed); a single hash says the content changed; a hash missing on one side
+    (a record from before it was kept) is not a difference. Other keys are shown as
     `--flag OLD -> NEW` (names maps a key to another label, e.g. analysis -> command).
     """
     names = names or {}
@@ -228,6 +229,8 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], names: Mapp
         a, b = old.get(key), new.get(key)
         what = names.get(key)
         if key.endswith("_sha256"):
+            if a is None or b is None:
+                continue  # a record written before this hash was kept: nothing to compare
             subject = what or key.removesuffix("_sha256").replace("_", " ")
             changed: list[str] = []
             if isinstance(a, dict) and isinstance(b, dict):
