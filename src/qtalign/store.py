@@ -263,6 +263,13 @@ class RunFolder:
         atomic_write_json(self.record, self.settings)
 
 
+def _has_content(path: Path) -> bool:
+    """A non-empty file, or a folder holding at least one non-empty file."""
+    if path.is_file():
+        return path.stat().st_size > 0
+    return path.is_dir() and any(_has_content(p) for p in path.iterdir())
+
+
 RESUME_HINT = "rerun with the same settings to resume, add --overwrite to start over, or use another --out"
 
 
@@ -273,7 +280,8 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
 
     Claims out (claim_out). With overwrite, the record and the command's outputs (names relative to out; files or
     folders) are deleted. Otherwise an existing record must equal settings except for keys in ignore (settings that
-    cannot change results), else a QtalignError names each changed flag; outputs without a record are refused too.
+    cannot change results), else a QtalignError names each changed flag, unless the earlier run left no output with
+    content (a start that failed before producing anything); outputs without a record are refused too.
     Nothing is written: RunFolder.commit() writes the record once setup has succeeded, so a failed start never
     blocks the corrected command.
     """
@@ -295,6 +303,8 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
         if not isinstance(old, dict):
             raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over")
         changes = describe_changes(old, settings, names, ignore)
+        if changes and not any(_has_content(folder / name) for name in outputs):
+            return RunFolder(folder, path, dict(settings), False)  # the earlier run produced nothing to protect
         if changes:
             raise QtalignError(f"{folder}: holds results made with other settings ({'; '.join(changes)}); "
                                f"{RESUME_HINT}")

@@ -167,6 +167,10 @@ def test_nonfinite_scores_are_one_line_with_a_dtype_hint(tiny_llama: Path, tmp_p
     rc, _, err = run_cli(capsys, *eval_args(tiny_llama, data, tmp_path / "r", "--dtype", "float16"))
     line = one_line_error(rc, "\n".join(x for x in err.splitlines() if not x.startswith("warning:")))
     assert "NaN scores" in line and "on CPU use --dtype float32" in line and "item" in line
+    # the run failed before producing anything: the corrected command is not refused
+    monkeypatch.undo()
+    rc, _, err = run_cli(capsys, *eval_args(tiny_llama, data, tmp_path / "r", "--dtype", "float32"))
+    assert rc == 0, err
 
 
 # ---- one resume rule ---------------------------------------------------------------------------------------------
@@ -175,8 +179,11 @@ def test_open_run_rule(tmp_path: Path) -> None:
     assert not run.record.exists()  # written only by commit(), once setup succeeded
     run.commit()
     assert open_run(tmp_path / "r", "run.json", {"limit": 2, "langs": ["en"]}).resumed
+    # other settings, but the earlier run left no output: nothing to protect
+    assert not open_run(tmp_path / "r", "run.json", {"limit": 3}, outputs=("results.json",)).resumed
+    (tmp_path / "r" / "results.json").write_text("{}")
     with pytest.raises(QtalignError, match=r"--limit 2 -> 3"):
-        open_run(tmp_path / "r", "run.json", {"limit": 3, "langs": ["en"]})
+        open_run(tmp_path / "r", "run.json", {"limit": 3, "langs": ["en"]}, outputs=("results.json",))
     (tmp_path / "r" / "results.json").write_text("{}")
     run = open_run(tmp_path / "r", "run.json", {"limit": 3}, outputs=("results.json",), overwrite=True)
     assert not (tmp_path / "r" / "results.json").exists() and not run.resumed
