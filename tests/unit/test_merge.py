@@ -19,7 +19,11 @@ def random_adapter(model_dir: Path, out: Path, targets: list[str]) -> Path:
 
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
     torch.manual_seed(0)
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False))
+    from qtalign.models import quiet_transformers
+
+    with quiet_transformers():
+        peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
+                                                     init_lora_weights=False))
     assert any(p.abs().sum() > 0 for n, p in peft_model.named_parameters() if "lora_B" in n)
     peft_model.save_pretrained(str(out))
     return out
