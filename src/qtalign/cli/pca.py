@@ -30,8 +30,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--out", help="run folder (resumable; required unless --redraw)")
     p.add_argument("--layers", default=None,
                    help="comma list of layers (0 = embeddings, L = final output; default: all)")
-    p.add_argument("--pool", default="mean", choices=("mean", "item", "last"),
-                   help="mean over the whole prompt (paper), mean over the item's tokens, or the last token")
+    p.add_argument("--pool", default=None, choices=("mean", "item", "last"),
+                   help="mean over the whole prompt (paper; default), mean over the item's tokens, or the last token")
     p.add_argument("--compare", help="a second pca run folder, drawn side by side (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figures of a finished run folder (no model)")
     add_run_options(p)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from qtalign.models import check_finite
     from qtalign.scoring import Scorer
 
-    setup = prompts_from_args(args)
+    setup = prompts_from_args(args)  # also resolves the --protocol preset into args (--pool, --langs, --labels)
     n_states = model_layers(args.model, args.trust_remote_code) + 1
     layers = parse_layers(args.layers, n_states)
     settings = {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
