@@ -90,6 +90,13 @@ class EvalSettings(Settings):
 IDENTITY_EXCLUDES = {"device", "n_boot", "trust_remote_code", "allow_pickle", "batch_size", "log_prompts"}
 
 
+def identity_defaults() -> dict[str, Any]:
+    """Each optional setting at its default, as run records store it (for records written before it existed)."""
+    import json
+
+    return json.loads(json.dumps({k: f.default for k, f in EvalSettings.model_fields.items() if not f.is_required()}))
+
+
 @dataclass
 class Prepared:
     """Validated data and prompts, before any model is loaded."""
@@ -230,7 +237,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     if s.adapter is not None:
         identity["adapter_sha256"] = adapter_sha256(s.adapter)
     run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS), overwrite=overwrite,
-                   ignore=IDENTITY_EXCLUDES)
+                   ignore=IDENTITY_EXCLUDES, defaults=identity_defaults())
     out = run.path
 
     def commit() -> None:  # once setup succeeded: the run record, and the prompts if asked for

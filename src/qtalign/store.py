@@ -275,13 +275,14 @@ RESUME_HINT = "rerun with the same settings to resume, add --overwrite to start 
 
 def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs: Sequence[str] = (),
              overwrite: bool = False, names: Mapping[str, str] | None = None, ignore: Collection[str] = (),
-             flag: str = "--out") -> RunFolder:
+             flag: str = "--out", defaults: Mapping[str, Any] | None = None) -> RunFolder:
     """The one resume/overwrite rule of every command that writes a folder, checked before any slow setup.
 
     Claims out (claim_out). With overwrite, the record and the command's outputs (names relative to out; files or
     folders) are deleted. Otherwise an existing record must equal settings except for keys in ignore (settings that
     cannot change results), else a QtalignError names each changed flag, unless the earlier run left no output with
-    content (a start that failed before producing anything); outputs without a record are refused too.
+    content (a start that failed before producing anything); outputs without a record are refused too. defaults: the
+    value of settings that a record written by an older qtalign lacks (a setting added later, at its default).
     Nothing is written: RunFolder.commit() writes the record once setup has succeeded, so a failed start never
     blocks the corrected command.
     """
@@ -302,6 +303,7 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
             raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over") from None
         if not isinstance(old, dict):
             raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over")
+        old = {**{k: v for k, v in (defaults or {}).items() if k not in old}, **old}
         changes = describe_changes(old, settings, names, ignore)
         if changes and not any(_has_content(folder / name) for name in outputs):
             return RunFolder(folder, path, dict(settings), False)  # the earlier run produced nothing to protect

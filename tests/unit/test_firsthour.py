@@ -425,3 +425,20 @@ def test_figures_show_n_and_use_distinct_colour_blind_safe_colours(tmp_path: Pat
     (pca / "pca_corr.csv").write_text("layer,lang_a,lang_b,n,r\n6,en,de,40,0.5\n12,en,de,40,0.7\n")
     svg = pca_corr_figure([("gemma-3-270m + LoRA zh/es=>en", pca)], tmp_path / "fig" / "corr")[1].read_text()
     assert "layer 6 (n=40)" in svg and "gemma-3-270m + LoRA zh/es=&gt;en" in svg
+
+
+def test_records_from_an_older_version_still_resume(tiny_llama: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Settings added later (at their default) and hashes not kept then are no reason to refuse an older run."""
+    data = write_paper_folder(tmp_path / "data", langs=("en",))
+    out = tmp_path / "r"
+    assert run_cli(capsys, *eval_args(tiny_llama, data, out))[0] == 0
+    rec = json.loads((out / "run.json").read_text())
+    for key in ("protocol", "demos_file", "keep_demo_items", "gold_from", "paper_gold", "label_tokens"):
+        rec.pop(key)
+    rec["batch_size"] = 8  # older records kept settings that cannot change results
+    (out / "run.json").write_text(json.dumps(rec))
+    rc, _, err = run_cli(capsys, *eval_args(tiny_llama, data, out))
+    assert rc == 0, err
+    line = one_line_error(*run_cli(capsys, *eval_args(tiny_llama, data, out, "--label-tokens", "paper"))[::2])
+    assert "--label-tokens qtalign -> paper" in line

@@ -82,10 +82,13 @@ def draw(out: Path, compare: str | None) -> list[Path]:
 
 def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: tuple[str, ...]) -> Any:
     """Check and claim --out for lens/pca (store.open_run) before the model loads; returns the RunFolder."""
+    from qtalign.evaluate import identity_defaults
+    from qtalign.protocol import DEFAULTS
     from qtalign.store import open_run
 
     return open_run(args.out, RECORD, {**settings, "label": args.label}, outputs=outputs, overwrite=args.overwrite,
-                    names={"analysis": "command"}, ignore={"label"})
+                    names={"analysis": "command", "energy": "energy quantity (newer lens runs)"}, ignore={"label"},
+                    defaults={**identity_defaults(), **DEFAULTS})
 
 
 class _Vocab:
