@@ -303,7 +303,7 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
             raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over") from None
         if not isinstance(old, dict):
             raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over")
-        old = {**{k: v for k, v in (defaults or {}).items() if k not in old}, **old}
+        old = {**{k: v for k, v in (defaults or {}).items() if k not in old and k in settings}, **old}
         changes = describe_changes(old, settings, names, ignore)
         if changes and not any(_has_content(folder / name) for name in outputs):
             return RunFolder(folder, path, dict(settings), False)  # the earlier run produced nothing to protect
