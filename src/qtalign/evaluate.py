@@ -28,7 +28,7 @@ from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
-from qtalign.models import DEFAULT_MODEL
+from qtalign.models import DEFAULT_MODEL, check_finite
 from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
 from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
@@ -36,7 +36,7 @@ from qtalign.store import (
     JsonlWriter,
     atomic_write_json,
     atomic_write_text,
-    check_run_record,
+    open_run,
     read_jsonl_rows,
     sha256_file,
     sha256_json,
@@ -83,9 +83,19 @@ class EvalSettings(Settings):
     log_prompts: bool = False  # write prompts.jsonl beside the predictions
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues (device and n_boot may change)."""
-        return self.model_dump(exclude={"device", "n_boot", "trust_remote_code", "allow_pickle", "log_prompts"},
-                               mode="json")
+        """The settings a resumed run must share with the run it continues (those that cannot change results, such as
+        device, batch size and n_boot, may change)."""
+        return self.model_dump(exclude=IDENTITY_EXCLUDES, mode="json")
+
+
+IDENTITY_EXCLUDES = {"device", "n_boot", "trust_remote_code", "allow_pickle", "batch_size", "log_prompts"}
+
+
+def identity_defaults() -> dict[str, Any]:
+    """Each optional setting at its default, as run records store it (for records written before it existed)."""
+    import json
+
+    return json.loads(json.dumps({k: f.default for k, f in EvalSettings.model_fields.items() if not f.is_required()}))
 
 
 @dataclass
@@ -212,19 +222,29 @@ def versions() -> dict[str, str]:
 
 
 def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder."""
-    from qtalign.models import load_model
+    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder.
 
+    The folder is checked (store.open_run) before the model loads; run.json is written once the model and adapter
+    have loaded, so a failed start leaves nothing that blocks the corrected command.
+    """
+    import json
+
+    from qtalign.models import adapter_sha256, load_model, resolve_adapter
+
+    if s.adapter is not None:
+        s = s.model_copy(update={"adapter": str(resolve_adapter(s.adapter))})
     prep = prepare(s)
-    out = Path(out)
-    if overwrite:
-        for name in (PREDICTIONS, RESULTS, RUN):
-            (out / name).unlink(missing_ok=True)
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
-    out.mkdir(parents=True, exist_ok=True)
-    check_run_record(out / RUN, identity, "use another --out or --overwrite")
-    if s.log_prompts:
-        atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
+    if s.adapter is not None:
+        identity["adapter_sha256"] = adapter_sha256(s.adapter)
+    run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS), overwrite=overwrite,
+                   ignore=IDENTITY_EXCLUDES, defaults=identity_defaults())
+    out = run.path
+
+    def commit() -> None:  # once setup succeeded: the run record, and the prompts if asked for
+        run.commit()
+        if s.log_prompts:
+            atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
@@ -232,6 +252,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     if total:
         lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
                         trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
+        commit()
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
         sizer = batch_sizer(s.batch_size, lm.device, memory_key(f"eval-{s.scoring}", s.model, s.task, lm.device,
                                                                 lm.dtype, lm.quantization))
@@ -245,14 +266,20 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
                 if not todo[lang]:
                     continue
                 bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, sizer)
+                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, sizer, lm.dtype)
         bar.close()
         if scorer.boundary_mismatches:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
                         scorer.boundary_mismatches)
         model_info = lm.describe()
     else:
-        model_info = {"model": s.model, "adapter": s.adapter}
+        commit()
+        model_info = {"model": s.model, "adapter": s.adapter, "adapter_sha256": identity.get("adapter_sha256")}
+        if (out / RESULTS).is_file():  # everything was scored before: keep what the earlier run recorded
+            try:
+                model_info = json.loads((out / RESULTS).read_text(encoding="utf-8")).get("model") or model_info
+            except ValueError:
+                pass
     results = aggregate(s, prep, read_jsonl_rows(out / PREDICTIONS), model_info)
     atomic_write_json(out / RESULTS, results)
     return results
@@ -269,6 +296,7 @@ def _score_language(
     writer: JsonlWriter,
     bar: Any,
     sizer: BatchSizer | None = None,
+    dtype: Any = None,
 ) -> None:
     """Score one language's remaining items in deterministic batches; write each finished batch.
 
@@ -307,6 +335,9 @@ def _score_language(
         # --batch-size auto: a batch that runs out of device memory is scored in smaller pieces (in order)
         scores = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece: score(
             state, [rows[i] for i in piece]))])  # [B, L]
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            check_finite(scores, f"language {lp.lang!r}, item {lp.items[batch[int(np.argmax(bad))]].index}", dtype)
         out_rows = []
         for b, i in enumerate(batch):
             it = lp.items[i]

@@ -47,11 +47,11 @@ class TrainSettings(Settings):
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_len: int = Field(1024, ge=8)
-    max_pairs: int | None = None  # use only the first N pairs of the file
-    max_steps: int | None = None  # stop the schedule after N optimizer steps (the schedule is sized for it)
-    stop_after: int | None = None  # simulate an interruption after N optimizer steps (checkpoint saved)
-    eval_every: int = 0  # optimizer steps between validations; 0 = at the end of every epoch
-    save_every: int = 20  # optimizer steps between resumable checkpoints
+    max_pairs: int | None = Field(None, ge=1)  # use only the first N pairs of the file
+    max_steps: int | None = Field(None, ge=1)  # stop the schedule after N optimizer steps (the schedule is sized for it)
+    stop_after: int | None = Field(None, ge=1)  # simulate an interruption after N optimizer steps (checkpoint saved)
+    eval_every: int = Field(0, ge=0)  # optimizer steps between validations; 0 = at the end of every epoch
+    save_every: int = Field(20, ge=1)  # optimizer steps between resumable checkpoints
     chat_template: bool = False
     seed: int = 42
     device: str = "auto"
@@ -63,6 +63,7 @@ class TrainSettings(Settings):
     template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
     protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
     keep: Literal["best", "last"] = "best"  # the adapter written: lowest validation loss, or the last step
+    allow_test_data: bool = False  # train on a file named like a test split or whose outputs are task answers
 
     @field_validator("template")
     @classmethod
@@ -71,6 +72,13 @@ class TrainSettings(Settings):
             raise ValueError(f"unknown template {v!r} (choose from {', '.join(TEMPLATE_CHOICES)})")
         return v
 
+
+# settings a rerun may change without changing the adapter it ends with (the resume rule ignores them)
+RESUME_IGNORES = {"stop_after", "save_every", "device", "out", "allow_test_data", "trust_remote_code", "micro_batch",
+                  "gradient_checkpointing"}
+TRAIN_RECORD = "train_settings.json"
+TRAIN_OUTPUTS = ("adapter", "adapter.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "train_log.jsonl",
+                 "val_log.jsonl", "loss.png", "train_summary.json")
 
 # --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
 # (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,
@@ -110,6 +118,29 @@ def read_pairs(path: str | Path, max_pairs: int | None = None) -> list[tuple[str
         if max_pairs is not None and len(pairs) >= max_pairs:
             break
     return pairs
+
+
+def _answer_words() -> set[str]:
+    """Every gold answer word of every task in every language (normalized)."""
+    from qtalign.tasks import TASKS
+
+    return {w for task in TASKS.values() for lang in task.table for w in task.answer_map(lang)}
+
+
+def refuse_test_data(path: str | Path, pairs: list[tuple[str, str]]) -> None:
+    """Question-translation tuning never sees task answers: a file named like a test split (*_test*, as `data build`
+    refuses) or whose outputs are mostly label words is a QtalignError unless --allow-test-data."""
+    from qtalign.tasks import normalize_answer
+
+    path = Path(path)
+    if "_test" in path.name:
+        raise QtalignError(f"--data {path}: named like a task's test split; training on evaluation items contaminates "
+                           "every later score (build pairs with `qtalign data build`, or pass --allow-test-data)")
+    words = _answer_words()
+    hits = [o for _, o in pairs if normalize_answer(o) in words]
+    if pairs and len(hits) * 2 >= len(pairs):
+        raise QtalignError(f"--data {path}: {len(hits)} of {len(pairs)} outputs are task answers (label words such as "
+                           f"{hits[0]!r}), not translated questions; pass --allow-test-data to train on them anyway")
 
 
 @dataclass
@@ -188,7 +219,14 @@ def load_trainable(name: str, device: str = "auto", dtype: str | None = None,
     compute in train_dtype, prepared by prepare_four_bit)."""
     from transformers import AutoModelForCausalLM
 
-    from qtalign.models import four_bit_config, load_tokenizer, require_four_bit, resolve_device, resolve_model_path
+    from qtalign.models import (
+        four_bit_config,
+        load_tokenizer,
+        quiet_transformers,
+        require_four_bit,
+        resolve_device,
+        resolve_model_path,
+    )
 
     dev = resolve_device(device)
     path = resolve_model_path(name)
@@ -198,7 +236,8 @@ def load_trainable(name: str, device: str = "auto", dtype: str | None = None,
         require_four_bit(dev)
         kwargs.update(quantization_config=four_bit_config(torch_dtype), device_map={"": dev.index or 0})
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as e:
         raise QtalignError(f"{name}: cannot load model ({str(e).splitlines()[0]})") from None
     if load_in_4bit:
@@ -258,7 +297,10 @@ def add_lora(model: Any, s: TrainSettings) -> Any:
     config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules),
                         bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(s.seed)
-    return get_peft_model(model, config)
+    from qtalign.models import quiet_transformers
+
+    with quiet_transformers():
+        return get_peft_model(model, config)
 
 
 VOCAB_CHUNK = 8192  # vocabulary rows of the head unembedded at a time
@@ -350,11 +392,13 @@ def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> Non
 
 @torch.no_grad()
 def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
-                    device: torch.device, micro: int | None = None) -> float:
+                    device: torch.device, micro: int | None = None, progress: bool = False) -> float:
     """Mean loss per output token over the validation batches, each run in pieces of at most `micro` pairs."""
+    from tqdm import tqdm
+
     peft_model.eval()
     total, n = 0.0, 0
-    for b in batches:
+    for b in tqdm(batches, desc="validation", unit="batch", leave=False, disable=not progress):
         for piece in pieces(b, micro):
             ids, mask, labels = collate([examples[i] for i in piece], pad_id)
             total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
@@ -485,6 +529,7 @@ class TrainResult:
     first_val_loss: float | None
     seconds: float
     stopped_early: bool
+    already_done: bool = False
 
 
 def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
@@ -504,23 +549,35 @@ def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
     raise QtalignError(f"unknown scheduler {s.scheduler!r} (cosine, linear or constant)")
 
 
-def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png."""
+def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
+    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png.
+
+    The resume rule of every command (store.open_run): a rerun with the same settings continues from OUT/checkpoint
+    (or returns the finished result), other settings are refused, overwrite starts over. resume is accepted for
+    compatibility and changes nothing.
+    """
     from tqdm import tqdm
 
+    from qtalign.models import quiet_transformers
+    from qtalign.store import open_run, sha256_file
+
+    del resume  # a rerun always resumes
     if not s.data or not s.out:
-        raise QtalignError("training needs data and out")
-    out = Path(s.out)
+        raise QtalignError("training needs --data and --out")
+    pairs = read_pairs(s.data, s.max_pairs)
+    if not s.allow_test_data:
+        refuse_test_data(s.data, pairs)
+    # the record holds the template as resolved for the model (written after loading) and as asked (compared)
+    asked = {"template_requested": s.template, "data_sha256": sha256_file(s.data)}
+    run = open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS, overwrite=overwrite,
+                   ignore=RESUME_IGNORES | {"template"}, names={"template_requested": "--template"})
+    out = run.path
     ckpt_dir = out / "checkpoint"
     existing = _existing_dir(ckpt_dir)
-    if existing is not None and not resume:
-        raise QtalignError(f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it or use "
-                           "another --out")
-    if (out / "adapter" / "adapter_config.json").is_file() and existing is None and not resume:
-        raise QtalignError(f"{out}: already holds a finished adapter; use another --out")
+    if existing is None and (out / "adapter" / "adapter_config.json").is_file() and run.resumed:
+        return _finished(out)
     random.seed(s.seed)
     torch.manual_seed(s.seed)
-    pairs = read_pairs(s.data, s.max_pairs)
     model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code, s.load_in_4bit)
     s, template = resolve_train_template(s, model, tok)
     model.config.use_cache = False
@@ -549,11 +606,11 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     if existing is not None:
         meta, best = load_checkpoint(existing, peft_model, optimizer, scheduler)
         if meta["settings_key"] != _settings_key(s):
-            raise QtalignError(f"{existing}: checkpoint was made with other settings; use the same flags to resume")
+            raise QtalignError(f"{existing}: checkpoint was made with other settings; rerun with the same flags to "
+                               "resume or add --overwrite to start over")
         step, best_val, first_val = meta["step"], meta["best_val"], meta["first_val"]
         log.info("resuming from optimizer step %d of %d", step, total)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "train_settings.json", s.model_dump())
+    run.commit({**s.model_dump(), **asked})
     for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
         rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
         from qtalign.store import atomic_write_text
@@ -565,7 +622,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         nonlocal best_val, first_val, best
         if not val_batches:
             return
-        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size)
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size, progress)
         val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
         first_val = v if first_val is None else first_val
         if best_val is None or v < best_val:
@@ -617,13 +674,14 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     train_log.close()
     val_log.close()
     if stopped:
-        log.info("stopped after %d steps (stop_after); rerun with --resume to continue", step)
+        log.info("stopped after %d steps (stop_after); rerun the same command to continue", step)
         return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
     if best is not None and s.keep == "best":
         load_trainable_state(peft_model, best)
     tmp = out / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(str(tmp), safe_serialization=True)
+    with quiet_transformers():
+        peft_model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
     atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
                                                                describe_training_precision(s, dev)))
@@ -642,7 +700,8 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
 
 def _settings_key(s: TrainSettings) -> dict[str, Any]:
     """The settings that must match for a resume (stop_after / save_every / device / micro-batching may change)."""
-    return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "micro_batch", "gradient_checkpointing"})
+    return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "allow_test_data", "micro_batch",
+                                 "gradient_checkpointing"})
 
 
 def micro_batch_sizer(s: TrainSettings, dev: torch.device) -> BatchSizer:
@@ -657,6 +716,17 @@ def micro_batch_sizer(s: TrainSettings, dev: torch.device) -> BatchSizer:
     sizer = batch_sizer("auto", dev, key, start=s.batch_size)
     sizer.size = min(sizer.size, s.batch_size) if sizer.adaptive else s.batch_size
     return sizer
+
+
+def _finished(out: Path) -> TrainResult:
+    """The result of a finished run in out (a rerun with the same settings has nothing left to do)."""
+    try:
+        summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    log.info("%s: training already finished with these settings (add --overwrite to train again)", out)
+    return TrainResult(out, int(summary.get("steps", 0)), summary.get("best_val_loss"), summary.get("first_val_loss"),
+                       0.0, False, already_done=True)
 
 
 def plot_losses(out: Path) -> None:
@@ -722,10 +792,11 @@ def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tup
 def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
     """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top."""
     data: dict[str, Any] = load_config_file(config) if config else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    data.update(flags)
     protocol = data.get("protocol", "qtalign")
     if protocol not in PROTOCOLS:
-        raise QtalignError(f"--protocol: unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+        raise QtalignError(f"--protocol {protocol}: unknown protocol (choose from {', '.join(PROTOCOLS)})")
     for key, value in PROTOCOLS[protocol].items():  # a preset never hides a setting given explicitly
         data.setdefault(key, value)
-    return TrainSettings.parse(data, config or "flags")
+    return TrainSettings.parse(data, config or "command line", flags=set(flags))

@@ -40,7 +40,20 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--drop-overlap", action=argparse.BooleanOptionalAction, default=None,
                    help="drop items whose correct label's native and English token sets share a token, as the "
                         "paper does (count reported in lens_filter.json; default: no, yes under --protocol paper)")
+    add_run_options(p)
     p.set_defaults(func=run)
+
+
+LENS_OUTPUTS = ("parts", "lens.npz", "lens_layers.csv", "lens_filter.json", "lens.png", "lens.svg", "lens_compare.png",
+                "lens_compare.svg")
+RECORD = "settings.json"  # the run record of lens and pca folders
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """--overwrite and --label, shared by lens and pca."""
+    p.add_argument("--overwrite", action="store_true", help="discard earlier results in --out instead of resuming")
+    p.add_argument("--label", default=None,
+                   help="name of this run in figures (default: the model, plus the adapter's training mix)")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -61,20 +74,21 @@ def progress(lang: str, done: int, total: int, rate: float) -> None:
 
 
 def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import lens_figure
+    from qtalign.report.figures import lens_figure, run_name
 
-    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
     return lens_figure(runs, out / ("lens_compare" if compare else "lens"))
 
 
-def _run_name(path: Path) -> str:
-    settings = path / "settings.json"
-    if settings.is_file():
-        s = json.loads(settings.read_text(encoding="utf-8"))
-        if s.get("adapter"):
-            return f"{Path(s['adapter']).name} (tuned, {path.name})"
-        return f"{s.get('model', 'model')} ({path.name})"
-    return path.name
+def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: tuple[str, ...]) -> Any:
+    """Check and claim --out for lens/pca (store.open_run) before the model loads; returns the RunFolder."""
+    from qtalign.evaluate import identity_defaults
+    from qtalign.protocol import DEFAULTS
+    from qtalign.store import open_run
+
+    return open_run(args.out, RECORD, {**settings, "label": args.label}, outputs=outputs, overwrite=args.overwrite,
+                    names={"analysis": "command", "energy": "energy quantity (newer lens runs)"}, ignore={"label"},
+                    defaults={**identity_defaults(), **DEFAULTS})
 
 
 class _Vocab:
@@ -94,16 +108,18 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
+    from qtalign.analysis.common import item_order, load_part, save_npz
     from qtalign.analysis.lens import Energy, LensArrays, LensSets, drop_overlapping, run_lens, summarize
+    from qtalign.models import check_finite
     from qtalign.scoring import Scorer, TokenIndex
 
     setup = prompts_from_args(args)  # also resolves the --protocol preset into args
-    out = Path(args.out)
-    lm = load_model_from_args(args)
-    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
+    settings = {"analysis": "lens", **model_settings(args), **setup.settings,
                 "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
-    check_settings(out, settings)
+    run_folder = open_analysis(args, settings, LENS_OUTPUTS)
+    out = run_folder.path
+    lm = load_model_from_args(args)
+    run_folder.commit()
     from qtalign.batchsize import batch_sizer, memory_key
 
     sizer = batch_sizer(args.batch_size, lm.device, memory_key("lens", args.model, setup.task.name, lm.device, lm.dtype,
@@ -147,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
 
         def save(part: LensArrays, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
                  total: int = total) -> None:
+            for values in part.values.values():
+                check_finite(values, f"language {lang!r}", lm.dtype)
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, part.n, total, rate)
 

@@ -16,7 +16,7 @@ from qtalign.cli.common_options import (
     model_settings,
     prompts_from_args,
 )
-from qtalign.cli.lens import _run_name, progress, write_csv
+from qtalign.cli.lens import add_run_options, open_analysis, progress, write_csv
 from qtalign.errors import QtalignError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,12 @@ def add_parser(subparsers: Any) -> None:
                    help="mean over the whole prompt (paper; default), mean over the item's tokens, or the last token")
     p.add_argument("--compare", help="a second pca run folder, drawn side by side (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figures of a finished run folder (no model)")
+    add_run_options(p)
     p.set_defaults(func=run)
+
+
+PCA_OUTPUTS = ("parts", "pca.npz", "pca_corr.csv", "alignment.csv", *(f"{stem}{suffix}.{ext}" for stem in (
+    "pca_scatter", "pca_corr") for suffix in ("", "_compare") for ext in ("png", "svg")))
 
 
 def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
@@ -50,10 +55,24 @@ def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
     return layers
 
 
-def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure
+def model_layers(model: str, trust_remote_code: bool = False) -> int:
+    """The number of decoder layers from the model's config (no weights loaded)."""
+    from transformers import AutoConfig
 
-    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    from qtalign.models import resolve_model_path
+
+    try:
+        config = AutoConfig.from_pretrained(str(resolve_model_path(model)), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise QtalignError(f"--model {model}: cannot read its config ({str(e).splitlines()[0]})") from None
+    config = getattr(config, "get_text_config", lambda: config)()
+    return int(config.num_hidden_layers)
+
+
+def draw(out: Path, compare: str | None) -> list[Path]:
+    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure, run_name
+
+    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
     suffix = "_compare" if compare else ""
     return pca_scatter_figure(runs, out / f"pca_scatter{suffix}") + pca_corr_figure(runs, out / f"pca_corr{suffix}")
 
@@ -67,17 +86,20 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
     if args.compare and not (Path(args.compare) / "pca.npz").is_file():
         raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
-    from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
+    from qtalign.analysis.common import item_order, load_part, save_npz
     from qtalign.analysis.pca import Pooled, alignment_scores, collect_pooled, pca_layers
+    from qtalign.models import check_finite
     from qtalign.scoring import Scorer
 
     setup = prompts_from_args(args)  # also resolves the --protocol preset into args (--pool, --langs, --labels)
-    out = Path(args.out)
-    lm = load_model_from_args(args)
-    layers = parse_layers(args.layers, lm.base.config.num_hidden_layers + 1)
-    settings = {"analysis": "pca", **model_settings(args, lm), **setup.settings, "pool": args.pool,
+    n_states = model_layers(args.model, args.trust_remote_code) + 1
+    layers = parse_layers(args.layers, n_states)
+    settings = {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
                 "layers": list(layers)}
-    check_settings(out, settings)
+    run_folder = open_analysis(args, settings, PCA_OUTPUTS)
+    out = run_folder.path
+    lm = load_model_from_args(args)
+    run_folder.commit()
     from qtalign.batchsize import batch_sizer, memory_key
 
     sizer = batch_sizer(args.batch_size, lm.device, memory_key("pca", args.model, setup.task.name, lm.device, lm.dtype,
@@ -100,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
         def save(part: Pooled, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
                  total: int = total) -> None:
+            check_finite(part.states, f"language {lang!r}", lm.dtype)
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, len(part.index), total, rate)
 
