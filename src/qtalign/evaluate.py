@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
-import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +17,8 @@ import numpy as np
 from pydantic import Field
 
 from qtalign import __version__
+from qtalign import calibration
+from qtalign.calibration import pick
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
@@ -29,6 +31,7 @@ from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_se
 from qtalign.store import (
     JsonlWriter,
     atomic_write_json,
+    atomic_write_text,
     check_run_record,
     read_jsonl_rows,
     sha256_file,
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
+CONTENT_FREE = "content_free.json"
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
@@ -65,10 +69,14 @@ class EvalSettings(Settings):
     trust_remote_code: bool = False
     allow_pickle: bool = False
     n_boot: int = Field(1000, ge=10)
+    # calibrated predictions to add when the run finishes (qtalign.calibration.MODES); () = raw only
+    calibrate: tuple[Literal["batch", "content-free"], ...] = calibration.MODES
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues (device and n_boot may change)."""
-        return self.model_dump(exclude={"device", "n_boot", "trust_remote_code", "allow_pickle"}, mode="json")
+        """The settings a resumed run must share with the run it continues (device, n_boot and calibrate may
+        change: they only change what is computed from the stored scores)."""
+        return self.model_dump(exclude={"device", "n_boot", "calibrate", "trust_remote_code", "allow_pickle"},
+                               mode="json")
 
 
 @dataclass
@@ -131,14 +139,6 @@ def prepare(s: EvalSettings) -> Prepared:
     return Prepared(task, data, prompts, hashes, disagreements)
 
 
-def pick(scores: np.ndarray, labels: Sequence[str], seed: int, lang: str, index: int) -> tuple[str, bool]:
-    """argmax label; exact ties broken by a choice seeded on (seed, lang, item)."""
-    best = np.flatnonzero(scores == scores.max())
-    if len(best) == 1:
-        return labels[int(best[0])], False
-    return labels[random.Random(f"{seed}:{lang}:{index}").choice(list(best))], True
-
-
 def versions() -> dict[str, str]:
     import torch
     import transformers
@@ -154,23 +154,39 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder."""
+def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True,
+             score: bool = True) -> dict[str, Any]:
+    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder.
+
+    score=False recomputes a finished run's results (e.g. other calibration modes) from its stored scores without
+    loading the model; anything left to score is then a QtalignError.
+    """
     from qtalign.models import load_model
 
     prep = prepare(s)
     out = Path(out)
     if overwrite:
-        for name in (PREDICTIONS, RESULTS, RUN):
+        for name in (PREDICTIONS, RESULTS, RUN, CONTENT_FREE):
             (out / name).unlink(missing_ok=True)
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
     out.mkdir(parents=True, exist_ok=True)
-    check_run_record(out / RUN, identity, "use another --out or --overwrite")
+    check_run_record(out / RUN, identity, "use another --out or --overwrite" if score else
+                     "recalibrating needs the run's own settings and data")
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
-    if total:
+    cf = read_content_free(out / CONTENT_FREE)
+    cf_todo = [lang for lang, lp in prep.prompts.items() if not _content_free_done(cf, prep.task, lp)]
+    if not score:
+        if total:
+            raise QtalignError(f"{out}: {total} item(s) not scored yet; finish the run with `qtalign eval` first")
+        if cf_todo and "content-free" in s.calibrate:
+            raise QtalignError(
+                f"{out / CONTENT_FREE}: no content-free scores for {', '.join(cf_todo)} (run made before they were "
+                "stored); use --calibrate batch, or rerun `qtalign eval` with the run's settings and --out to score "
+                f"only the {len(calibration.CONTENT_FREE_INPUTS)} content-free prompts per language")
+    elif total or cf_todo:
         lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
                         trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
@@ -181,10 +197,11 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
         bar = tqdm(total=total, unit="item", disable=not progress, dynamic_ncols=True)
         with JsonlWriter(out / PREDICTIONS) as writer:
             for lang, lp in prep.prompts.items():
-                if not todo[lang]:
+                if not todo[lang] and lang not in cf_todo:
                     continue
                 bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar)
+                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar,
+                                (cf, out / CONTENT_FREE) if lang in cf_todo else None)
         bar.close()
         if scorer.boundary_mismatches:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
@@ -192,9 +209,69 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
         model_info = lm.describe()
     else:
         model_info = {"model": s.model, "adapter": s.adapter}
-    results = aggregate(s, prep, read_jsonl_rows(out / PREDICTIONS), model_info)
+    if not score or not (total or cf_todo):  # nothing scored now: keep what the run recorded about its model
+        model_info = _recorded_model_info(out / RESULTS) or model_info
+    return finish_run(s, prep, out, model_info, cf)
+
+
+def read_content_free(path: Path) -> dict[str, Any]:
+    """content_free.json of a run folder: {"inputs": [...], "languages": {lang: {"rows": [...]}}} (empty if none)."""
+    if not path.is_file():
+        return {"inputs": list(calibration.CONTENT_FREE_INPUTS), "languages": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise QtalignError(f"{path}: not valid JSON; delete it and rerun `qtalign eval` to score it again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("languages"), dict):
+        raise QtalignError(f"{path}: unexpected content; delete it and rerun `qtalign eval` to score it again")
+    return data
+
+
+def _content_free_done(cf: dict[str, Any], task: Task, lp: LangPrompts) -> bool:
+    entry = cf["languages"].get(lp.lang)
+    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == calibration.content_free_texts(
+        task, lp.lang)
+
+
+def _recorded_model_info(path: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def finish_run(s: EvalSettings, prep: Prepared, out: Path, model_info: dict[str, Any],
+               cf: dict[str, Any]) -> dict[str, Any]:
+    """Add the calibrated predictions, rewrite predictions.jsonl in item order and write results.json."""
+    rows = ordered_rows(prep, s.task, read_jsonl_rows(out / PREDICTIONS))
+    by_lang: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_lang.setdefault(r["lang"], []).append(r)
+    for lang in prep.prompts:
+        got = by_lang.get(lang, [])
+        cf_rows = cf["languages"].get(lang, {}).get("rows")
+        preds = calibration.calibrate_language(got, prep.task.labels, s.calibrate, s.seed, cf_rows)
+        for r, p in zip(got, preds):
+            r.pop("pred_cal", None)
+            r.pop("correct_cal", None)
+            if p:
+                r["pred_cal"] = p
+                r["correct_cal"] = {m: lb == r["gold"] for m, lb in p.items()}
+    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    results = aggregate(s, prep, rows, model_info)
     atomic_write_json(out / RESULTS, results)
     return results
+
+
+def ordered_rows(prep: Prepared, task: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's rows in item order (languages in settings order, items in prompt order), one per item; rows of no
+    item of this run are kept after them, in file order."""
+    keys = [(lang, it.index) for lang, lp in prep.prompts.items() for it in lp.items]
+    wanted = set(keys)
+    by_key = {(r["lang"], r["index"]): r for r in rows if r.get("task") == task}
+    extra = [r for r in rows if r.get("task") != task or (r["lang"], r["index"]) not in wanted]
+    return [dict(by_key[k]) for k in keys if k in by_key] + extra
 
 
 def _score_language(
@@ -207,8 +284,12 @@ def _score_language(
     done: set[tuple[str, int]],
     writer: JsonlWriter,
     bar: Any,
+    content_free: tuple[dict[str, Any], Path] | None = None,
 ) -> None:
-    """Score one language's remaining items in deterministic batches; write each finished batch."""
+    """Score one language's remaining items in deterministic batches; write each finished batch.
+
+    content_free: (the run's content-free record, its path): first score this language's content-free prompts
+    (qtalign.calibration.content_free_texts after the same prefix) and write them into the record atomically."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -229,6 +310,15 @@ def _score_language(
         score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
+    if content_free is not None:
+        cf, cf_path = content_free
+        cf_texts = calibration.content_free_texts(task, lp.lang)
+        cf_scores = score(state, scorer.encode_items(lp.prefix, cf_texts))  # [M, L]
+        cf["inputs"] = list(calibration.CONTENT_FREE_INPUTS)
+        cf["languages"][lp.lang] = {"rows": [
+            {"input": x, "text": t, kind: {label: float(v) for label, v in zip(task.labels, row)}}
+            for x, t, row in zip(calibration.CONTENT_FREE_INPUTS, cf_texts, cf_scores)]}
+        atomic_write_json(cf_path, cf)
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
     for batch in scorer.batches([len(r) for r in rows]):
         missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
@@ -276,10 +366,15 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
             "gold_disagrees_with_en": len(prep.disagreements.get(lang, [])),
         }
     mean = bootstrap_mean_accuracy(correct_by_lang, s.n_boot, s.seed)
+    bias_lang, bias_mean = calibration.run_summaries(
+        {lang: [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
+         for lang, lp in prep.prompts.items()}, prep.task.labels, s.calibrate, s.n_boot, s.seed)
+    for lang, extra in bias_lang.items():
+        per_lang[lang].update(extra)
     return {
         "task": s.task,
         "languages": per_lang,
-        "mean": {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang)},
+        "mean": {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang), **bias_mean},
         "complete": all(v["n"] == v["n_expected"] for v in per_lang.values()),
         "model": model_info,
         "settings": s.model_dump(mode="json"),
@@ -290,16 +385,34 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """The per-language table printed at the end of a run."""
-    labels = list(next(iter(results["languages"].values()))["predicted"]) if results["languages"] else []
-    head = f"{'lang':<6}{'n':>6}{'acc':>8}  {'95% CI':<15}" + "".join(f"{'pred ' + lb[:9]:>16}" for lb in labels)
-    lines = [f"task {results['task']}, model {results['model'].get('model')}"
-             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else ""), head]
-    for lang, r in results["languages"].items():
-        ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
-        lines.append(f"{lang:<6}{r['n']:>6}{r['accuracy']:>8.3f}  {ci:<15}"
-                     + "".join(f"{r['predicted'][lb]:>16}" for lb in labels))
+    """The per-language table printed at the end of a run: raw and each calibrated mode side by side (accuracy with
+    its 95% interval, macro-F1, % of items predicted each label)."""
+    langs = results["languages"]
+    labels = list(next(iter(langs.values()))["predicted"]) if langs else []
+    modes = list(results["mean"].get("calibrated", {}))
+    share_head = "/".join(lb[:3] for lb in labels)
+    share_w = max(len(share_head), 4 * len(labels) - 1)
+    block_w = 24 + share_w
+
+    def block(r: dict[str, Any]) -> str:
+        ci = f"[{r['ci95'][0]:.2f},{r['ci95'][1]:.2f}]"
+        shares = r.get("predicted_share") or {}
+        pct = "/".join(f"{100 * shares.get(lb, float('nan')):.0f}" for lb in labels)
+        return f"{r['accuracy']:>5.3f} {ci:<11} {r.get('macro_f1', float('nan')):>5.3f} {pct:>{share_w}}"
+
+    title = (f"task {results['task']}, model {results['model'].get('model')}"
+             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else ""))
+    groups = " " * 11 + "  ".join(f" {name} ".center(block_w, "-") for name in ["raw", *modes])
+    head = f"{'lang':<5}{'n':>5} " + "  ".join(
+        f"{'acc':>5} {'95% CI':<11} {'F1':>5} {share_head:>{share_w}}" for _ in ["raw", *modes])
+    lines = [title, groups, head]
+    for lang, r in langs.items():
+        lines.append(f"{lang:<5}{r['n']:>5} " + "  ".join(
+            block(x) for x in [r, *(r.get("calibrated", {})[m] for m in modes)]))
     m = results["mean"]
-    lines.append(f"{'mean':<6}{'':>6}{m['accuracy']:>8.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-                 f"  (unweighted over {m['n_languages']} languages)")
+    lines.append(f"{'mean':<5}{'':>5} " + "  ".join(block(x) for x in [m, *(m["calibrated"][k] for k in modes)]))
+    lines.append(f"mean: unweighted over {m['n_languages']} languages; F1: macro-F1; {share_head}: % of items predicted "
+                 + ", ".join(labels))
+    if modes:
+        lines.append("calibrated predictions: see docs/calibration.md; recompute with `qtalign calibrate RUN_DIR`")
     return "\n".join(lines)
