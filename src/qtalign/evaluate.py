@@ -8,16 +8,13 @@ import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
-from qtalign import __version__
-from qtalign import calibration
+from qtalign import __version__, calibration
 from qtalign.calibration import pick
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
