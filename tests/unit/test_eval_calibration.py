@@ -202,3 +202,21 @@ def test_calibrate_needs_a_finished_run(tiny_llama: Path, tmp_path: Path, capsys
     (run / "predictions.jsonl").write_text("\n".join(lines[:-2]) + "\n")
     assert main(["calibrate", str(run)]) == 2
     assert "2 item(s) not scored yet" in capsys.readouterr().err
+
+
+def test_table_fits_120_columns_with_three_labels() -> None:
+    from qtalign.evaluate import format_table
+
+    labels = ("entailment", "neutral", "contradiction")
+    gold = [labels[i % 3] for i in range(30)]
+    pred = [labels[(i * 7) % 3] for i in range(30)]
+    lang = {"n": 30, **calibration.summarize(gold, pred, labels, 50, 0)}
+    lang["calibrated"] = {m: calibration.summarize(gold, gold, labels, 50, 0) for m in calibration.MODES}
+    mean = {"n_languages": 20, **calibration.summarize_mean({"de": (gold, pred)}, labels, 50, 0)}
+    mean["calibrated"] = {m: calibration.summarize_mean({"de": (gold, gold)}, labels, 50, 0) for m in calibration.MODES}
+    res = {"task": "nli", "model": {"model": "m"}, "languages": {"de": lang, "bn": lang}, "mean": mean}
+    table = format_table(res).splitlines()
+    assert max(map(len, table)) <= 120
+    ci = f"[{lang['ci95'][0]:.2f},{lang['ci95'][1]:.2f}]"
+    assert table[3].split()[:5] == ["de", "30", f"{lang['accuracy']:.3f}", ci, f"{lang['macro_f1']:.3f}"]
+    assert "ent/neu/con" in table[2] and "content-free" in table[1]
