@@ -10,7 +10,6 @@ import numpy as np
 
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean, bootstrap_mean_accuracy
-from qtalign.tasks import Task
 
 # Calibration modes, in the order they are reported. "none" on the command line means no calibrated columns.
 MODES: tuple[str, ...] = ("batch", "content-free")
@@ -38,12 +37,6 @@ def parse_modes(value: str | Sequence[str]) -> tuple[str, ...]:
         raise QtalignError(f"--calibrate: unknown mode {bad[0]!r}; use none, all, or one or more of "
                            + ", ".join(MODES))
     return tuple(m for m in MODES if m in words)
-
-
-def content_free_texts(task: Task, lang: str) -> list[str]:
-    """The content-free items of a language: each content-free input in every field, rendered like a test item."""
-    n = len(task.input_fields)
-    return [task.render_item(lang, [x] * n) for x in CONTENT_FREE_INPUTS]
 
 
 # ---- scores -----------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import platform
+import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -18,12 +20,15 @@ from qtalign import __version__, calibration
 from qtalign.calibration import pick
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
+from qtalign.data.demos_file import load_demos_file, resolve_demos_file
+from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
 from qtalign.models import DEFAULT_MODEL
-from qtalign.prompts import LangPrompts, build_prompts, parse_labels
+from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
+from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 from qtalign.store import (
     JsonlWriter,
@@ -42,6 +47,7 @@ PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
 CONTENT_FREE = "content_free.json"
+PROMPTS = "prompts.jsonl"
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
@@ -66,13 +72,22 @@ class EvalSettings(Settings):
     trust_remote_code: bool = False
     allow_pickle: bool = False
     n_boot: int = Field(1000, ge=10)
+    # issue 7: protocols (qtalign.protocol), fixed demonstrations, parallel gold, the paper's scoring
+    protocol: str = "qtalign"
+    demos_file: str | None = None  # a demos file (the paper's layout), or "auto": found beside data
+    keep_demo_items: bool = False  # demonstration items stay in the scored set (the paper's scripts)
+    gold_from: str | None = None  # score every language against this parallel language's labels
+    paper_gold: bool = False  # also score with the paper's exact gold strings (needs demos_file)
+    label_tokens: Literal["qtalign", "paper"] = "qtalign"  # whose token sets a label word's mass sums
+    log_prompts: bool = False  # write prompts.jsonl beside the predictions
     # calibrated predictions to add when the run finishes (qtalign.calibration.MODES); () = raw only
     calibrate: tuple[Literal["batch", "content-free"], ...] = calibration.MODES
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues (device, n_boot and calibrate may
-        change: they only change what is computed from the stored scores)."""
-        return self.model_dump(exclude={"device", "n_boot", "calibrate", "trust_remote_code", "allow_pickle"},
+        change: calibrate only changes what is computed from the stored scores)."""
+        return self.model_dump(exclude={"device", "n_boot", "calibrate", "trust_remote_code", "allow_pickle",
+                                        "log_prompts"},
                                mode="json")
 
 
@@ -118,22 +133,62 @@ def prepare(s: EvalSettings) -> Prepared:
         demo_data.problems = [p for p in demo_data.problems if "no usable items" not in p.message]
         if demo_data.errors:
             raise QtalignError("problems in the demonstration data:\n  " + summarize_problems(demo_data))
-    disagreements = parallel_disagreements(data)
+    reference = reference_items(task, s.data, data)
+    disagreements = parallel_disagreements(data, ref=reference)
     for lang, idx in disagreements.items():
         if idx:
             log.warning(
                 "warning: %s: %d item(s) have a gold label that differs from the parallel English item "
-                "(first: %s); accuracy uses this file's labels",
+                "(first: %s); %s",
                 data.sources[lang], len(idx), ", ".join(map(str, idx[:5])),
+                "scored against the English labels (--gold-from en)" if s.gold_from else
+                "accuracy uses this file's labels (--gold-from en scores against the English ones)",
             )
-    prompts = build_prompts(
-        task, data, s.langs, shots=s.shots, labels=parse_labels(s.labels), seed=s.seed, demo_data=demo_data,
-        limit=s.limit,
-    )
+    if s.gold_from:
+        gold_ref = reference if s.gold_from == "en" else reference_items(task, s.data, data, s.gold_from)
+        data = apply_gold_from(task, data, gold_ref, s.gold_from)
+    labels = parse_labels(s.labels)
+    demos_path = resolve_demos_file(task, s.demos_file, s.data)
+    if demos_path is not None:
+        if demo_data is not None:
+            raise QtalignError("--demos and --demos-file both give demonstrations; use one")
+        demos = load_demos_file(demos_path, task)
+        if s.shots is not None and s.shots != demos.shots:
+            raise QtalignError(f"--shots {s.shots}: {demos_path} has {demos.shots} demonstrations per language")
+        prompts = build_file_prompts(task, data, s.langs, demos, labels=labels, limit=s.limit,
+                                     keep_demo_items=s.keep_demo_items, gold=s.paper_gold)
+    else:
+        if s.paper_gold:
+            raise QtalignError("--paper-gold needs the paper's label tables: give --demos-file or --protocol paper")
+        prompts = build_prompts(
+            task, data, s.langs, shots=s.shots, labels=labels, seed=s.seed, demo_data=demo_data, limit=s.limit,
+            reference=reference, keep_demo_items=s.keep_demo_items,
+        )
     hashes = {}
-    for src in sorted(set(data.sources.values()) | (set(demo_data.sources.values()) if demo_data else set())):
+    sources = set(data.sources.values()) | (set(demo_data.sources.values()) if demo_data else set())
+    sources |= {str(demos_path)} if demos_path is not None else set()
+    sources |= {reference[0].source} if reference else set()
+    for src in sorted(sources):
         hashes[src] = sha256_file(src) if Path(src).is_file() else "unhashed"
     return Prepared(task, data, prompts, hashes, disagreements)
+
+
+def prompt_task_name(s: EvalSettings, task: Task) -> str:
+    """The task name on prompt lines: the paper's (emotion, snli, paws) under --protocol paper, so the lines diff
+    directly against the prompts of the paper's scripts; else qtalign's."""
+    return task.file_stem if s.protocol == "paper" else task.name
+
+
+def format_prompt_lines(s: EvalSettings, prep: Prepared) -> str:
+    """What `qtalign prompts` prints and `eval --log-prompts` writes: one JSON object per line, every line ending in
+    a newline."""
+    rows = prompt_rows(prompt_task_name(s, prep.task), prep.prompts)
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def prompt_sha(prompt: str) -> str:
+    """The `prompt_sha` of a predictions row: first 16 hex chars of sha256 of the full prompt string (utf-8)."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:
@@ -169,12 +224,14 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     out.mkdir(parents=True, exist_ok=True)
     check_run_record(out / RUN, identity, "use another --out or --overwrite" if score else
                      "recalibrating needs the run's own settings and data")
+    if s.log_prompts:
+        atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
     cf = read_content_free(out / CONTENT_FREE)
-    cf_todo = [lang for lang, lp in prep.prompts.items() if not _content_free_done(cf, prep.task, lp)]
+    cf_todo = [lang for lang, lp in prep.prompts.items() if not _content_free_done(cf, lp)]
     if not score:
         if total:
             raise QtalignError(f"{out}: {total} item(s) not scored yet; finish the run with `qtalign eval` first")
@@ -224,10 +281,9 @@ def read_content_free(path: Path) -> dict[str, Any]:
     return data
 
 
-def _content_free_done(cf: dict[str, Any], task: Task, lp: LangPrompts) -> bool:
+def _content_free_done(cf: dict[str, Any], lp: LangPrompts) -> bool:
     entry = cf["languages"].get(lp.lang)
-    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == calibration.content_free_texts(
-        task, lp.lang)
+    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == list(lp.content_free)
 
 
 def _recorded_model_info(path: Path) -> dict[str, Any] | None:
@@ -286,7 +342,7 @@ def _score_language(
     """Score one language's remaining items in deterministic batches; write each finished batch.
 
     content_free: (the run's content-free record, its path): first score this language's content-free prompts
-    (qtalign.calibration.content_free_texts after the same prefix) and write them into the record atomically."""
+    (lp.content_free after the same prefix) and write them into the record atomically."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -297,7 +353,11 @@ def _score_language(
     if s.scoring == "first-token":
         assert index is not None
         try:
-            sets = label_token_sets(index, lp.label_words)
+            if s.label_tokens == "paper":
+                model_type = getattr(scorer.base.config, "model_type", None)
+                sets = paper_label_token_sets(scorer.tokenizer, lp.label_words, model_type)
+            else:
+                sets = label_token_sets(index, lp.label_words)
         except QtalignError as e:
             raise QtalignError(f"language {lp.lang!r}: {e}") from None
         score = lambda state, batch_rows: scorer.first_token_batch(state, batch_rows, sets)
@@ -309,7 +369,7 @@ def _score_language(
     state = scorer.prefix_state(prefix_ids)
     if content_free is not None:
         cf, cf_path = content_free
-        cf_texts = calibration.content_free_texts(task, lp.lang)
+        cf_texts = list(lp.content_free)
         cf_scores = score(state, scorer.encode_items(lp.prefix, cf_texts))  # [M, L]
         cf["inputs"] = list(calibration.CONTENT_FREE_INPUTS)
         cf["languages"][lp.lang] = {"rows": [
@@ -329,11 +389,15 @@ def _score_language(
             if (lp.lang, it.index) in done:
                 continue
             pred, tie = pick(scores[b], task.labels, s.seed, lp.lang, it.index)
-            out_rows.append({
+            row = {
                 "task": task.name, "lang": lp.lang, "index": it.index, "gold": it.label, "gold_answer": it.answer,
                 "pred": pred, "correct": pred == it.label, "tie": tie,
+                "prompt_sha": prompt_sha(lp.prompt(i)),
                 kind: {label: float(v) for label, v in zip(task.labels, scores[b])},
-            })
+            }
+            if lp.gold_table is not None:
+                row["paper_correct"] = paper_correct(it.answer, pred, lp.gold_table)
+            out_rows.append(row)
         writer.write_many(out_rows)
         if _SLOW_TEST:  # lets the resume test interrupt a run part-way with a tiny model
             time.sleep(_SLOW_TEST)
@@ -347,6 +411,7 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
     by_key = {(r["lang"], r["index"]): r for r in rows if r.get("task") == s.task}
     per_lang: dict[str, Any] = {}
     correct_by_lang: dict[str, list[bool]] = {}
+    paper_by_lang: dict[str, list[bool]] = {}
     for lang, lp in prep.prompts.items():
         got = [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
         correct = [bool(r["correct"]) for r in got]
@@ -359,19 +424,30 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
             "gold": {label: sum(r["gold"] == label for r in got) for label in prep.task.labels},
             "ties": sum(bool(r["tie"]) for r in got),
             "label_words": list(lp.label_words),
-            "demos": [d.index for d in lp.demos],
+            "demos": [d.index if d.index >= 0 else None for d in lp.demos],  # None: not an item of the data
             "gold_disagrees_with_en": len(prep.disagreements.get(lang, [])),
         }
+        if lp.gold_table is not None:
+            paper = [bool(r.get("paper_correct")) for r in got]
+            paper_by_lang[lang] = paper
+            pci = bootstrap_accuracy(paper, s.n_boot, s.seed)
+            per_lang[lang].update({"paper_accuracy": pci.value, "paper_ci95": [pci.lo, pci.hi]})
     mean = bootstrap_mean_accuracy(correct_by_lang, s.n_boot, s.seed)
+    mean_row: dict[str, Any] = {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang)}
+    if paper_by_lang:
+        pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed)
+        mean_row.update({"paper_accuracy": pm.value, "paper_ci95": [pm.lo, pm.hi]})
     bias_lang, bias_mean = calibration.run_summaries(
         {lang: [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
          for lang, lp in prep.prompts.items()}, prep.task.labels, s.calibrate, s.n_boot, s.seed)
     for lang, extra in bias_lang.items():
         per_lang[lang].update(extra)
+    mean_row.update(bias_mean)
     return {
         "task": s.task,
+        "protocol": s.protocol,
         "languages": per_lang,
-        "mean": {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang), **bias_mean},
+        "mean": mean_row,
         "complete": all(v["n"] == v["n_expected"] for v in per_lang.values()),
         "model": model_info,
         "settings": s.model_dump(mode="json"),
@@ -397,8 +473,10 @@ def format_table(results: dict[str, Any]) -> str:
         pct = "/".join(f"{100 * shares.get(lb, float('nan')):.0f}" for lb in labels)
         return f"{r['accuracy']:>5.3f} {ci:<11} {r.get('macro_f1', float('nan')):>5.3f} {pct:>{share_w}}"
 
+    protocol = results.get("protocol", "qtalign")
     title = (f"task {results['task']}, model {results['model'].get('model')}"
-             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else ""))
+             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else "")
+             + (f", protocol {protocol}" if protocol != "qtalign" else ""))
     groups = " " * 11 + "  ".join(f" {name} ".center(block_w, "-") for name in ["raw", *modes])
     head = f"{'lang':<5}{'n':>5} " + "  ".join(
         f"{'acc':>5} {'95% CI':<11} {'F1':>5} {share_head:>{share_w}}" for _ in ["raw", *modes])
@@ -410,6 +488,10 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(f"{'mean':<5}{'':>5} " + "  ".join(block(x) for x in [m, *(m["calibrated"][k] for k in modes)]))
     lines.append(f"mean: unweighted over {m['n_languages']} languages; F1: macro-F1; {share_head}: % of items predicted "
                  + ", ".join(labels))
+    if "paper_accuracy" in m:  # --paper-gold: the paper scripts' exact gold-string matching, on lines of its own
+        accs = [f"{lang} {r['paper_accuracy']:.3f}" for lang, r in langs.items()] + [f"mean {m['paper_accuracy']:.3f}"]
+        lines += textwrap.wrap("acc by the paper scripts' exact gold-string matching (paper): " + ", ".join(accs), 118,
+                               subsequent_indent="  ")
     if modes:
         lines.append("calibrated predictions: see docs/calibration.md; recompute with `qtalign calibrate RUN_DIR`")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ def build_prior_free_model(src: Path, dst: Path, s: EvalSettings) -> Path:
     constraints, items = [], []
     for lang, lp in prep.prompts.items():
         state = scorer.prefix_state(scorer.encode_prefix(lp.prefix))
-        texts = list(lp.texts) + calibration.content_free_texts(prep.task, lang)
+        texts = list(lp.texts) + list(lp.content_free)
         rows = scorer.encode_items(lp.prefix, texts)
         h = scorer.hidden_at(state, rows, [[len(r) - 1] for r in rows]).double()  # [n + 3, H]
         n = len(lp.texts)
@@ -220,3 +220,18 @@ def test_table_fits_120_columns_with_three_labels() -> None:
     ci = f"[{lang['ci95'][0]:.2f},{lang['ci95'][1]:.2f}]"
     assert table[3].split()[:5] == ["de", "30", f"{lang['accuracy']:.3f}", ci, f"{lang['macro_f1']:.3f}"]
     assert "ent/neu/con" in table[2] and "content-free" in table[1]
+
+
+@pytest.mark.parametrize("demos_file", [None, "auto"])
+def test_content_free_prompts_are_written_like_the_items(paper_data: Path, demos_file: str | None) -> None:
+    """Content-free inputs fill every field of an item written exactly as the run writes its items (qtalign's
+    tables, or a demos file's cues under the paper protocol)."""
+    for task, data in (("emotion", "emotion"), ("nli", "snli")):
+        s = EvalSettings(task=task, data=str(paper_data / data), langs=("de", "zh"), limit=2, demos_file=demos_file)
+        for lp in prepare(s).prompts.values():
+            item, text = lp.items[0], lp.texts[0]
+            for x, cf in zip(calibration.CONTENT_FREE_INPUTS, lp.content_free, strict=True):
+                expected = text
+                for field in item.texts:
+                    expected = expected.replace(field, x, 1)
+                assert cf == expected

@@ -15,11 +15,14 @@ from qtalign.errors import QtalignError
 SUBCOMMANDS: dict[str, str] = {
     "eval": "eval",
     "calibrate": "calibrate",
+    "prompts": "prompts",
     "data": "data",
     "train": "train",
     "merge": "merge",
     "lens": "lens",
     "pca": "pca",
+    "compare": "compare",
+    "report": "report",
 }
 
 
