@@ -90,6 +90,13 @@ class EvalSettings(Settings):
                                         "log_prompts"},
                                mode="json")
 
+    @classmethod
+    def identity_defaults(cls) -> dict[str, Any]:
+        """The default of every identity setting that has one, as JSON values (for run records made before a
+        setting existed)."""
+        return {name: json.loads(json.dumps(f.default)) for name, f in cls.model_fields.items()
+                if not f.is_required()}
+
 
 @dataclass
 class Prepared:
@@ -223,7 +230,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
     out.mkdir(parents=True, exist_ok=True)
     check_run_record(out / RUN, identity, "use another --out or --overwrite" if score else
-                     "recalibrating needs the run's own settings and data")
+                     "recalibrating needs the run's own settings and data", EvalSettings.identity_defaults())
     if s.log_prompts:
         atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 

@@ -40,7 +40,7 @@ def build_prior_free_model(src: Path, dst: Path, s: EvalSettings) -> Path:
     prep = prepare(s)
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=s.batch_size)
     constraints, items = [], []
-    for lang, lp in prep.prompts.items():
+    for lp in prep.prompts.values():
         state = scorer.prefix_state(scorer.encode_prefix(lp.prefix))
         texts = list(lp.texts) + list(lp.content_free)
         rows = scorer.encode_items(lp.prefix, texts)
@@ -235,3 +235,18 @@ def test_content_free_prompts_are_written_like_the_items(paper_data: Path, demos
                 for field in item.texts:
                     expected = expected.replace(field, x, 1)
                 assert cf == expected
+
+
+def test_run_recorded_before_a_setting_existed_is_recalibrated(tiny_llama: Path, tmp_path: Path, capsys) -> None:
+    """A run.json without a setting added later counts as that setting's default: such a run can be recalibrated
+    (and resumed); a recorded non-default value is still refused."""
+    data = write_paper_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    run_eval(settings(tiny_llama, data, limit=3), run, progress=False)
+    record = json.loads((run / "run.json").read_text())
+    old = {k: v for k, v in record.items() if k not in ("protocol", "keep_demo_items", "label_tokens")}
+    (run / "run.json").write_text(json.dumps(old))
+    assert main(["calibrate", str(run)]) == 0
+    (run / "run.json").write_text(json.dumps({**old, "label_tokens": "paper"}))
+    assert main(["calibrate", str(run)]) == 2
+    assert "label_tokens: 'paper' -> 'qtalign'" in capsys.readouterr().err
