@@ -166,7 +166,7 @@ def test_nonfinite_scores_are_one_line_with_a_dtype_hint(tiny_llama: Path, tmp_p
     data = write_paper_folder(tmp_path / "data", langs=("en",))
     rc, _, err = run_cli(capsys, *eval_args(tiny_llama, data, tmp_path / "r", "--dtype", "float16"))
     line = one_line_error(rc, "\n".join(x for x in err.splitlines() if not x.startswith("warning:")))
-    assert "NaN scores" in line and "on CPU use --dtype float32" in line and "item" in line
+    assert "NaN scores" in line and "on CPU use --dtype float32" in line and "language 'en'" in line
     # the run failed before producing anything: the corrected command is not refused
     monkeypatch.undo()
     rc, _, err = run_cli(capsys, *eval_args(tiny_llama, data, tmp_path / "r", "--dtype", "float32"))
