@@ -318,6 +318,7 @@ def check_study(cfg: StudyConfig, source: str) -> None:
     _check_eval_passthrough(cfg, fail)
 
     # mixes
+    _check_recipe("recipe", cfg.recipe, fail)
     names = [m.name for m in cfg.mixes]
     for i, m in enumerate(cfg.mixes):
         key = f"mixes[{i}] ({m.name})"
@@ -357,7 +358,6 @@ def check_study(cfg: StudyConfig, source: str) -> None:
             fail(f"{key}.exclude", f"{m.exclude}: no such folder")
         _check_mix_sources(key, task, m, fail)
         _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, fail)
-    _check_recipe("recipe", cfg.recipe, fail)
 
     # analyses
     for kind in ("lens", "pca"):
@@ -429,7 +429,19 @@ def _check_recipe(key: str, recipe: dict[str, Any], fail: Any) -> None:
     for k in recipe:
         if k in STUDY_OWNED:
             fail(f"{key}.{k}", f"set by the study ({STUDY_OWNED[k]}), not in a recipe")
-    TrainSettings.parse({**recipe, "data": "x", "out": "x"}, key)
+    _validate_as(TrainSettings, {**recipe, "data": "x", "out": "x"}, key, fail)
+
+
+def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any) -> None:
+    """Validate data as cls; the first problem becomes one line naming key.field."""
+    from pydantic import ValidationError
+
+    try:
+        cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        fail(f"{key}.{where}" if where else key, err["msg"])
 
 
 def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
@@ -443,7 +455,8 @@ def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
             fail(f"eval.extra.{k}", "set by the study config, not in eval.extra")
     for name in cfg.eval.tasks:
         for m in cfg.models:
-            EvalSettings.parse(eval_fields(cfg, name, m, None, cfg.eval.labels[0], cfg.seeds.demo[0]), "eval")
+            fields = eval_fields(cfg, name, m, None, cfg.eval.labels[0], cfg.seeds.demo[0])
+            _validate_as(EvalSettings, fields, "eval", fail)
 
 
 def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | None, labels: str,
