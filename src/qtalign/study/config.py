@@ -336,7 +336,7 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if m.control == "parallel":
             if not m.parallel:
                 fail(f"{key}.parallel", "control 'parallel' needs a parallel file (JSONL of {lang: text})")
-            if not Path(m.parallel).is_file():
+            if m.parallel != "demo" and not Path(m.parallel).is_file():
                 fail(f"{key}.parallel", f"{m.parallel}: no such file")
         elif m.parallel:
             fail(f"{key}.parallel", f"only control 'parallel' takes a parallel file (this mix: {m.control})")
@@ -384,11 +384,11 @@ def _check_eval_data(key: str, task: Any, data: str, langs: tuple[str, ...], spl
         return
     if data == "demo":
         try:
-            demo_file(task)
+            path = demo_file(task)
         except QtalignError as e:
             fail(key, str(e))
-        return
-    path = Path(data)
+    else:
+        path = Path(data)
     if not path.exists():
         fail(key, f"{data}: no such file or folder")
     if path.is_dir():

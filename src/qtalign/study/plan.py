@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,7 @@ def eval_data_files(task_name: str, data: str, langs: tuple[str, ...], split: st
     task = get_task(task_name)
     if data.startswith("hf:"):
         return []
-    if data == "demo":
-        return [demo_file(task)]
-    path = Path(data)
+    path = demo_file(task) if data == "demo" else Path(data)
     if path.is_file():
         return [path]
     return [f for lang in langs if (f := find_lang_file(task, path, lang, split)) is not None]
@@ -114,7 +113,8 @@ def mix_data_files(cfg: StudyConfig, mix_name: str) -> list[Path]:
     if m.exclude is not None:
         out += [f for lang in task.table if (f := find_lang_file(task, Path(m.exclude), lang, "test")) is not None]
     if m.parallel:
-        out.append(Path(m.parallel))
+        out.append(Path(str(files("qtalign.demo").joinpath("parallel.jsonl"))) if m.parallel == "demo"
+                   else Path(m.parallel))
     return out
 
 
