@@ -283,3 +283,25 @@ def test_paper_and_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     assert [s.kind for s in controls.steps].count("train") == 6
     small = make_plan(load_study("preset:cpu-small", data_root=str(paper_data)))
     assert [s.kind for s in small.steps].count("eval") == 2
+
+
+def _shipped_demo_data() -> bool:
+    from importlib.resources import files
+
+    root = Path(str(files("qtalign.demo")))
+    return (root / "sentiment" / "en.jsonl").is_file() and (root / "qt" / "emotion_zh_train.jsonl").is_file()
+
+
+@pytest.mark.skipif(not (_shipped_demo_data() and HAVE_COMPARE and HAVE_REPORT),
+                    reason="needs the shipped demo data, qtalign.compare and qtalign.report")
+def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`qtalign demo` end to end (shipped data, a tiny model instead of Gemma): report and headline printed."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert f"report: {out / 'report' / 'report.html'}" in text
+    assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "calibrated (batch)" in text
+    doc = json.loads((out / "study.json").read_text())
+    assert [c["kind"] for c in doc["compares"]] == ["vs-base"] and len(doc["analyses"]) == 2
+    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--out", str(out), "--no-progress"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
