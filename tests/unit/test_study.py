@@ -297,11 +297,11 @@ def _shipped_demo_data() -> bool:
 def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`qtalign demo` end to end (shipped data, a tiny model instead of Gemma): report and headline printed."""
     out = tmp_path / "demo"
-    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert f"report: {out / 'report' / 'report.html'}" in text
     assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "calibrated (batch)" in text
     doc = json.loads((out / "study.json").read_text())
     assert [c["kind"] for c in doc["compares"]] == ["vs-base"] and len(doc["analyses"]) == 2
-    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     assert "nothing to do" in capsys.readouterr().out

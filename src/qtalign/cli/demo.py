@@ -20,6 +20,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="study folder (default: runs/demo, or runs/demo-paper with --data)")
     p.add_argument("--model", default=None, help="another model than the packaged gemma-3-270m")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N items per language")
+    p.add_argument("--pairs", type=int, default=None, help="question pairs per source language (default: the "
+                                                            "preset's)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bars inside steps")
     p.set_defaults(func=run)
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from qtalign.study.demo import demo_config, headline
     from qtalign.study.runner import run_study
 
-    cfg = demo_config(args.data, args.model, args.limit)
+    cfg = demo_config(args.data, args.model, args.limit, args.pairs)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     print(f"qtalign demo -> {out}")
     t0 = time.perf_counter()
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report}")
     if vs_base:
         m = cfg.mixes[0]
-        n_pairs = sum(json.loads((out / s["out"] / "manifest.json").read_text())["counts"].values()
+        n_pairs = sum(sum(json.loads((out / s["out"] / "manifest.json").read_text())["counts"].values())
                       for s in doc["steps"] if s["kind"] == "build")
         print(f"{cfg.models[0].key}, {'/'.join(m.sources)} => {m.target} question translation ({n_pairs} pairs), "
               f"sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")

@@ -12,12 +12,13 @@ from qtalign.study.config import StudyConfig, load_study
 DEMO_PRESET = "preset:demo"
 
 
-def demo_config(data: str | None = None, model: str | None = None, limit: int | None = None) -> StudyConfig:
+def demo_config(data: str | None = None, model: str | None = None, limit: int | None = None,
+                pairs: int | None = None) -> StudyConfig:
     """The demo study. data: a folder in the paper's layout (emotion/ test files, snli/ with the released zh/es
     question files): sentiment is evaluated on its emotion files and the zh/es => en pairs come from its SNLI
     question files (cross-task, contamination-checked against its SNLI test files)."""
-    from qtalign.study.config import config_path
     from qtalign.config import load_config_file
+    from qtalign.study.config import config_path
 
     raw = load_config_file(config_path(DEMO_PRESET)[0])
     over: dict[str, Any] = {}
@@ -31,6 +32,8 @@ def demo_config(data: str | None = None, model: str | None = None, limit: int | 
         over["mixes"] = [mix]
         over["eval"] = {**raw["eval"], "tasks": {"emotion": str(root / "emotion")}}
         over["name"] = "demo-paper"
+    if pairs is not None:
+        over["mixes"] = [{**m, "per_lang": pairs} for m in over.get("mixes", raw["mixes"])]
     if model is not None:
         over["models"] = [model]
     if limit is not None:
