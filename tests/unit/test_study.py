@@ -300,8 +300,10 @@ def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pyt
     assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert f"report: {out / 'report' / 'report.html'}" in text
-    assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "calibrated (batch)" in text
+    assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "predicted-label share" in text
     doc = json.loads((out / "study.json").read_text())
+    modes = json.loads((out / doc["compares"][0]["out"] / "compare.json").read_text())["modes"]
+    assert all(f"calibrated ({m})" in text for m in modes if m != "raw")  # where evaluation calibrates
     assert [c["kind"] for c in doc["compares"]] == ["vs-base"] and len(doc["analyses"]) == 2
     assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     assert "nothing to do" in capsys.readouterr().out
