@@ -172,8 +172,10 @@ def make_plan(cfg: StudyConfig) -> Plan:
         for task, labels, d in grid:
             steps.append(eval_step(model, None, None, task, labels, d))
 
+    # per adapter: train, its evaluations, its comparisons (results arrive adapter by adapter)
     for model in cfg.models:
         for m in cfg.mixes:
+            real = cfg.real_of(m)
             for seed in cfg.seeds.train:
                 recipe = {**cfg.recipe, **m.recipe}
                 settings = {**recipe, "model": model.id, "seed": seed,
@@ -184,34 +186,25 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                   {"device": cfg.device}, {"model": model_fingerprint(model)},
                                   {"id": sid, "model": model.key, "mix": m.name, "control": m.control,
                                    "train_seed": seed}))
-
-    for model in cfg.models:
-        for m in cfg.mixes:
-            for seed in cfg.seeds.train:
                 for task, labels, d in grid:
                     steps.append(eval_step(model, m.name, seed, task, labels, d))
-
-    if cfg.compare is not None:
-        for model in cfg.models:
-            for m in cfg.mixes:
-                real = cfg.real_of(m)
-                for seed in cfg.seeds.train:
-                    for task, labels, d in grid:
-                        tail = f"{task}:{labels_key(labels)}:d{d}"
-                        other = f"eval:{model.key}:{m.name}:s{seed}:{tail}"
-                        pairs = [("vs-base", f"eval:{model.key}:base:{tail}", "base", m.name)]
-                        if real is not None:
-                            pairs.append((f"vs-{real}", f"eval:{model.key}:{real}:s{seed}:{tail}", real, real))
-                        for kind, ref, ref_name, mix_field in pairs:
-                            sid = f"compare:{model.key}:{m.name}:s{seed}:{tail}:{kind}"
-                            params = {"names": [ref_name, m.name], "n_boot": cfg.compare.n_boot,
-                                      "seed": cfg.compare.seed}
-                            record = {"id": sid, "base": ref, "other": other,
-                                      "kind": "vs-base" if kind == "vs-base" else "vs-control",
-                                      "mix": mix_field, "control": m.control if kind != "vs-base" else None,
-                                      "model": model.key, "train_seed": seed, "task": task, "labels": labels,
-                                      "demo_seed": d}
-                            steps.append(Step(sid, "compare", (ref, other), params, record=record))
+                if cfg.compare is None:
+                    continue
+                for task, labels, d in grid:
+                    tail = f"{task}:{labels_key(labels)}:d{d}"
+                    other = f"eval:{model.key}:{m.name}:s{seed}:{tail}"
+                    pairs = [("vs-base", f"eval:{model.key}:base:{tail}", "base", m.name)]
+                    if real is not None:
+                        pairs.append((f"vs-{real}", f"eval:{model.key}:{real}:s{seed}:{tail}", real, real))
+                    for kind, ref, ref_name, mix_field in pairs:
+                        cid = f"compare:{model.key}:{m.name}:s{seed}:{tail}:{kind}"
+                        params = {"names": [ref_name, m.name], "n_boot": cfg.compare.n_boot, "seed": cfg.compare.seed}
+                        record = {"id": cid, "base": ref, "other": other,
+                                  "kind": "vs-base" if kind == "vs-base" else "vs-control",
+                                  "mix": mix_field, "control": m.control if kind != "vs-base" else None,
+                                  "model": model.key, "train_seed": seed, "task": task, "labels": labels,
+                                  "demo_seed": d}
+                        steps.append(Step(cid, "compare", (ref, other), params, record=record))
 
     for kind in ("lens", "pca"):
         a = getattr(cfg.analyses, kind)
@@ -246,11 +239,27 @@ def make_plan(cfg: StudyConfig) -> Plan:
     if cfg.report:
         steps.append(Step("report", "report", tuple(s.id for s in steps), {}))
 
-    plan = Plan(steps)
-    for s in plan.steps:  # dependency order: every dep is earlier in the list
+    plan = Plan(dependency_order(steps))
+    for s in plan.steps:  # every dep is earlier in the list
         dep_hashes = [plan[d].hash for d in s.deps]
         s.hash = sha256_json({"kind": s.kind, "version": STEP_VERSIONS[s.kind], "params": s.params,
                               "fingerprint": s.fingerprint, "deps": dep_hashes})
         s.out = "report" if s.kind == "report" else os.path.join("steps", s.kind, f"{slug(s.id.split(':', 1)[1])}-"
                                                                                f"{s.hash[:12]}")
     return plan
+
+
+def dependency_order(steps: list[Step]) -> list[Step]:
+    """The steps in their listed order, except that a step waits until every step it depends on is placed
+    (e.g. a control's comparison with its real mix when the control is listed first)."""
+    placed: set[str] = set()
+    out: list[Step] = []
+    waiting = list(steps)
+    while waiting:
+        ready = next((s for s in waiting if all(d in placed for d in s.deps)), None)
+        if ready is None:
+            raise ValueError(f"steps with unmet dependencies: {', '.join(s.id for s in waiting[:3])}")
+        waiting.remove(ready)
+        out.append(ready)
+        placed.add(ready.id)
+    return out
