@@ -83,7 +83,7 @@ class EvalSpec(Settings):
     shots: int | None = Field(None, ge=0)
     labels: tuple[str, ...] = ("en",)  # each: en, native, or a comma list of words such as "ox,horse"
     scoring: Literal["first-token", "loglik"] = "first-token"
-    calibration: tuple[Literal["batch", "content-free"], ...] = ("batch",)  # shown by compare/report
+    calibration: tuple[Literal["batch", "content-free"], ...] = ("batch", "content-free")  # compare/report show them
     protocol: str | None = None  # e.g. "paper" (exact gold-string matching), where evaluation offers it
     batch_size: int = Field(8, ge=1)
     n_boot: int = Field(1000, ge=10)
@@ -475,6 +475,7 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
     have = EvalSettings.model_fields
     if cfg.eval.protocol is not None:
         fields["protocol"] = cfg.eval.protocol
-    if "calibration" in have:  # where evaluation takes the modes itself
-        fields["calibration"] = list(cfg.eval.calibration)
+    for name in ("calibrate", "calibration"):  # where evaluation computes the modes itself
+        if name in have:
+            fields[name] = list(cfg.eval.calibration)
     return fields
