@@ -195,7 +195,7 @@ def test_kill_9_then_rerun_gives_same_numbers(tiny_llama: Path, tmp_path: Path) 
     proc.wait()
     assert killed_in is not None, "the run was not interrupted in the tuned evaluation"
     assert statuses(out)[killed_in] == "pending"
-    res = subprocess.run(_run_cmd(path, out), env=env, capture_output=True, text=True)
+    res = subprocess.run(_run_cmd(path, out), check=False, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "reusing" in res.stdout
     st = statuses(out)
