@@ -43,7 +43,27 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     print(f"study {cfg.name!r} -> {out}")
     run_study(cfg, out, dry_run=args.dry_run, progress=not args.no_progress)
+    if args.dry_run:
+        return 0
+    print_gains(out)
     report = out / "report" / "report.html"
-    if not args.dry_run and report.is_file():
+    if report.is_file():
         print(f"report: {report}")
     return 0
+
+
+def print_gains(out: Path, most: int = 30) -> None:
+    """Mean gain (points, paired 95% interval) of every comparison the study holds, raw and calibrated."""
+    import json
+
+    from qtalign.study.demo import gain_line
+
+    doc = json.loads((out / "study.json").read_text(encoding="utf-8"))
+    rows = [(c["id"].split(":", 1)[1], out / c["out"] / "compare.json") for c in doc.get("compares", [])]
+    rows = [(name, path) for name, path in rows if path.is_file()]
+    if rows:
+        print("mean gain over languages, points [paired 95% CI]:")
+    for name, path in rows[:most]:
+        print(f"  {name}: {gain_line(path)}")
+    if len(rows) > most:
+        print(f"  ... and {len(rows) - most} more in the report")

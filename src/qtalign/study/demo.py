@@ -62,3 +62,15 @@ def headline(compare_json: Path) -> list[str]:
         lines.append("  predicted-label share (mean over languages): " + ", ".join(
             f"{label} {v['base']:.2f} -> {v['other']:.2f}" for label, v in shares.items()))
     return lines
+
+
+def gain_line(compare_json: Path) -> str:
+    """One line per comparison: the mean gain with its interval in each scoring mode (raw, calibrated)."""
+    doc = json.loads(compare_json.read_text(encoding="utf-8"))
+    comp = doc["comparisons"][0]
+    parts = []
+    for mode in doc.get("modes", ["raw"]):
+        m = comp["scores"][mode]["mean"]
+        lo, hi = m["ci95"]
+        parts.append(f"{mode} {_pts(m['diff'])} [{_pts(lo)}, {_pts(hi)}]")
+    return "; ".join(parts)
