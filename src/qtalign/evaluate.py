@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
@@ -131,6 +132,11 @@ def prepare(s: EvalSettings) -> Prepared:
     return Prepared(task, data, prompts, hashes, disagreements)
 
 
+def prompt_sha(prompt: str) -> str:
+    """The `prompt_sha` of a predictions row: first 16 hex chars of sha256 of the full prompt string (utf-8)."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
 def pick(scores: np.ndarray, labels: Sequence[str], seed: int, lang: str, index: int) -> tuple[str, bool]:
     """argmax label; exact ties broken by a choice seeded on (seed, lang, item)."""
     best = np.flatnonzero(scores == scores.max())
@@ -245,6 +251,7 @@ def _score_language(
             out_rows.append({
                 "task": task.name, "lang": lp.lang, "index": it.index, "gold": it.label, "gold_answer": it.answer,
                 "pred": pred, "correct": pred == it.label, "tie": tie,
+                "prompt_sha": prompt_sha(lp.prompt(i)),
                 kind: {label: float(v) for label, v in zip(task.labels, scores[b])},
             })
         writer.write_many(out_rows)

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from qtalign.config import Settings, load_config_file
 from qtalign.errors import QtalignError
 from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
+from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES, TEMPLATES, Template
+from qtalign.templates import encode_pairs as encode_with_template
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -54,6 +56,26 @@ class TrainSettings(Settings):
     device: str = "auto"
     dtype: str | None = None
     trust_remote_code: bool = False
+    template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
+    protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
+    keep: Literal["best", "last"] = "best"  # the adapter written: lowest validation loss, or the last step
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, v: str) -> str:
+        if v not in TEMPLATE_CHOICES:
+            raise ValueError(f"unknown template {v!r} (choose from {', '.join(TEMPLATE_CHOICES)})")
+        return v
+
+
+# --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
+# (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,
+# eval_steps 50, and the last step's adapter (save_steps 150000 > total steps, so the HF Trainer never recorded a
+# best checkpoint for load_best_model_at_end to restore).
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "qtalign": {},
+    "paper": {"template": "auto", "max_len": 2048, "eval_every": 50, "keep": "last"},
+}
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
@@ -93,26 +115,27 @@ class Example:
 
 
 def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], max_len: int, chat_template: bool,
-                 source: str = "data") -> list[Example]:
-    """Prompt tokens (with BOS / chat template) + output tokens + EOS; loss only on output tokens + EOS."""
+                 source: str = "data", template: Template | None = None) -> list[Example]:
+    """Prompt tokens as the template renders them + output tokens + the template's end token (EOS, <|im_end|>...);
+    loss only on the output tokens and the end token. No template = qtalign's plain `empty` format."""
     use_chat = chat_template and getattr(tokenizer, "chat_template", None)
     if chat_template and not use_chat:
         log.warning("tokenizer has no chat template; using plain prompt + completion")
-    eos = tokenizer.eos_token_id
-    prompts: list[str]
+    encoded: list[tuple[list[int], list[int]]]
     if use_chat:
         prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                  add_generation_prompt=True) for p, _ in pairs]
         p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        o_ids = tokenizer([o for _, o in pairs], add_special_tokens=False)["input_ids"]
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        encoded = [(list(p), list(o) + eos) for p, o in zip(p_ids, o_ids)]
     else:
-        p_ids = tokenizer([p for p, _ in pairs], add_special_tokens=True)["input_ids"]
-    o_ids = tokenizer([o for _, o in pairs], add_special_tokens=False)["input_ids"]
+        encoded = encode_with_template(template or TEMPLATES[DEFAULT_TEMPLATE], tokenizer, pairs)
     out: list[Example] = []
-    for i, (p, o) in enumerate(zip(p_ids, o_ids)):
-        o = list(o) + ([eos] if eos is not None else [])
+    for i, (p, o) in enumerate(encoded):
         if len(o) >= max_len:
             raise QtalignError(f"{source}: item {i}: output alone has {len(o)} tokens (max_len {max_len})")
-        p = list(p)[-(max_len - len(o)) :]  # keep the end of an over-long prompt (the question's end + instruction)
+        p = p[-(max_len - len(o)) :]  # keep the end of an over-long prompt (the question's end + instruction)
         out.append(Example(p + o, [IGNORE] * len(p) + o))
     return out
 
@@ -406,10 +429,11 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     torch.manual_seed(s.seed)
     pairs = read_pairs(s.data, s.max_pairs)
     model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code)
+    s, template = resolve_train_template(s, model, tok)
     model.config.use_cache = False
     peft_model = add_lora(model, s)
     peft_model.train()
-    examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data)
+    examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data, template)
     lengths = [len(e.ids) for e in examples]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     train_idx, val_idx = split_val(len(examples), s.val_ratio, s.seed)
@@ -505,12 +529,13 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     if stopped:
         log.info("stopped after %d steps (stop_after); rerun with --resume to continue", step)
         return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
-    if best is not None:
+    if best is not None and s.keep == "best":
         load_trainable_state(peft_model, best)
     tmp = out / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
+    atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs))
     if (out / "adapter").exists():
         shutil.rmtree(out / "adapter")
     os.replace(tmp, out / "adapter")
@@ -550,8 +575,50 @@ def plot_losses(out: Path) -> None:
     plt.close(fig)
 
 
+def resolve_train_template(s: TrainSettings, model: Any, tok: Any) -> tuple[TrainSettings, Template]:
+    """Settings with `auto` replaced by the template it picks for this model, and that template (checked)."""
+    from qtalign.templates import resolve_template
+
+    if s.chat_template and s.template != DEFAULT_TEMPLATE:
+        raise QtalignError(f"--chat-template and --template {s.template} both set how pairs are rendered; give one")
+    template = resolve_template(s.template, getattr(model.config, "model_type", None), tok, s.model)
+    built_for = _data_template(s.data)
+    if built_for is not None and built_for != template.name and not s.chat_template:
+        log.warning("%s was built for template %r (dataset_info.json) but training uses %r", s.data, built_for,
+                    template.name)
+    return s.model_copy(update={"template": template.name}), template
+
+
+def _data_template(data: str) -> str | None:
+    """The template named for this pairs file in the dataset_info.json beside it (written by `qtalign data build`)."""
+    info = Path(data).with_name("dataset_info.json")
+    try:
+        entry = json.loads(info.read_text(encoding="utf-8")).get(Path(data).stem, {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry.get("template") if isinstance(entry, dict) else None
+
+
+def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """OUT/adapter/qtalign_train.json: how the adapter was trained (template, protocol, what was kept)."""
+    from qtalign.templates import describe, render
+
+    example = None
+    if pairs and not s.chat_template:
+        prompt, answer = render(template, tok, pairs[0][0], pairs[0][1])
+        example = {"prompt": prompt, "answer_with_end": answer}
+    return {"template": "chat_template" if s.chat_template else template.name, "protocol": s.protocol,
+            "keep": s.keep, "model": s.model, "data": s.data,
+            "template_info": describe(template, tok), "first_pair_rendered": example}
+
+
 def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
     """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top."""
     data: dict[str, Any] = load_config_file(config) if config else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    protocol = data.get("protocol", "qtalign")
+    if protocol not in PROTOCOLS:
+        raise QtalignError(f"--protocol: unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    for key, value in PROTOCOLS[protocol].items():  # a preset never hides a setting given explicitly
+        data.setdefault(key, value)
     return TrainSettings.parse(data, config or "flags")

@@ -24,3 +24,25 @@ def test_gemma_few_steps(paper_data: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     rows = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["loss"] > 0 for r in rows)
+
+
+def test_gemma_auto_template_masks_all_but_answer_and_eos() -> None:
+    """`auto` picks LLaMA-Factory's gemma template for the packaged model; labels cover answer + <eos> only."""
+    from transformers import AutoConfig
+
+    from qtalign.models import DEFAULT_MODEL, load_tokenizer, resolve_model_path
+    from qtalign.templates import render, resolve_template
+    from qtalign.train import IGNORE, encode_pairs
+
+    path = resolve_model_path(DEFAULT_MODEL)
+    tok = load_tokenizer(path)
+    template = resolve_template("auto", AutoConfig.from_pretrained(str(path)).model_type, tok)
+    assert template.name == "gemma"
+    query, answer = '前提: 男人\n答案: "\nTranslate the input from Chinese to English:\n', 'Premise: A man.\nAnswer: "'
+    prompt, end = render(template, tok, query, answer)
+    assert prompt == f"<bos><start_of_turn>user\n{query}<end_of_turn>\n<start_of_turn>model\n"
+    assert end == answer + "<eos>"
+    [ex] = encode_pairs(tok, [(query, answer)], 512, False, "data", template)
+    kept = [t for t in ex.labels if t != IGNORE]
+    assert tok.decode(kept) == answer + "<eos>" and ex.ids[0] == tok.bos_token_id
+    assert tok.decode(ex.ids) == prompt + answer + "<eos>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from qtalign.cli.main import main
-from qtalign.evaluate import EvalSettings, run_eval
+from qtalign.evaluate import EvalSettings, prepare, run_eval
 
 POS = ["I love it, great value", "Works perfectly and looks nice", "Best purchase this year", "Very happy with it"]
 NEG = ["Broke after a day", "Terrible quality, do not buy", "It never arrived", "Waste of money"]
@@ -46,6 +47,13 @@ def test_eval_writes_predictions_and_results(tiny_model: Path, tmp_path: Path) -
     assert all(set(r["probs"]) == {"positive", "negative"} and all(0 <= v <= 1 for v in r["probs"].values())
                for r in rows)
     assert res["complete"] and res["languages"]["de"]["n"] == 10
+    # prompt_sha: sha256 of the full prompt (prefix + item text), first 16 hex chars
+    prep = prepare(settings(tiny_model, data))
+    lp = prep.prompts["de"]
+    by_index = {r["index"]: r for r in rows if r["lang"] == "de"}
+    for i, it in enumerate(lp.items):
+        assert by_index[it.index]["prompt_sha"] == hashlib.sha256(lp.prompt(i).encode()).hexdigest()[:16]
+    assert len({r["prompt_sha"] for r in rows}) == len(rows)
     lo, hi = res["languages"]["en"]["ci95"]
     assert lo <= res["languages"]["en"]["accuracy"] <= hi
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""`qtalign data`: `check` validates task files; `build` writes question-translation training data."""
+"""`qtalign data`: `check` validates task files; `build` writes question-translation data; `fetch` gets the paper's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from qtalign.languages import PAPER_LANGS, language
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="check task data; build question-translation training data")
+    p = sub.add_parser("data", help="check task data; build question-translation training data; fetch the paper's files")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = dsub.add_parser("check", help="validate task files (fields, labels, duplicates, parallel agreement)")
     c.add_argument("--task", required=True)
@@ -26,6 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             raise
     else:
         build.add_build_parser(dsub)
+    try:
+        fetch = importlib.import_module("qtalign.cli.data_fetch")
+    except ModuleNotFoundError as e:
+        if e.name != "qtalign.cli.data_fetch":
+            raise
+    else:
+        fetch.add_fetch_parser(dsub)
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -31,8 +31,18 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--translate-with", default=None, metavar="MODEL",
                    help="local seq2seq model (NLLB/Marian folder or id) to translate the target side into X where no "
                         "parallel file exists; cached in OUT.mt_cache.jsonl (a rerun resumes)")
+    p.add_argument("--control", default=None, metavar="KIND",
+                   help="build a control mix standing for the real mix these flags build: shuffled (targets of other "
+                        "items), copy (X => X), english (en => en), parallel (general text from --parallel); same "
+                        "counts and length profile; see docs/controls.md")
+    p.add_argument("--parallel", default=None, metavar="FILE",
+                   help="JSONL of {lang: text} per line (general parallel sentences), for --control parallel; "
+                        "'demo': the sample shipped with qtalign")
     p.add_argument("--mt-batch-size", type=int, default=16)
     p.add_argument("--mt-max-new-tokens", type=int, default=256)
+    p.add_argument("--template", default=None, metavar="NAME",
+                   help="training template these pairs are meant for (empty, default, qwen, mistral, llama3, gemma: "
+                        "LLaMA-Factory's names); recorded in dataset_info.json and the manifest")
     p.add_argument("--device", default="auto")
     p.add_argument("--trust-remote-code", action="store_true")
     p.set_defaults(func=run_build)
@@ -41,15 +51,24 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_build(args: argparse.Namespace) -> int:
     from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.data.controls import check_control
     from qtalign.tasks import get_task
 
     try:
         task = get_task(args.task)
     except ValueError as e:
         raise QtalignError(str(e)) from None
+    if args.template is not None:
+        from qtalign.templates import TEMPLATES, get_template
+
+        if args.template not in TEMPLATES:
+            raise QtalignError(f"--template: {args.template!r} is not a template name here (choose from "
+                               f"{', '.join(TEMPLATES)}; `auto` picks by model only at training time)")
+        get_template(args.template)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     if not sources:
         raise QtalignError("--sources needs at least one language code")
+    check_control(args.control, args.parallel, args.target)
     out = Path(args.out)
     translate = None
     if args.translate_with:
@@ -59,13 +78,19 @@ def run_build(args: argparse.Namespace) -> int:
                                device=args.device, batch_size=args.mt_batch_size,
                                max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
     report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
-                         args.allow_contamination, translate, args.translate_with)
+                         args.allow_contamination, translate, args.translate_with, args.control, args.parallel)
     settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
                 "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
-                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with}
+                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
+                "control": args.control, "parallel": args.parallel, "template": args.template}
     write_outputs(report, out, settings)
     parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
-    print(f"wrote {len(report.pairs)} pairs ({parts}) -> {out}")
+    kind = f"{args.control} control " if args.control else ""
+    print(f"wrote {len(report.pairs)} {kind}pairs ({parts}) -> {out}")
+    if report.control is not None:
+        diff = report.length_profile["difference"]["all"]
+        print("length vs the real mix (mean, target-equivalent characters): "
+              f"question {diff['input_eq']['mean']:+.1%}, output {diff['output_eq']['mean']:+.1%}")
     if args.exclude is not None:
         total = sum(report.contaminated.values())
         action = "kept (--allow-contamination)" if args.allow_contamination else "refused"

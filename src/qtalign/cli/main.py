@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, str] = {
     "merge": "merge",
     "lens": "lens",
     "pca": "pca",
+    "compare": "compare",
+    "report": "report",
     "run": "run",
     "demo": "demo",
 }

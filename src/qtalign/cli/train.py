@@ -26,6 +26,11 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--stop-after": ("stop_after", int, "stop (checkpoint saved) after N steps, as if killed; continue with --resume"),
     "--eval-every": ("eval_every", int, "optimizer steps between validations (default: every epoch)"),
     "--save-every": ("save_every", int, "optimizer steps between resumable checkpoints (default 20)"),
+    "--template": ("template", str, ("how pairs are rendered, LLaMA-Factory's names: empty (default: BOS + input), "
+                                     "default, qwen, mistral, llama3, gemma, or auto (by model family)")),
+    "--protocol": ("protocol", str, ("qtalign (default) or paper: the paper's recipe (template auto, max-len 2048, "
+                                     "eval-every 50, keep last); flags still win")),
+    "--keep": ("keep", str, "adapter written: best (lowest validation loss, default) or last"),
     "--seed": ("seed", int, "seed for split, batch order and LoRA init (default 42)"),
     "--device": ("device", str, "auto (default), cpu, cuda, cuda:N"),
     "--dtype": ("dtype", str, "auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16"),

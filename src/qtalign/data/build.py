@@ -31,7 +31,11 @@ class Pair:
     source_lang: str
     target_lang: str
     task: str
-    index: int  # item index in its source file
+    index: int  # item index in its source file (parallel control: line of the passage's first sentence)
+    # control mixes only (rows omit them when None):
+    stands_for: str | None = None  # the real mix's source language this pair stands in for
+    output_index: int | None = None  # shuffled: the item whose target side this pair got
+    parallel_lines: tuple[int, ...] | None = None  # parallel: the --parallel file lines of the passage
 
 
 @dataclass
@@ -42,6 +46,13 @@ class BuildReport:
     contaminated: dict[str, int]  # source language -> candidates equal to an evaluation item
     sources: dict[str, str]  # source language -> file / "mt:MODEL" it came from
     files: dict[str, str] = field(default_factory=dict)  # written file -> sha256
+    length_profile: dict[str, Any] = field(default_factory=dict)  # unit, ratios, real (+ control, difference)
+    control: dict[str, Any] | None = None  # kind, what it isolates and was derived from (None: the real mix)
+
+
+def pair_row(pair: Pair) -> dict[str, Any]:
+    """A pair as one JSONL row (control-only fields left out when unset)."""
+    return {k: v for k, v in asdict(pair).items() if v is not None}
 
 
 def instruction(src: str, tgt: str) -> str:
@@ -179,6 +190,18 @@ def is_contaminated(pair: Pair, questions: set[str]) -> bool:
     return _norm(question_of(pair)) in questions or _norm(pair.output) in questions
 
 
+def evaluation_texts(task: Task, folder: str | Path) -> set[str]:
+    """Every field text (e.g. each premise and hypothesis) of every evaluation item found, whitespace-normalized."""
+    folder = Path(folder)
+    texts: set[str] = set()
+    for lang in task.table:
+        if find_lang_file(task, folder, lang, "test") is None:
+            continue
+        for it in read_dataset(task, folder, [lang], split="test").items[lang]:
+            texts.update(_norm(t) for t in it.texts)
+    return texts
+
+
 # ---- label guard ----------------------------------------------------------------------------------------------
 def label_words(task: Task) -> set[str]:
     words = set(task.labels) | set(task.aliases)
@@ -188,8 +211,9 @@ def label_words(task: Task) -> set[str]:
     return words
 
 
-def assert_no_answers(task: Task, pairs: Sequence[Pair]) -> None:
-    """Fail if a gold answer appears closed after an answer cue (e.g. `Answer: "neutral"`) in any pair."""
+def assert_no_answers(task: Task, pairs: Sequence[Pair], require_cue: bool = True) -> None:
+    """Fail if a gold answer appears closed after an answer cue (e.g. `Answer: "neutral"`) in any pair; unless
+    require_cue is false (general text), every output must end at the answer cue's opening quote."""
     closings = [f': "{w}"' for w in label_words(task)]
     for p in pairs:
         for side in (p.input, p.output):
@@ -197,7 +221,7 @@ def assert_no_answers(task: Task, pairs: Sequence[Pair]) -> None:
             if hit is not None:
                 raise QtalignError(f"pair {p.source_lang}:{p.index}: contains an answer ({hit.strip()!r}); "
                                    "question-translation pairs must not contain task answers")
-        if not p.output.endswith('"'):
+        if require_cue and not p.output.endswith('"'):
             raise QtalignError(f"pair {p.source_lang}:{p.index}: output must end at the answer cue's opening quote")
 
 
@@ -216,9 +240,18 @@ def build_pairs(
     allow_contamination: bool = False,
     translate: Translate | None = None,
     translator_name: str | None = None,
+    control: str | None = None,
+    parallel: str | Path | None = None,
 ) -> BuildReport:
     """Pairs for each source language (question files first, then parallel files, then machine translation of
-    the target side), contamination-filtered, sampled per language with the seed, mixed and shuffled."""
+    the target side), contamination-filtered, sampled per language with the seed, mixed and shuffled.
+
+    control: build this control mix (qtalign.data.controls.CONTROLS) instead, standing position by position for
+    the real mix the same arguments build; parallel: the {lang: text} JSONL file the `parallel` control needs.
+    """
+    from qtalign.data import controls
+
+    controls.check_control(control, parallel, target)
     for code in [*sources, target]:
         if code not in LANGUAGES:
             raise QtalignError(f"unknown language {code!r}; known: {', '.join(LANGUAGES)}")
@@ -261,7 +294,33 @@ def build_pairs(
         mixed += kept
     random.Random(seed).shuffle(mixed)
     assert_no_answers(task, mixed)
+    ratios = controls.language_ratios(task, mixed)
+    real_profile = controls.length_profile(task, mixed, ratios)
+    report.length_profile = {"unit": controls.LENGTH_UNIT, "ratios": {k: round(v, 4) for k, v in ratios.items()},
+                             "template": {k: controls.template_chars(task, k) for k in ratios}, "real": real_profile}
     report.pairs = mixed
+    if control is None:
+        return report
+    texts = (evaluation_texts(task, exclude) if control == "parallel" and exclude is not None
+             and not allow_contamination else set())
+    pairs, info = controls.make_control(task, control, mixed, target, seed, parallel, texts, sources)
+    if questions and not allow_contamination:
+        bad_pair = next((p for p in pairs if is_contaminated(p, questions)), None)
+        if bad_pair is not None:
+            raise QtalignError(f"--control {control}: pair {controls.slot(bad_pair)}:{bad_pair.index} equals an "
+                               "evaluation item")
+    assert_no_answers(task, pairs, require_cue=control != "parallel")
+    info["derived_from"] = {"pairs_sha256": sha256_json([pair_row(p) for p in mixed]), "total": len(mixed),
+                            "counts": dict(report.counts), "sources": dict(report.sources)}
+    profile = controls.length_profile(task, pairs, ratios)
+    diff = controls.profile_difference(real_profile, profile)
+    report.length_profile.update(control=profile, difference=diff)
+    worst = controls.worst_mean_difference(diff)
+    if worst > controls.TOLERANCE:
+        log.warning("--control %s: mean lengths differ from the real mix's by up to %.1f%% (see manifest "
+                    "length_profile.difference)", control, 100 * worst)
+    report.pairs = pairs
+    report.control = info
     return report
 
 
@@ -336,7 +395,7 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
     out = Path(out)
     if out.suffix != ".jsonl":
         raise QtalignError(f"{out}: --out must be a .jsonl file")
-    rows = [asdict(p) for p in report.pairs]
+    rows = [pair_row(p) for p in report.pairs]
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     alpaca = out.with_name(out.stem + "_alpaca.json")
     atomic_write_json(alpaca, [{"instruction": p.input, "input": "", "output": p.output} for p in report.pairs])
@@ -349,9 +408,12 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
             info = {}
     info[out.stem] = {"file_name": alpaca.name,
                       "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
+    if settings.get("template"):  # LLaMA-Factory ignores this key; its users pass the same name as --template
+        info[out.stem]["template"] = settings["template"]
     atomic_write_json(info_path, info)
     hashes = {str(p): sha256_file(p) for p in (out, alpaca)}
-    manifest = {
+    settings = {**settings, "control": report.control["kind"] if report.control else settings.get("control")}
+    manifest: dict[str, Any] = {
         "kind": "question-translation pairs",
         "output": str(out),
         "settings": settings,
@@ -363,7 +425,10 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
         "total": len(report.pairs),
         "sha256": hashes,
         "pairs_sha256": sha256_json(rows),
+        "length_profile": report.length_profile,
     }
+    if report.control is not None:
+        manifest["control"] = report.control
     atomic_write_json(out.with_name("manifest.json"), manifest)
     report.files = hashes
     return hashes

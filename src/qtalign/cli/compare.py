@@ -1,0 +1,50 @@
+"""`qtalign compare`: paired comparison of eval runs on the same items (no model): intervals, McNemar, Holm."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from qtalign.errors import QtalignError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "compare", help="paired comparison of eval runs scored on the same items (no model)",
+        description="Compare eval run folders item by item; the first is the reference (base). Per language: "
+                    "accuracy of each, the difference with a paired bootstrap interval, an exact McNemar p-value, "
+                    "Holm-corrected over languages; the mean over languages; seen/unseen languages; the change of "
+                    "each label's predicted share; calibrated figures beside raw where the runs have them.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="eval run folders (predictions.jsonl); the first is the base")
+    p.add_argument("--out", default=None, help="folder for compare.json and compare.md (default: print only)")
+    p.add_argument("--names", default=None, help="comma list of short names for the runs (default: folder names)")
+    p.add_argument("--seen", default=None,
+                   help="comma list of seen languages (default: read from each adapter's training record)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _split(value: str | None, flag: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    if not items:
+        raise QtalignError(f"{flag}: empty list")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
+    from qtalign.compare import compare_runs, format_compare, write_compare
+
+    if len(args.runs) < 2:
+        raise QtalignError("give at least two eval run folders (the first is the base)")
+    result = compare_runs([Path(r) for r in args.runs], names=_split(args.names, "--names"), n_boot=args.bootstrap,
+                          seed=args.seed, seen=_split(args.seen, "--seen"))
+    print(format_compare(result))
+    if args.out:
+        for path in write_compare(result, args.out).values():
+            print(path)
+    return 0
