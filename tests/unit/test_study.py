@@ -85,8 +85,10 @@ def numbers(root: Path) -> dict[str, Any]:
     for e in doc["evals"]:
         r = json.loads((root / e["run"] / "results.json").read_text())
         out[e["id"]] = {"languages": r["languages"], "mean": r["mean"]}
-    for c in doc["compares"]:
-        out[c["id"]] = json.loads((root / c["out"] / "compare.json").read_text())
+    for c in doc["compares"]:  # the numbers, not the run folders' paths
+        cmp = json.loads((root / c["out"] / "compare.json").read_text())
+        out[c["id"]] = {"scores": [x["scores"] for x in cmp["comparisons"]],
+                        "accuracy": [r["accuracy"] for r in cmp["runs"]]}
     return out
 
 
