@@ -277,7 +277,7 @@ def test_paper_and_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     assert kinds.count("build") == 4 and kinds.count("train") == 8 and kinds.count("eval") == 30
     assert kinds.count("compare") == 24 and kinds.count("lens") == 10 and kinds.count("report") == 1
     train = plan["train:qwen1.5-1.8b:zh-es-en:s42"]
-    assert train.params["settings"]["model"] == "Qwen/Qwen1.5-1.8B" and "lr" not in train.params["settings"]
+    assert train.params["settings"]["model"] == "Qwen/Qwen1.5-1.8B" and train.params["settings"]["protocol"] == "paper"
     assert plan["build:zh-es-en"].params["per_lang"] == 10000
     controls = make_plan(load_study("preset:controls-cpu", data_root=str(paper_data)))
     vs = [s for s in controls.steps if s.kind == "compare" and s.record["kind"] == "vs-control"]
