@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -20,16 +21,20 @@ from pydantic import Field
 from qtalign import __version__
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
+from qtalign.data.demos_file import load_demos_file, resolve_demos_file
+from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
 from qtalign.models import DEFAULT_MODEL
-from qtalign.prompts import LangPrompts, build_prompts, parse_labels
+from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
+from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 from qtalign.store import (
     JsonlWriter,
     atomic_write_json,
+    atomic_write_text,
     check_run_record,
     read_jsonl_rows,
     sha256_file,
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
+PROMPTS = "prompts.jsonl"
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
@@ -66,10 +72,19 @@ class EvalSettings(Settings):
     trust_remote_code: bool = False
     allow_pickle: bool = False
     n_boot: int = Field(1000, ge=10)
+    # issue 7: protocols (qtalign.protocol), fixed demonstrations, parallel gold, the paper's scoring
+    protocol: str = "qtalign"
+    demos_file: str | None = None  # a demos file (the paper's layout), or "auto": found beside data
+    keep_demo_items: bool = False  # demonstration items stay in the scored set (the paper's scripts)
+    gold_from: str | None = None  # score every language against this parallel language's labels
+    paper_gold: bool = False  # also score with the paper's exact gold strings (needs demos_file)
+    label_tokens: Literal["qtalign", "paper"] = "qtalign"  # whose token sets a label word's mass sums
+    log_prompts: bool = False  # write prompts.jsonl beside the predictions
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues (device and n_boot may change)."""
-        return self.model_dump(exclude={"device", "n_boot", "trust_remote_code", "allow_pickle"}, mode="json")
+        return self.model_dump(exclude={"device", "n_boot", "trust_remote_code", "allow_pickle", "log_prompts"},
+                               mode="json")
 
 
 @dataclass
@@ -114,22 +129,57 @@ def prepare(s: EvalSettings) -> Prepared:
         demo_data.problems = [p for p in demo_data.problems if "no usable items" not in p.message]
         if demo_data.errors:
             raise QtalignError("problems in the demonstration data:\n  " + summarize_problems(demo_data))
-    disagreements = parallel_disagreements(data)
+    reference = reference_items(task, s.data, data)
+    disagreements = parallel_disagreements(data, ref=reference)
     for lang, idx in disagreements.items():
         if idx:
             log.warning(
                 "warning: %s: %d item(s) have a gold label that differs from the parallel English item "
-                "(first: %s); accuracy uses this file's labels",
+                "(first: %s); %s",
                 data.sources[lang], len(idx), ", ".join(map(str, idx[:5])),
+                "scored against the English labels (--gold-from en)" if s.gold_from else
+                "accuracy uses this file's labels (--gold-from en scores against the English ones)",
             )
-    prompts = build_prompts(
-        task, data, s.langs, shots=s.shots, labels=parse_labels(s.labels), seed=s.seed, demo_data=demo_data,
-        limit=s.limit,
-    )
+    if s.gold_from:
+        gold_ref = reference if s.gold_from == "en" else reference_items(task, s.data, data, s.gold_from)
+        data = apply_gold_from(task, data, gold_ref, s.gold_from)
+    labels = parse_labels(s.labels)
+    demos_path = resolve_demos_file(task, s.demos_file, s.data)
+    if demos_path is not None:
+        if demo_data is not None:
+            raise QtalignError("--demos and --demos-file both give demonstrations; use one")
+        demos = load_demos_file(demos_path, task)
+        if s.shots is not None and s.shots != demos.shots:
+            raise QtalignError(f"--shots {s.shots}: {demos_path} has {demos.shots} demonstrations per language")
+        prompts = build_file_prompts(task, data, s.langs, demos, labels=labels, limit=s.limit,
+                                     keep_demo_items=s.keep_demo_items, gold=s.paper_gold)
+    else:
+        if s.paper_gold:
+            raise QtalignError("--paper-gold needs the paper's label tables: give --demos-file or --protocol paper")
+        prompts = build_prompts(
+            task, data, s.langs, shots=s.shots, labels=labels, seed=s.seed, demo_data=demo_data, limit=s.limit,
+            reference=reference, keep_demo_items=s.keep_demo_items,
+        )
     hashes = {}
-    for src in sorted(set(data.sources.values()) | (set(demo_data.sources.values()) if demo_data else set())):
+    sources = set(data.sources.values()) | (set(demo_data.sources.values()) if demo_data else set())
+    sources |= {str(demos_path)} if demos_path is not None else set()
+    sources |= {reference[0].source} if reference else set()
+    for src in sorted(sources):
         hashes[src] = sha256_file(src) if Path(src).is_file() else "unhashed"
     return Prepared(task, data, prompts, hashes, disagreements)
+
+
+def prompt_task_name(s: EvalSettings, task: Task) -> str:
+    """The task name on prompt lines: the paper's (emotion, snli, paws) under --protocol paper, so the lines diff
+    directly against the prompts of the paper's scripts; else qtalign's."""
+    return task.file_stem if s.protocol == "paper" else task.name
+
+
+def format_prompt_lines(s: EvalSettings, prep: Prepared) -> str:
+    """What `qtalign prompts` prints and `eval --log-prompts` writes: one JSON object per line, every line ending in
+    a newline."""
+    rows = prompt_rows(prompt_task_name(s, prep.task), prep.prompts)
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def prompt_sha(prompt: str) -> str:
@@ -172,6 +222,8 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
     out.mkdir(parents=True, exist_ok=True)
     check_run_record(out / RUN, identity, "use another --out or --overwrite")
+    if s.log_prompts:
+        atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
@@ -225,7 +277,11 @@ def _score_language(
     if s.scoring == "first-token":
         assert index is not None
         try:
-            sets = label_token_sets(index, lp.label_words)
+            if s.label_tokens == "paper":
+                model_type = getattr(scorer.base.config, "model_type", None)
+                sets = paper_label_token_sets(scorer.tokenizer, lp.label_words, model_type)
+            else:
+                sets = label_token_sets(index, lp.label_words)
         except QtalignError as e:
             raise QtalignError(f"language {lp.lang!r}: {e}") from None
         score = lambda state, batch_rows: scorer.first_token_batch(state, batch_rows, sets)
@@ -248,12 +304,15 @@ def _score_language(
             if (lp.lang, it.index) in done:
                 continue
             pred, tie = pick(scores[b], task.labels, s.seed, lp.lang, it.index)
-            out_rows.append({
+            row = {
                 "task": task.name, "lang": lp.lang, "index": it.index, "gold": it.label, "gold_answer": it.answer,
                 "pred": pred, "correct": pred == it.label, "tie": tie,
                 "prompt_sha": prompt_sha(lp.prompt(i)),
                 kind: {label: float(v) for label, v in zip(task.labels, scores[b])},
-            })
+            }
+            if lp.gold_table is not None:
+                row["paper_correct"] = paper_correct(it.answer, pred, lp.gold_table)
+            out_rows.append(row)
         writer.write_many(out_rows)
         if _SLOW_TEST:  # lets the resume test interrupt a run part-way with a tiny model
             time.sleep(_SLOW_TEST)
@@ -267,6 +326,7 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
     by_key = {(r["lang"], r["index"]): r for r in rows if r.get("task") == s.task}
     per_lang: dict[str, Any] = {}
     correct_by_lang: dict[str, list[bool]] = {}
+    paper_by_lang: dict[str, list[bool]] = {}
     for lang, lp in prep.prompts.items():
         got = [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
         correct = [bool(r["correct"]) for r in got]
@@ -279,14 +339,24 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
             "gold": {label: sum(r["gold"] == label for r in got) for label in prep.task.labels},
             "ties": sum(bool(r["tie"]) for r in got),
             "label_words": list(lp.label_words),
-            "demos": [d.index for d in lp.demos],
+            "demos": [d.index if d.index >= 0 else None for d in lp.demos],  # None: not an item of the data
             "gold_disagrees_with_en": len(prep.disagreements.get(lang, [])),
         }
+        if lp.gold_table is not None:
+            paper = [bool(r.get("paper_correct")) for r in got]
+            paper_by_lang[lang] = paper
+            pci = bootstrap_accuracy(paper, s.n_boot, s.seed)
+            per_lang[lang].update({"paper_accuracy": pci.value, "paper_ci95": [pci.lo, pci.hi]})
     mean = bootstrap_mean_accuracy(correct_by_lang, s.n_boot, s.seed)
+    mean_row: dict[str, Any] = {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang)}
+    if paper_by_lang:
+        pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed)
+        mean_row.update({"paper_accuracy": pm.value, "paper_ci95": [pm.lo, pm.hi]})
     return {
         "task": s.task,
+        "protocol": s.protocol,
         "languages": per_lang,
-        "mean": {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang)},
+        "mean": mean_row,
         "complete": all(v["n"] == v["n_expected"] for v in per_lang.values()),
         "model": model_info,
         "settings": s.model_dump(mode="json"),
@@ -299,14 +369,22 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
 def format_table(results: dict[str, Any]) -> str:
     """The per-language table printed at the end of a run."""
     labels = list(next(iter(results["languages"].values()))["predicted"]) if results["languages"] else []
-    head = f"{'lang':<6}{'n':>6}{'acc':>8}  {'95% CI':<15}" + "".join(f"{'pred ' + lb[:9]:>16}" for lb in labels)
+    paper = "paper_accuracy" in results["mean"]  # --paper-gold: the paper scripts' gold-string accuracy too
+    head = (f"{'lang':<6}{'n':>6}{'acc':>8}  {'95% CI':<15}" + (f"{'paper':>8}" if paper else "")
+            + "".join(f"{'pred ' + lb[:9]:>16}" for lb in labels))
+    protocol = results.get("protocol", "qtalign")
     lines = [f"task {results['task']}, model {results['model'].get('model')}"
-             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else ""), head]
+             + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else "")
+             + (f", protocol {protocol}" if protocol != "qtalign" else ""), head]
     for lang, r in results["languages"].items():
         ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
         lines.append(f"{lang:<6}{r['n']:>6}{r['accuracy']:>8.3f}  {ci:<15}"
+                     + (f"{r['paper_accuracy']:>8.3f}" if paper else "")
                      + "".join(f"{r['predicted'][lb]:>16}" for lb in labels))
     m = results["mean"]
     lines.append(f"{'mean':<6}{'':>6}{m['accuracy']:>8.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-                 f"  (unweighted over {m['n_languages']} languages)")
+                 + (f"{m['paper_accuracy']:>8.3f}" if paper else "")
+                 + f"  (unweighted over {m['n_languages']} languages)")
+    if paper:
+        lines.append("acc: by meaning (qtalign); paper: the paper scripts' exact gold-string matching")
     return "\n".join(lines)

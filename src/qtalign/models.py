@@ -33,9 +33,10 @@ class LoadedModel:
     adapter: str | None
     device: torch.device
     dtype: torch.dtype
+    quantization: dict[str, Any] | None = None  # e.g. {"load_in_4bit": True, "quant_type": "nf4", ...}
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.name,
             "path": self.path,
             "adapter": self.adapter,
@@ -43,6 +44,9 @@ class LoadedModel:
             "dtype": str(self.dtype).removeprefix("torch."),
             "model_type": getattr(self.base.config, "model_type", None),
         }
+        if self.quantization is not None:
+            out["quantization"] = self.quantization
+        return out
 
     @property
     def base(self) -> Any:
@@ -77,9 +81,12 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """float32 on CPU and bfloat16 on CUDA unless asked otherwise."""
+def resolve_dtype(dtype: str | None, device: torch.device, load_in_4bit: bool = False) -> torch.dtype:
+    """float32 on CPU and bfloat16 on CUDA unless asked otherwise; float16 with 4-bit weights (the paper's NF4 setup:
+    float16 compute, and transformers then loads the unquantized parts in float16 too)."""
     if dtype in (None, "auto"):
+        if load_in_4bit:
+            return torch.float16
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float16": torch.float16, "fp16": torch.float16}
@@ -172,20 +179,18 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
+    torch_dtype = resolve_dtype(dtype, dev, load_in_4bit)
     path = resolve_model_path(name)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if not allow_pickle:
         kwargs["use_safetensors"] = True
+    quantization = None
     if load_in_4bit:
         if dev.type != "cuda":
             raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype
-        )
+        kwargs["quantization_config"] = four_bit_config(torch_dtype)
         kwargs["device_map"] = {"": dev.index or 0}
+        quantization = describe_four_bit(kwargs["quantization_config"])
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except OSError as e:
@@ -198,7 +203,22 @@ def load_model(
     if adapter is not None:
         model = attach_adapter(model, adapter)
     model.eval()
-    return LoadedModel(model, tokenizer, name, str(path), adapter, dev, torch_dtype)
+    return LoadedModel(model, tokenizer, name, str(path), adapter, dev, torch_dtype, quantization)
+
+
+def four_bit_config(compute_dtype: torch.dtype = torch.float16) -> Any:
+    """bitsandbytes 4-bit NF4 as the paper evaluated (bnb_4bit_compute_dtype float16 unless --dtype says otherwise;
+    no double quantization)."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+
+
+def describe_four_bit(config: Any) -> dict[str, Any]:
+    """The parts of a BitsAndBytesConfig that change results, for results.json (model.quantization)."""
+    return {"load_in_4bit": bool(config.load_in_4bit), "quant_type": config.bnb_4bit_quant_type,
+            "compute_dtype": str(config.bnb_4bit_compute_dtype).removeprefix("torch."),
+            "double_quant": bool(config.bnb_4bit_use_double_quant)}
 
 
 def attach_adapter(model: Any, adapter: str | Path) -> Any:

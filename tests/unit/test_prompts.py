@@ -32,12 +32,34 @@ def test_demonstrations_are_parallel_and_balanced() -> None:
         assert p.prefix.count(f'{cue}: "') == 6 and p.texts[0].endswith(f'{cue}: "')
 
 
-def test_language_whose_labels_disagree_gets_its_own_demonstrations() -> None:
+def test_parallel_language_whose_labels_disagree_shows_the_english_labels() -> None:
+    """A parallel file with wrong labels (like the released Norwegian SNLI file) shows the English item's label on
+    each demonstration, never its own; a file that is not parallel gets its own choice."""
     task = get_task("emotion")
     en = [task.labels[i % 2] for i in range(20)]
     swapped = [task.labels[(i + 1) % 2] for i in range(20)]
-    prompts = build_prompts(task, _dataset({"en": en, "de": swapped}), ["en", "de"], seed=0)
+    prompts = build_prompts(task, _dataset({"en": en, "de": swapped, "fr": en[:14]}), ["en", "de", "fr"], seed=0)
     en_demos = [(d.index, d.label) for d in prompts["en"].demos]
-    de_demos = [(d.index, d.label) for d in prompts["de"].demos]
-    assert sorted(lb for _, lb in de_demos) == sorted(task.labels)
-    assert [i for i, _ in en_demos] != [i for i, _ in de_demos] or en_demos != de_demos
+    assert [(d.index, d.label) for d in prompts["de"].demos] == en_demos
+    for d in prompts["de"].demos:
+        assert f'Emotion: "{d.label}"' in prompts["de"].prefix and swapped[d.index] != d.label
+    assert sorted(d.label for d in prompts["fr"].demos) == sorted(task.labels)  # own choice, still balanced
+
+
+def test_reference_items_beside_the_data_fix_the_demonstrations() -> None:
+    """The English items given as reference choose the demonstrations even when English is not evaluated, so a
+    language's prompts do not depend on which other languages are listed."""
+    task = get_task("emotion")
+    en = [task.labels[i % 2] for i in range(20)]
+    data = _dataset({"en": en, "de": en})
+    alone = build_prompts(task, data, ["de"], seed=1, reference=data.items["en"])
+    both = build_prompts(task, data, ["en", "de"], seed=1)
+    assert alone["de"].prompt(0) == both["de"].prompt(0)
+
+
+def test_keep_demo_items_scores_every_item() -> None:
+    task = get_task("emotion")
+    data = _dataset({"en": [task.labels[i % 2] for i in range(10)]})
+    kept = build_prompts(task, data, ["en"], keep_demo_items=True)
+    assert [it.index for it in kept["en"].items] == list(range(10))
+    assert len(build_prompts(task, data, ["en"])["en"].items) == 8

@@ -1,7 +1,8 @@
-"""Logit lens at the last prompt position: per layer, final norm + unembedding, label-token mass and entropy."""
+"""Logit lens at the last prompt position: per layer, final norm + unembedding, label-token mass, entropy, energy."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,20 +11,25 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import final_norm, layer_states, prefix_layers
+from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
+from qtalign.protocol import paper_label_token_sets
 from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets, length_batches
 from qtalign.tasks import Task
 
-# per item and layer; p_* are probabilities (summed over a token set), entropy is in nats
-QUANTITIES: tuple[str, ...] = ("p_en", "p_native", "p_en_all", "p_native_all", "entropy")
+# per item and layer; p_* are probabilities (summed over a token set); entropy in nats or bits (run setting
+# entropy_unit); energy as the paper computes it (see Energy)
+QUANTITIES: tuple[str, ...] = ("p_en", "p_native", "p_en_all", "p_native_all", "entropy", "energy")
 DESCRIPTIONS: dict[str, str] = {
     "p_en": "correct label, English tokens",
     "p_native": "correct label, input-language tokens",
     "p_en_all": "any label, English tokens",
     "p_native_all": "any label, input-language tokens",
-    "entropy": "entropy of the next-token distribution (nats)",
+    "entropy": "entropy of the next-token distribution (nats, or bits with --entropy-unit bits)",
+    "energy": "alignment of the unit latent with the gain-weighted unembedding rows, 1 = an average direction",
 }
+ENTROPY_UNITS: dict[str, float] = {"nats": 1.0, "bits": 1.0 / math.log(2)}  # multiplier of the entropy in nats
 
 
 @dataclass
@@ -60,12 +66,78 @@ class LensSets:
 
     en: tuple[tuple[int, ...], ...]
     native: tuple[tuple[int, ...], ...]
+    same_words: bool = False  # the language's label words are the English ones (English itself)
 
     @classmethod
-    def build(cls, index: TokenIndex, task: Task, lang: str) -> LensSets:
-        en = label_token_sets(index, task.label_words(lang, "en"))
-        native = label_token_sets(index, task.label_words(lang, "native"))
-        return cls(tuple(map(tuple, en)), tuple(map(tuple, native)))
+    def build(cls, index: TokenIndex, task: Task, lang: str, native_words: Sequence[str] | None = None,
+              label_tokens: str = "qtalign", model_type: str | None = None) -> LensSets:
+        """native_words: the language's label words (default: the task table's); label_tokens "paper": the paper
+        scripts' token sets (qtalign.protocol.paper_token_ids) instead of the scorer's."""
+        en_words = task.label_words(lang, "en")
+        native = tuple(native_words) if native_words else task.label_words(lang, "native")
+        if label_tokens == "paper":
+            sets = lambda words: paper_label_token_sets(index.tokenizer, words, model_type, allow_empty=True)
+        else:
+            sets = lambda words: label_token_sets(index, words)
+        return cls(tuple(map(tuple, sets(en_words))), tuple(map(tuple, sets(native))), tuple(en_words) == native)
+
+
+def drop_overlapping(lp: LangPrompts, task: Task, sets: LensSets) -> tuple[LangPrompts, int]:
+    """The paper's lens filter: drop the items whose correct label's native and English token sets share a token
+    (their probabilities could not be told apart), and those where either set is empty (possible with the paper's
+    token sets). The overlap test is not applied where the words are the English ones (the paper exempts English).
+    Returns the kept prompts and the number dropped."""
+    keep = []
+    for k, it in enumerate(lp.items):
+        c = task.labels.index(it.label)  # type: ignore[arg-type]
+        en, native = set(sets.en[c]), set(sets.native[c])
+        if en and native and (sets.same_words or not en & native):
+            keep.append(k)
+    return lp.take(keep), len(lp.items) - len(keep)
+
+
+class Energy:
+    """The "energy" of the paper's logit-lens script (after Wendler et al. 2024), computed exactly but cheaply.
+
+    Û: the unembedding rows times the final norm's gain, each scaled to unit length ([V, H]); ĥ: the layer's latent
+    (the residual stream before the final norm) scaled to unit length. energy = RMS over the vocabulary of Ûĥ,
+    divided by the same RMS averaged over all directions, ||ÛᵀÛ||_F / V. With M = ÛᵀÛ ([H, H], accumulated once in
+    chunks): RMS(Ûĥ) = sqrt(ĥᵀMĥ / V), so no [V]-sized product per item is needed.
+    """
+
+    def __init__(self, scorer: Scorer, chunk: int = 16384) -> None:
+        w = scorer.head.weight  # [V, H]
+        if not torch.is_floating_point(w):
+            raise QtalignError("energy needs a floating-point unembedding matrix (not a quantized one)")
+        norm = final_norm(scorer)
+        gain = _norm_gain(norm, w.shape[1], w.device)  # [H]
+        m = torch.zeros((w.shape[1], w.shape[1]), dtype=torch.float64, device=w.device)
+        with torch.inference_mode():
+            for part in w.split(chunk):
+                u = part.float() * gain.float()  # [c, H]
+                u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-30)
+                m += (u.T @ u).double()  # float32 products (fast), float64 sum over chunks
+        self.m = m  # [H, H]
+        self.vocab = w.shape[0]
+        self.average = float(torch.linalg.matrix_norm(m)) / self.vocab
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        """h [..., H] latents -> energy [...] (float64)."""
+        u = h.to(self.m.device).double()
+        u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+        q = torch.einsum("...i,ij,...j->...", u, self.m, u) / self.vocab
+        return q.clamp_min(0).sqrt() / self.average
+
+
+def _norm_gain(norm: torch.nn.Module, hidden: int, device: torch.device) -> torch.Tensor:
+    """The per-dimension gain of an RMS-style final norm ([H] float64): its output for an all-ones input (which
+    has RMS 1), so Llama's `weight` and Gemma's `1 + weight` alike; LayerNorm: its weight."""
+    weight = getattr(norm, "weight", None)
+    if isinstance(norm, torch.nn.LayerNorm) and weight is not None:
+        return weight.detach().double()
+    dtype = weight.dtype if isinstance(weight, torch.Tensor) and torch.is_floating_point(weight) else torch.float32
+    with torch.inference_mode():
+        return norm(torch.ones((1, hidden), dtype=dtype, device=device))[0].double()
 
 
 @torch.inference_mode()
@@ -75,6 +147,11 @@ def lens_logprobs(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]]
     Entries before the last get the model's final norm; the last is the model's own final-normed output, so
     layer L equals the real next-token distribution.
     """
+    return _lens_logprobs(scorer, prefix, rows)[0]
+
+
+def _lens_logprobs(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """lens_logprobs and the last-position hidden states it read, [L+1, B, H]."""
     hs, lengths = layer_states(scorer, prefix, rows)  # L+1 x [B, T, H]
     norm = final_norm(scorer)
     b = torch.arange(len(rows))
@@ -82,14 +159,20 @@ def lens_logprobs(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]]
     normed = torch.cat([norm(last[:-1]), last[-1:]])  # [L+1, B, H]
     n_states, n_rows, hidden = normed.shape
     logits = scorer.unembed(normed.reshape(-1, hidden))  # [(L+1)B, V]
-    return torch.log_softmax(logits, -1).reshape(n_states, n_rows, -1)
+    return torch.log_softmax(logits, -1).reshape(n_states, n_rows, -1), last
 
 
 @torch.inference_mode()
 def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], correct: Sequence[int],
-               sets: LensSets) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Lens quantities for a batch: (quantity -> [B, L+1], top token ids [B, L+1])."""
-    logp = lens_logprobs(scorer, prefix, rows)  # [L+1, B, V]
+               sets: LensSets, entropy_unit: str = "nats",
+               energy: Energy | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Lens quantities for a batch: (quantity -> [B, L+1], top token ids [B, L+1]). Energy is NaN without energy."""
+    raw: list[torch.Tensor] = []  # the input of the final norm: the last layer's latent before normalization
+    hook = final_norm(scorer).register_forward_hook(lambda _m, args, _out: raw.append(args[0]))
+    try:
+        logp, last = _lens_logprobs(scorer, prefix, rows)  # [L+1, B, V], [L+1, B, H]
+    finally:
+        hook.remove()
     probs = logp.exp()
     dev = probs.device
 
@@ -105,16 +188,26 @@ def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], c
         "p_native": per_row(sets.native),
         "p_en_all": mass(union(sets.en)),
         "p_native_all": mass(union(sets.native)),
-        "entropy": -(probs * logp.clamp_min(-1e30)).nansum(-1),
+        "entropy": -(probs * logp.clamp_min(-1e30)).nansum(-1) * ENTROPY_UNITS[entropy_unit],
+        "energy": torch.full(probs.shape[:2], float("nan"), dtype=torch.float64),
     }
+    if energy is not None:
+        latents = last.clone()  # [L+1, B, H]; layer L is final-normed here, the paper reads it before the norm
+        b = torch.arange(len(rows))
+        if raw and raw[0].shape[:2] == (len(rows), max(len(r) for r in rows)):  # [B, T, H] of the model's forward
+            latents[-1] = raw[0][b, torch.tensor([len(r) for r in rows]) - 1]
+        vals["energy"] = energy(latents).cpu()
     out = {q: v.T.double().cpu().numpy() for q, v in vals.items()}  # [B, L+1]
     return out, logp.argmax(-1).T.cpu().numpy()
 
 
 def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: LensArrays | None = None,
-             batch_size: int = 8, on_batch: Callable[[LensArrays, float], None] | None = None) -> LensArrays:
+             batch_size: int = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
+             entropy_unit: str = "nats", energy: Energy | None = None) -> LensArrays:
     """Lens over a language's evaluation prompts, skipping items already in done; on_batch(partial, rate)
-    is called after every batch with all results so far (to save them and show progress)."""
+    is called after every batch with all results so far (to save them and show progress). energy: computed for
+    the model when not given (pass one Energy to share it between languages)."""
+    energy = energy or Energy(scorer)
     ids = scorer.encode_items(lp.prefix, lp.texts)
     pre = prefix_layers(scorer, scorer.encode_prefix(lp.prefix))
     have = set() if done is None else {int(i) for i in done.index}
@@ -124,7 +217,8 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     for batch in length_batches([len(ids[k]) for k in todo], batch_size):
         ks = [todo[j] for j in batch]
         vals, top = lens_batch(scorer, pre.state, [ids[k] for k in ks],
-                               [task.labels.index(lp.items[k].label) for k in ks], sets)  # type: ignore[arg-type]
+                               [task.labels.index(lp.items[k].label) for k in ks], sets,  # type: ignore[arg-type]
+                               entropy_unit, energy)
         result = _concat(result, LensArrays(lp.lang, np.array([lp.items[k].index for k in ks]), vals, top))
         n_done += len(ks)
         if on_batch is not None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.languages import PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
 
 
@@ -30,13 +29,48 @@ def add_data_options(parser: argparse.ArgumentParser, required: bool = True) -> 
     g = parser.add_argument_group("data and prompts")
     g.add_argument("--task", required=required, help="emotion, nli or paraphrase")
     g.add_argument("--data", required=required, help="folder (paper layout or {lang}.jsonl), JSONL file or hf:NAME")
-    g.add_argument("--langs", default=",".join(PAPER_LANGS), help="comma list of language codes (default: all 20)")
+    g.add_argument("--langs", default=None, help="comma list of language codes (default: all 20)")
     g.add_argument("--limit", type=int, default=None, help="score only the first N items per language")
     g.add_argument("--shots", type=int, default=None, help="demonstrations per prompt (default: the task's)")
-    g.add_argument("--labels", default="en", help="en, native, or a comma list of label words (default: en)")
+    g.add_argument("--labels", default=None, help="en, native, or a comma list of label words (default: en)")
     g.add_argument("--seed", type=int, default=0, help="seed of the demonstration choice (default: 0)")
     g.add_argument("--demos", default=None, help="take demonstrations from this data instead of the test items")
     g.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
+    add_protocol_options(parser)
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """Options of issue 7 (docs/paper-protocol.md). Those a protocol presets default to None, so that an option
+    typed by the user always wins over the preset (qtalign.protocol.resolve_options)."""
+    from qtalign.protocol import PROTOCOLS
+
+    g = parser.add_argument_group("protocol (see docs/paper-protocol.md)")
+    g.add_argument("--protocol", default=None, choices=list(PROTOCOLS),
+                   help="qtalign (default) or paper: the paper's fixed demonstrations, order, label words, prompt "
+                        "assembly, item set, token sets and gold matching; options you give explicitly still win")
+    g.add_argument("--demos-file", default=None, metavar="FILE",
+                   help="fixed demonstrations per language in the layout of the paper's {task}_demos.json, used "
+                        "byte for byte; 'auto': DATA/../demos/ or DATA/demos/ (default under --protocol paper)")
+    g.add_argument("--keep-demo-items", action=argparse.BooleanOptionalAction, default=None,
+                   help="score the items used as demonstrations too, as the paper's scripts do (default: no)")
+    g.add_argument("--gold-from", default=None, metavar="LANG",
+                   help="score every language against the labels of LANG's parallel file (e.g. en), item by item")
+    g.add_argument("--paper-gold", action=argparse.BooleanOptionalAction, default=None,
+                   help="also report the paper scripts' exact gold-string accuracy (needs --demos-file)")
+    g.add_argument("--label-tokens", default=None, choices=["qtalign", "paper"],
+                   help="which tokens make up a label word's mass: qtalign's (default) or the paper scripts'")
+
+
+def apply_protocol(args: argparse.Namespace) -> None:
+    """Fill the protocol-controlled options the user did not give: the --protocol preset, else qtalign's default."""
+    from qtalign.protocol import DEFAULTS, resolve_options
+
+    given = {k: getattr(args, k) for k in DEFAULTS if hasattr(args, k)}
+    command = getattr(args, "command", None) or "eval"
+    for key, value in resolve_options(command, getattr(args, "protocol", None), given).items():
+        setattr(args, key, value)
+    if getattr(args, "protocol", None) is None:
+        args.protocol = "qtalign"
 
 
 def parse_langs(value: str) -> list[str]:
@@ -54,6 +88,7 @@ class PromptSetup:
     langs: list[str]
     prompts: dict[str, Any]  # lang -> qtalign.prompts.LangPrompts
     settings: dict[str, Any]  # what determines the prompts (for resume checks); languages excluded
+    eval_settings: Any = None  # the qtalign.evaluate.EvalSettings they were built from
 
 
 def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -62,13 +97,20 @@ def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 
     if not args.task or not args.data:
         raise QtalignError("--task and --data are required")
+    apply_protocol(args)
     return EvalSettings.parse(
         {
-            "task": args.task, "data": args.data, "model": args.model, "adapter": args.adapter,
+            "task": args.task, "data": args.data, "model": getattr(args, "model", DEFAULT_MODEL),
+            "adapter": getattr(args, "adapter", None),
             "langs": tuple(parse_langs(args.langs)), "shots": args.shots, "labels": args.labels, "seed": args.seed,
-            "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size, "device": args.device,
-            "dtype": args.dtype, "load_in_4bit": args.load_in_4bit, "trust_remote_code": args.trust_remote_code,
-            "allow_pickle": args.allow_pickle, **extra,
+            "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size,
+            "device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", None),
+            "load_in_4bit": getattr(args, "load_in_4bit", False),
+            "trust_remote_code": getattr(args, "trust_remote_code", False),
+            "allow_pickle": getattr(args, "allow_pickle", False),
+            "protocol": args.protocol, "demos_file": args.demos_file, "keep_demo_items": args.keep_demo_items,
+            "gold_from": args.gold_from, "paper_gold": args.paper_gold, "label_tokens": args.label_tokens,
+            **extra,
         },
         "command line",
     )
@@ -81,8 +123,10 @@ def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
     s = eval_settings_from_args(args)
     prep = prepare(s)
     settings = {"task": s.task, "data": str(Path(s.data).resolve()) if Path(s.data).exists() else s.data,
-                "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos}
-    return PromptSetup(prep.task, list(s.langs), prep.prompts, settings)
+                "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos,
+                "protocol": s.protocol, "demos_file": s.demos_file, "keep_demo_items": s.keep_demo_items,
+                "gold_from": s.gold_from, "label_tokens": s.label_tokens}
+    return PromptSetup(prep.task, list(s.langs), prep.prompts, settings, s)
 
 
 def model_settings(args: argparse.Namespace, lm: Any) -> dict[str, Any]:

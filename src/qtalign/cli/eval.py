@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from qtalign.cli.common_options import add_data_options, add_model_options, eval_settings_from_args
+from qtalign.cli.common_options import add_data_options, add_model_options, apply_protocol, eval_settings_from_args
 from qtalign.evaluate import format_table, run_eval
 
 
@@ -13,8 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_model_options(p)
     add_data_options(p)
-    p.add_argument("--scoring", default="first-token", choices=["first-token", "loglik"],
+    p.add_argument("--scoring", default=None, choices=["first-token", "loglik"],
                    help="first-token: the paper's constrained decoding (default); loglik: whole label words")
+    p.add_argument("--log-prompts", action="store_true",
+                   help="also write prompts.jsonl: the exact prompts scored (the lines of `qtalign prompts`)")
     p.add_argument("--out", required=True, help="run folder: predictions.jsonl, results.json (resumes if present)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in --out instead of resuming")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -22,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = eval_settings_from_args(args, scoring=args.scoring)
+    apply_protocol(args)  # --scoring may come from the --protocol preset
+    settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts)
     results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     print(format_table(results))
-    print(f"wrote {args.out}/predictions.jsonl and {args.out}/results.json")
+    also = f", {args.out}/prompts.jsonl" if args.log_prompts else ""
+    print(f"wrote {args.out}/predictions.jsonl{also} and {args.out}/results.json")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--compare", help="a second lens run folder to overlay (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figure of a finished run folder (no model)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the bands (default 1000)")
+    p.add_argument("--entropy-unit", default=None, choices=["nats", "bits"],
+                   help="unit of the entropy (default: nats; bits under --protocol paper)")
+    p.add_argument("--drop-overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop items whose correct label's native and English token sets share a token, as the "
+                        "paper does (count reported in lens_filter.json; default: no, yes under --protocol paper)")
     p.set_defaults(func=run)
 
 
@@ -64,13 +70,18 @@ def draw(out: Path, compare: str | None) -> list[Path]:
 def _run_name(path: Path) -> str:
     settings = path / "settings.json"
     if settings.is_file():
-        import json
-
         s = json.loads(settings.read_text(encoding="utf-8"))
         if s.get("adapter"):
             return f"{Path(s['adapter']).name} (tuned, {path.name})"
         return f"{s.get('model', 'model')} ({path.name})"
     return path.name
+
+
+class _Vocab:
+    """What the paper's token sets need of a TokenIndex (its tokenizer), without reading the whole vocabulary."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,19 +95,41 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
     from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
-    from qtalign.analysis.lens import LensArrays, LensSets, run_lens, summarize
+    from qtalign.analysis.lens import Energy, LensArrays, LensSets, drop_overlapping, run_lens, summarize
     from qtalign.scoring import Scorer, TokenIndex
 
-    setup = prompts_from_args(args)
+    setup = prompts_from_args(args)  # also resolves the --protocol preset into args
     out = Path(args.out)
     lm = load_model_from_args(args)
-    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings}
+    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
+                "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
     check_settings(out, settings)
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
-    index: TokenIndex | None = None  # built only when a language still needs work (it reads the vocabulary)
+    index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
+    energy: Energy | None = None
+    model_type = getattr(lm.base.config, "model_type", None)
+
+    def sets_for(lang: str, lp: Any) -> LensSets:
+        nonlocal index
+        if args.label_tokens != "paper":
+            index = index or TokenIndex(lm.tokenizer)
+        return LensSets.build(index or _Vocab(lm.tokenizer), setup.task, lang, lp.native_words,  # type: ignore[arg-type]
+                              args.label_tokens, model_type)
+
     results: list[LensArrays] = []
+    dropped: dict[str, dict[str, int]] = {}
     for lang in setup.langs:
         lp = setup.prompts[lang]
+        sets = None
+        if args.drop_overlap:
+            sets = sets_for(lang, lp)
+            n_all = len(lp.items)
+            lp, n_drop = drop_overlapping(lp, setup.task, sets)
+            dropped[lang] = {"items": n_all, "dropped": n_drop, "kept": n_all - n_drop}
+            log.info("  %s: dropped %d of %d items whose native and English label tokens overlap", lang, n_drop,
+                     n_all)
+            if not lp.items:
+                continue
         part_path = out / "parts" / f"lens_{lang}.npz"
         z, prompt_sha = load_part(part_path, lp)
         done = None
@@ -113,9 +146,14 @@ def run(args: argparse.Namespace) -> int:
             save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
             progress(lang, part.n, total, rate)
 
-        index = index or TokenIndex(lm.tokenizer)
-        sets = LensSets.build(index, setup.task, lang)
-        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size, on_batch=save))
+        sets = sets or sets_for(lang, lp)
+        energy = energy or Energy(scorer)
+        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size, on_batch=save,
+                                entropy_unit=args.entropy_unit, energy=energy))
+    if args.drop_overlap:
+        atomic_write_text(out / "lens_filter.json", json.dumps(dropped, indent=1) + "\n")
+    if not results:
+        raise QtalignError(f"{out}: every item of every language was dropped by --drop-overlap (see lens_filter.json)")
     n_states = {r.values["p_en"].shape[1] for r in results}
     if len(n_states) != 1:
         raise QtalignError(f"{out}: parts have different layer counts {sorted(n_states)}")
@@ -127,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "top_id": np.concatenate([r.top_id for r in results if r.top_id is not None]),
     })
     write_csv(out / "lens_layers.csv", summarize(results, n_boot=args.bootstrap, seed=args.seed))
-    for path in [out / "lens.npz", out / "lens_layers.csv", *draw(out, args.compare)]:
+    extra = [out / "lens_filter.json"] if args.drop_overlap else []
+    for path in [out / "lens.npz", out / "lens_layers.csv", *extra, *draw(out, args.compare)]:
         print(path)
     return 0

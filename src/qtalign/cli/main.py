@@ -14,6 +14,7 @@ from qtalign.errors import QtalignError
 # subcommand name -> module under qtalign.cli exposing add_parser(subparsers) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
     "eval": "eval",
+    "prompts": "prompts",
     "data": "data",
     "train": "train",
     "merge": "merge",

@@ -30,8 +30,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--out", help="run folder (resumable; required unless --redraw)")
     p.add_argument("--layers", default=None,
                    help="comma list of layers (0 = embeddings, L = final output; default: all)")
-    p.add_argument("--pool", default="mean", choices=("mean", "item", "last"),
-                   help="mean over the whole prompt (paper), mean over the item's tokens, or the last token")
+    p.add_argument("--pool", default=None, choices=("mean", "item", "last"),
+                   help="mean over the whole prompt (paper; default), mean over the item's tokens, or the last token")
     p.add_argument("--compare", help="a second pca run folder, drawn side by side (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figures of a finished run folder (no model)")
     p.set_defaults(func=run)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from qtalign.analysis.pca import Pooled, alignment_scores, collect_pooled, pca_layers
     from qtalign.scoring import Scorer
 
-    setup = prompts_from_args(args)
+    setup = prompts_from_args(args)  # also resolves the --protocol preset into args (--pool, --langs, --labels)
     out = Path(args.out)
     lm = load_model_from_args(args)
     layers = parse_layers(args.layers, lm.base.config.num_hidden_layers + 1)

@@ -49,8 +49,8 @@ class Dataset:
 
 
 def paper_file_pattern(task: Task, lang: str, split: str) -> re.Pattern[str]:
-    """Matches e.g. emotion_de500_test.json, snli_en10k_train.json."""
-    return re.compile(rf"^{re.escape(task.file_stem)}_{re.escape(lang)}\d*k?_{re.escape(split)}\.json$")
+    """Matches e.g. emotion_de500_test.json, snli_en10k_train.json, emotion_zh_train.jsonl."""
+    return re.compile(rf"^{re.escape(task.file_stem)}_{re.escape(lang)}\d*k?_{re.escape(split)}\.jsonl?$")
 
 
 def find_lang_file(task: Task, folder: Path, lang: str, split: str) -> Path | None:
@@ -189,14 +189,26 @@ def read_dataset(task: Task, source: str | Path, langs: Sequence[str], split: st
     return ds
 
 
+DEMO_FOLDERS = {"emotion": "sentiment"}  # task -> folder of {lang}.jsonl under qtalign/demo
+
+
 def demo_file(task: Task) -> Path:
-    """The small sample shipped with qtalign for a task (emotion only): --data demo."""
+    """The folder of the small parallel sample shipped with qtalign for a task (emotion only): --data demo."""
     from importlib.resources import files
 
-    path = Path(str(files("qtalign.demo").joinpath(f"{task.name}.jsonl")))
-    if not path.is_file():
+    name = DEMO_FOLDERS.get(task.name)
+    if name is None:
         raise QtalignError(f"--data demo: qtalign ships a demo sample for the emotion task only, not {task.name!r}")
+    path = Path(str(files("qtalign.demo").joinpath(name)))
+    if not path.is_dir():
+        raise QtalignError(f"--data demo: the shipped sample {path} is missing; reinstall qtalign")
     return path
+
+
+def demo_langs(task: Task) -> tuple[str, ...]:
+    """Languages of the shipped demo sample of a task, in the task table's order."""
+    folder = demo_file(task)
+    return tuple(lang for lang in task.table if (folder / f"{lang}.jsonl").is_file())
 
 
 def _read_hf(task: Task, name: str, langs: Sequence[str], split: str) -> Dataset:
@@ -217,10 +229,11 @@ def _read_hf(task: Task, name: str, langs: Sequence[str], split: str) -> Dataset
     return ds
 
 
-def parallel_disagreements(ds: Dataset, reference: str = "en") -> dict[str, list[int]]:
+def parallel_disagreements(ds: Dataset, reference: str = "en", ref: Sequence[Item] | None = None) -> dict[str, list[int]]:
     """For languages whose file is parallel to the reference language's (same item count), the item
-    indices whose mapped label differs from the reference's."""
-    ref = ds.items.get(reference)
+    indices whose mapped label differs from the reference's. ref: the reference language's items when they are
+    not in ds (e.g. the English file read beside the data)."""
+    ref = ds.items.get(reference) if ref is None else ref
     if not ref:
         return {}
     ref_labels = {it.index: it.label for it in ref}

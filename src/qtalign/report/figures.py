@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def lens_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
         bottom.set_xlabel("layer (0 = embeddings)")
         if col == 0:
             top.set_ylabel("probability at last position")
-            bottom.set_ylabel("entropy (nats)")
+            bottom.set_ylabel(f"entropy ({_entropy_unit(runs[0][1])})")
     handles = [plt.Line2D([], [], color=c, lw=2, label=label) for c, label in LENS_STYLE.values()]
     if len(tables) > 1:
         handles += [plt.Line2D([], [], color="0.2", ls=RUN_STYLES[i % 3], label=name) for i, (name, _) in enumerate(tables)]
@@ -88,6 +89,14 @@ def lens_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
     fig.suptitle("Logit lens: " + " vs ".join(name for name, _ in tables) + " (mean, 95% bootstrap band)", y=0.99)
     fig.subplots_adjust(bottom=0.2)
     return _save(fig, stem)
+
+
+def _entropy_unit(run: Path) -> str:
+    """The entropy unit a lens run recorded in its settings.json (nats when it records none)."""
+    path = run / "settings.json"
+    if not path.is_file():
+        return "nats"
+    return str(json.loads(path.read_text(encoding="utf-8")).get("entropy_unit") or "nats")
 
 
 def _pca_data(run: Path) -> dict[str, np.ndarray]:
