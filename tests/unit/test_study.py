@@ -262,7 +262,7 @@ def test_paper_and_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     """The shipped presets validate against the paper's data layout and plan the grids they describe."""
     root = tmp_path / "paper"
     root.mkdir()
-    for sub in ("emotion", "snli"):
+    for sub in ("emotion", "snli", "demos"):
         (root / sub).symlink_to(paper_data / sub)
     (root / "paws").mkdir()  # the paraphrase files are not in ../shared/data: stand-ins with the paper's names
     from qtalign.languages import PAPER_LANGS
@@ -279,6 +279,8 @@ def test_paper_and_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     train = plan["train:qwen1.5-1.8b:zh-es-en:s42"]
     assert train.params["settings"]["model"] == "Qwen/Qwen1.5-1.8B" and train.params["settings"]["protocol"] == "paper"
     assert plan["build:zh-es-en"].params["per_lang"] == 10000
+    ev = plan["eval:mistral-7b:base:paraphrase:en:d0"].params["settings"]
+    assert ev["protocol"] == "paper" and ev["demos_file"] == "auto" and ev["keep_demo_items"] and ev["paper_gold"]
     controls = make_plan(load_study("preset:controls-cpu", data_root=str(paper_data)))
     vs = [s for s in controls.steps if s.kind == "compare" and s.record["kind"] == "vs-control"]
     assert len(vs) == 2 * 2 and {s.record["control"] for s in vs} == {"shuffled", "copy"}

@@ -119,6 +119,7 @@ class AnalysisSpec(Settings):
     mixes: tuple[str, ...] | None = None  # which adapters to analyse (default: all mixes)
     train_seeds: Literal["first", "all"] = "first"
     batch_size: int = Field(8, ge=1)
+    protocol: str | None = None  # e.g. paper: the paper scripts' lens/PCA settings (docs/paper-protocol.md)
 
 
 class LensSpec(AnalysisSpec):
@@ -365,6 +366,11 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if a is None:
             continue
         key = f"analyses.{kind}"
+        if a.protocol is not None:
+            from qtalign.protocol import PROTOCOLS
+
+            if a.protocol not in PROTOCOLS:
+                fail(f"{key}.protocol", f"unknown protocol {a.protocol!r} (known: {', '.join(PROTOCOLS)})")
         task_name = a.task or next(iter(cfg.eval.tasks))
         if task_name not in cfg.eval.tasks:
             fail(f"{key}.task", f"{task_name!r} is not an evaluation task (eval.tasks: {', '.join(cfg.eval.tasks)})")
@@ -450,6 +456,11 @@ def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
     fields = EvalSettings.model_fields
     if cfg.eval.protocol is not None and "protocol" not in fields:
         fail("eval.protocol", "this qtalign's evaluation has no protocol setting")
+    if cfg.eval.protocol is not None:
+        from qtalign.protocol import PROTOCOLS
+
+        if cfg.eval.protocol not in PROTOCOLS:
+            fail("eval.protocol", f"unknown protocol {cfg.eval.protocol!r} (known: {', '.join(PROTOCOLS)})")
     for k in cfg.eval.extra:
         if k in ("task", "data", "model", "adapter", "langs", "seed", "limit", "labels", "shots", "demos"):
             fail(f"eval.extra.{k}", "set by the study config, not in eval.extra")
@@ -457,6 +468,17 @@ def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
         for m in cfg.models:
             fields = eval_fields(cfg, name, m, None, cfg.eval.labels[0], cfg.seeds.demo[0])
             _validate_as(EvalSettings, fields, "eval", fail)
+        if fields.get("demos_file"):  # e.g. the paper's fixed demonstrations, found beside the data
+            from qtalign.data.demos_file import resolve_demos_file
+            from qtalign.tasks import get_task
+
+            key = "eval.protocol" if "demos_file" not in cfg.eval.extra else "eval.extra.demos_file"
+            try:
+                path = resolve_demos_file(get_task(name), fields["demos_file"], fields["data"])
+            except QtalignError as e:
+                fail(key, f"task {name}: {e}")
+            if path is None or not Path(path).is_file():
+                fail(key, f"task {name}: no demonstrations file {path}")
 
 
 def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | None, labels: str,
@@ -475,7 +497,20 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
     have = EvalSettings.model_fields
     if cfg.eval.protocol is not None:
         fields["protocol"] = cfg.eval.protocol
+        fields.update(protocol_preset(cfg, fields))
     for name in ("calibrate", "calibration"):  # where evaluation computes the modes itself
         if name in have:
             fields[name] = list(cfg.eval.calibration)
     return fields
+
+
+def protocol_preset(cfg: StudyConfig, fields: dict[str, Any]) -> dict[str, Any]:
+    """The options an evaluation protocol presets (e.g. the paper's fixed demonstrations), except those the config
+    sets itself (eval.scoring, or a key of eval.extra), as `qtalign eval --protocol` resolves them."""
+    from qtalign.evaluate import EvalSettings
+    from qtalign.protocol import DEFAULTS, resolve_options
+
+    explicit = set(cfg.eval.extra) | ({"scoring"} & cfg.eval.model_fields_set)
+    given = {k: (fields.get(k) if k in explicit else None) for k in DEFAULTS
+             if k in EvalSettings.model_fields and k not in ("langs", "labels")}
+    return resolve_options("eval", cfg.eval.protocol, given)

@@ -214,7 +214,7 @@ def make_plan(cfg: StudyConfig) -> Plan:
         t = cfg.eval.tasks[task]
         common = {"task": task, "data": t.data, "langs": list(a.langs or cfg.task_langs(task)), "limit": a.limit,
                   "shots": t.shots if t.shots is not None else cfg.eval.shots, "labels": labels0, "seed": demo0,
-                  "demos": t.demos}
+                  "demos": t.demos, "protocol": a.protocol}
         if kind == "lens":
             common["bootstrap"] = a.bootstrap
         else:

@@ -92,9 +92,12 @@ def run_compare(step: Step, ctx: Context) -> None:
 def _analysis_argv(step: Step, ctx: Context) -> list[str]:
     p, r = step.params, step.runtime
     argv = [step.kind, "--model", p["model"], "--task", p["task"], "--data", p["data"], "--langs", ",".join(p["langs"]),
-            "--labels", p["labels"], "--seed", str(p["seed"]), "--device", r["device"],
-            "--batch-size", str(r["batch_size"]), "--out", str(ctx.out(step))]
-    for flag, key in (("--limit", "limit"), ("--shots", "shots"), ("--demos", "demos"), ("--dtype", "dtype")):
+            "--seed", str(p["seed"]), "--device", r["device"], "--batch-size", str(r["batch_size"]),
+            "--out", str(ctx.out(step))]
+    if not p.get("protocol"):  # a protocol presets its own label words
+        argv += ["--labels", p["labels"]]
+    for flag, key in (("--limit", "limit"), ("--shots", "shots"), ("--demos", "demos"), ("--dtype", "dtype"),
+                      ("--protocol", "protocol")):
         if p.get(key) is not None:
             argv += [flag, str(p[key])]
     if p.get("trust_remote_code"):
