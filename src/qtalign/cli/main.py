@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "pca": "pca",
     "compare": "compare",
     "report": "report",
+    "run": "run",
+    "demo": "demo",
 }
 
 
