@@ -43,10 +43,10 @@ class Settings(BaseModel):
             else:
                 where = f"{source}: {key}:"
             more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-            raise QtalignError(f"{where} {_explain(err, cls)}{more}") from None
+            raise QtalignError(f"{where} {explain(err, cls)}{more}") from None
 
 
-def _explain(err: Any, cls: type[BaseModel]) -> str:
+def explain(err: Any, cls: type[BaseModel]) -> str:
     """One validation problem in plain words: what is allowed."""
     kind, ctx = err["type"], err.get("ctx") or {}
     bounds = {"greater_than_equal": "must be at least {ge}", "greater_than": "must be greater than {gt}",

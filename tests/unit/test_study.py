@@ -216,16 +216,16 @@ def _error(tmp_path: Path, capsys: pytest.CaptureFixture, cfg: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("edit, expect", [
-    (lambda c: c.update(epochs=3), "epochs: Extra inputs are not permitted"),
-    (lambda c: c["mixes"][0].update(lr=0.1), "mixes.0.lr: Extra inputs are not permitted"),
-    (lambda c: c["eval"].update(limt=3), "eval.limt: Extra inputs are not permitted"),
-    (lambda c: c["recipe"].update(lrr=3), "recipe.lrr: Extra inputs are not permitted"),
+    (lambda c: c.update(epochs=3), "epochs: unknown setting"),
+    (lambda c: c["mixes"][0].update(lr=0.1), "mixes.0.lr: unknown setting"),
+    (lambda c: c["eval"].update(limt=3), "eval.limt: unknown setting"),
+    (lambda c: c["recipe"].update(lrr=3), "recipe.lrr: unknown setting"),
     (lambda c: c["mixes"][0].update(data="nowhere"), "mixes[0] (zh-es-en).data: "),
     (lambda c: c["eval"]["tasks"].update(emotion="missing"), "eval.tasks.emotion.data: "),
     (lambda c: c["mixes"][0].update(sources=["zh", "ja"]), "mixes[0] (zh-es-en).sources: source language 'ja' has no data"),
     (lambda c: c["mixes"][0].update(task="sentiment"), "unknown task 'sentiment'"),
     (lambda c: c["eval"].update(langs=["en", "xx"]), "eval.langs: unknown language 'xx'"),
-    (lambda c: c["mixes"][0].update(control="reversed"), "mixes.0.control: Input should be"),
+    (lambda c: c["mixes"][0].update(control="reversed"), "mixes.0.control: must be one of"),
     (lambda c: c["mixes"][0].update(control="parallel"), "needs a parallel file"),
     (lambda c: c["recipe"].update(seed=3), "recipe.seed: set by the study (seeds.train)"),
     (lambda c: c["eval"]["langs"].append("ja"), "eval.tasks.emotion.data: "),

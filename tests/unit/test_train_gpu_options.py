@@ -124,7 +124,7 @@ def test_cli_train_flags(tmp_path: Path, monkeypatch) -> None:
     from qtalign.cli.main import main
 
     seen: list[TrainSettings] = []
-    monkeypatch.setattr(train_mod, "train", lambda s, resume=False: seen.append(s) or (_ for _ in ()).throw(
+    monkeypatch.setattr(train_mod, "train", lambda s, resume=False, **kw: seen.append(s) or (_ for _ in ()).throw(
         QtalignError("stop")))
     code = main(["train", "--data", "d.jsonl", "--out", str(tmp_path / "o"), "--load-in-4bit", "--micro-batch", "auto",
                  "--gradient-checkpointing"])

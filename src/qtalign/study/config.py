@@ -442,12 +442,14 @@ def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any)
     """Validate data as cls; the first problem becomes one line naming key.field."""
     from pydantic import ValidationError
 
+    from qtalign.config import explain
+
     try:
         cls.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
-        fail(f"{key}.{where}" if where else key, err["msg"])
+        fail(f"{key}.{where}" if where else key, explain(err, cls))
 
 
 def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
