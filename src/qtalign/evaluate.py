@@ -397,7 +397,9 @@ def _score_language(
     if content_free is not None:
         cf, cf_path = content_free
         cf_texts = list(lp.content_free)
-        cf_scores = score(state, scorer.encode_items(lp.prefix, cf_texts))  # [M, L]
+        cf_rows = scorer.encode_items(lp.prefix, cf_texts)
+        cf_scores = np.concatenate([part for _, part in run_split(sizer, list(range(len(cf_rows))), lambda piece: score(
+            state, [cf_rows[i] for i in piece]))])  # [M, L]
         if not np.isfinite(cf_scores).all():
             check_finite(cf_scores, f"language {lp.lang!r}, content-free prompts", dtype)
         cf["inputs"] = list(calibration.CONTENT_FREE_INPUTS)
