@@ -123,6 +123,18 @@ def summarize_problems(data: Dataset, limit: int = 5) -> str:
     return "\n  ".join(lines) + more
 
 
+def warn_problems(problems: list[Any], per_source: int = 3) -> None:
+    """Log data warnings: the first few of each file, then how many more (`qtalign data check` lists them all)."""
+    shown: Counter[str] = Counter()
+    for p in problems:
+        shown[p.source] += 1
+        if shown[p.source] <= per_source:
+            log.warning("warning: %s", p)
+    for source, n in shown.items():
+        if n > per_source:
+            log.warning("warning: %s: %d more warning(s); `qtalign data check` lists them all", source, n - per_source)
+
+
 def prepare(s: EvalSettings) -> Prepared:
     """Read and validate data (the checks of `qtalign data check`) and build the prompts."""
     try:
@@ -139,8 +151,7 @@ def prepare(s: EvalSettings) -> Prepared:
             f"{n} problem(s) in the data; fix them or run `qtalign data check` for the full list:\n  "
             + summarize_problems(data)
         )
-    for p in data.problems:
-        log.warning("warning: %s", p)
+    warn_problems(data.problems)
     demo_data = None
     if s.demos is not None:
         demo_data = read_dataset(task, s.demos, s.langs, split="train")

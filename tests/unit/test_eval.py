@@ -182,3 +182,21 @@ def test_prompts_too_long_for_the_context_are_reported(tiny_llama: Path, tmp_pat
     assert not report.ok and report.too_long
     assert "does not fit the model's context of 20" in str(report.too_long[0])
     assert not check_data(get_task("emotion"), str(data), ["en"], load_tokenizer(tiny_llama), max_len=2048).too_long
+
+
+def test_data_warnings_are_capped_per_file(caplog) -> None:
+    """Many warnings in one file (e.g. duplicates) are shown as the first three and a count, not one line each."""
+    import logging
+
+    from qtalign.data.readers import Problem
+    from qtalign.evaluate import warn_problems
+
+    problems = [Problem("a.jsonl", i, f"duplicate of item {i - 1}", "warning") for i in range(1, 8)]
+    problems.append(Problem("b.jsonl", 4, "duplicate of item 2", "warning"))
+    with caplog.at_level(logging.WARNING, logger="qtalign"):
+        warn_problems(problems)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:3] == [f"warning: a.jsonl: item {i}: duplicate of item {i - 1}" for i in (1, 2, 3)]
+    assert "warning: b.jsonl: item 4: duplicate of item 2" in lines
+    assert "warning: a.jsonl: 4 more warning(s); `qtalign data check` lists them all" in lines
+    assert len(lines) == 5
