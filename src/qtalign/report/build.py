@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,16 @@ class Builder:
     def base_of(group: Sequence[EvalEntry]) -> EvalEntry | None:
         return next((e for e in group if e.mix is None), None)
 
+    def comparisons(self, group: Sequence[EvalEntry]) -> Iterator[tuple[EvalEntry, dict[str, Any]]]:
+        """(tuned run, its paired comparison with the group's base run) for every run of the group that has one."""
+        base = self.base_of(group)
+        for e in group:
+            if base is None or e is base:
+                continue
+            c = self.s.pair(base, e)
+            if c is not None:
+                yield e, c
+
     def modes(self, group: Sequence[EvalEntry]) -> list[str]:
         have: set[str] = set()
         for e in group:
@@ -301,13 +311,7 @@ class Builder:
                            f"low-resource: {' '.join(low) or '—'}")
                 self.blocks.append(Table(f"acc-{gi}-{_slug(mode)}", head, rows, groups_row, caption, "paper"))
             # the gains figure of this group, all modes
-            series = []
-            for e in es:
-                if base is None or e is base:
-                    continue
-                c = self.s.pair(base, e)
-                if c is not None:
-                    series.append((self.row_name(e, es), c["scores"]))
+            series = [(self.row_name(e, es), c["scores"]) for e, c in self.comparisons(es)]
             if series:
                 from qtalign.report.figures import gains_figure
 
@@ -325,13 +329,7 @@ class Builder:
                                 "95% bootstrap interval."))
         rows: list[list[Cell | str]] = []
         for g, es in groups.items():
-            base = self.base_of(es)
-            for e in es:
-                if base is None or e is base:
-                    continue
-                c = self.s.pair(base, e)
-                if c is None:
-                    continue
+            for e, c in self.comparisons(es):
                 for mode, sc in c["scores"].items():
                     row: list[Cell | str] = [Cell(self.group_title(g), cls="label"),
                                              Cell(self.row_name(e, es), cls="label"), _mode_title(mode),
@@ -360,17 +358,11 @@ class Builder:
                                 "and the change. A raw gain that comes with a large shift toward one label and no "
                                 "calibrated gain is a moved prior, not better understanding."))
         for gi, (g, es) in enumerate(groups.items()):
-            base = self.base_of(es)
             series: list[tuple[str, dict[str, dict[str, float]]]] = []
             rows: list[list[Cell | str]] = []
             labels: list[str] = []
             langs: list[str] = []
-            for e in es:
-                if base is None or e is base:
-                    continue
-                c = self.s.pair(base, e)
-                if c is None:
-                    continue
+            for e, c in self.comparisons(es):
                 for mode, sc in c["scores"].items():
                     labels = list(sc["predicted_share"])
                     langs = list(sc["languages"])
