@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
 from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
+from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
@@ -48,6 +50,7 @@ PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
 PROMPTS = "prompts.jsonl"
+PARTS = "parts"  # predictions.RANK.jsonl of each process of a multi-process run, gathered into PREDICTIONS at the end
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
@@ -211,48 +214,108 @@ def versions() -> dict[str, str]:
 
 
 def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder."""
+    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder.
+
+    Launched in several processes (torchrun, accelerate launch), each process scores its share of the batches into
+    its own part file (parts/predictions.RANK.jsonl) and the main process gathers the parts into one predictions.jsonl
+    and writes results.json; results equal a one-process run's. A run killed part-way resumes with any process count.
+    """
+    from qtalign.distributed import get_dist
     from qtalign.models import load_model
 
-    prep = prepare(s)
+    dist = get_dist(s.device)
+    prep = dist.agree(lambda: prepare(s))
     out = Path(out)
-    if overwrite:
-        for name in (PREDICTIONS, RESULTS, RUN):
-            (out / name).unlink(missing_ok=True)
     identity = {**s.identity(), "data_sha256": prep.data_hashes}
-    out.mkdir(parents=True, exist_ok=True)
-    check_run_record(out / RUN, identity, "use another --out or --overwrite")
-    if s.log_prompts:
-        atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
+
+    def claim() -> None:  # main process: check the folder and gather what a killed multi-process run left
+        if overwrite:
+            for name in (PREDICTIONS, RESULTS, RUN):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / PARTS, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        check_run_record(out / RUN, identity, "use another --out or --overwrite")
+        gather_parts(out)
+        if s.log_prompts:
+            atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
+
+    dist.on_main(claim)
+    dist.check_shared(out)
 
     done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
     if total:
-        lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
-                        trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
+        lm = dist.agree(lambda: load_model(
+            s.model, adapter=s.adapter, device=dist.local_device(s.device), dtype=s.dtype,
+            load_in_4bit=s.load_in_4bit, trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle))
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
         scorer = Scorer(lm.model, lm.tokenizer, batch_size=s.batch_size)
         index = TokenIndex(lm.tokenizer) if s.scoring == "first-token" else None
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="item", disable=not progress, dynamic_ncols=True)
-        with JsonlWriter(out / PREDICTIONS) as writer:
-            for lang, lp in prep.prompts.items():
-                if not todo[lang]:
-                    continue
-                bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar)
+        # the main process shows its own share, about 1/world of the items
+        bar = tqdm(total=-(-total // dist.world), unit="item", disable=not progress or not dist.is_main,
+                   dynamic_ncols=True)
+        shard = dist.shard()
+
+        def score_all() -> None:
+            with JsonlWriter(part_path(out, dist.rank) if dist.enabled else out / PREDICTIONS) as writer:
+                for lang, lp in prep.prompts.items():
+                    if not todo[lang]:
+                        continue
+                    bar.set_postfix_str(lang)
+                    _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, shard)
+
+        dist.agree(score_all)
         bar.close()
-        if scorer.boundary_mismatches:
+        if scorer.boundary_mismatches and dist.is_main:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
                         scorer.boundary_mismatches)
         model_info = lm.describe()
     else:
         model_info = {"model": s.model, "adapter": s.adapter}
-    results = aggregate(s, prep, read_jsonl_rows(out / PREDICTIONS), model_info)
-    atomic_write_json(out / RESULTS, results)
-    return results
+
+    def finish() -> dict[str, Any]:  # main process: gather the parts, then aggregate
+        gather_parts(out)
+        results = aggregate(s, prep, read_jsonl_rows(out / PREDICTIONS), model_info)
+        atomic_write_json(out / RESULTS, results)
+        return results
+
+    return dist.on_main(finish)
+
+
+def part_path(out: Path, rank: int) -> Path:
+    """The predictions part file of one process of a multi-process run."""
+    return out / PARTS / f"predictions.{rank}.jsonl"
+
+
+def gather_parts(out: Path) -> int:
+    """Append the rows of the processes' part files (out/parts/predictions.RANK.jsonl, any process count) that
+    predictions.jsonl lacks to it, then delete the parts; returns the number of rows added.
+
+    Crash-safe: the rows are appended (fsynced) before the parts are deleted, and a row already present is skipped,
+    so a kill in between only leaves parts whose rows the next gathering skips.
+    """
+    folder = out / PARTS
+    parts = sorted(folder.glob("predictions.*.jsonl"), key=lambda p: (len(p.name), p.name)) if folder.is_dir() else []
+    if not parts:
+        return 0
+    key = lambda r: (r.get("task"), r.get("lang"), r.get("index"))
+    have = {key(r) for r in read_jsonl_rows(out / PREDICTIONS)}
+    new: list[dict[str, Any]] = []
+    for part in parts:
+        for row in read_jsonl_rows(part):
+            if key(row) not in have:
+                have.add(key(row))
+                new.append(row)
+    if new:
+        with JsonlWriter(out / PREDICTIONS) as writer:
+            writer.write_many(new)
+    for part in parts:
+        part.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    return len(new)
 
 
 def _score_language(
@@ -265,8 +328,11 @@ def _score_language(
     done: set[tuple[str, int]],
     writer: JsonlWriter,
     bar: Any,
+    shard: Shard | None = None,
 ) -> None:
-    """Score one language's remaining items in deterministic batches; write each finished batch."""
+    """Score one language's remaining items in deterministic batches; write each finished batch.
+
+    shard: in a multi-process run, the batches of this process (each batch with items left is one unit of work)."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -294,7 +360,7 @@ def _score_language(
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
     for batch in scorer.batches([len(r) for r in rows]):
         missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
-        if not missing:
+        if not missing or (shard is not None and not shard.mine()):
             continue
         t0 = time.perf_counter()
         scores = score(state, [rows[i] for i in batch])  # [B, L]

@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     apply_protocol(args)  # --scoring may come from the --protocol preset
     settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts)
     results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    from qtalign.distributed import get_dist
+
+    if not get_dist().is_main:  # in a multi-process run the main process reports
+        return 0
     print(format_table(results))
     also = f", {args.out}/prompts.jsonl" if args.log_prompts else ""
     print(f"wrote {args.out}/predictions.jsonl{also} and {args.out}/results.json")

@@ -94,20 +94,33 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import check_settings, item_order, load_part, save_npz
-    from qtalign.analysis.lens import Energy, LensArrays, LensSets, drop_overlapping, run_lens, summarize
+    from qtalign.analysis.common import check_settings, gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.lens import QUANTITIES, Energy, LensArrays, LensSets, drop_overlapping, run_lens
+    from qtalign.distributed import get_dist
     from qtalign.scoring import Scorer, TokenIndex
 
-    setup = prompts_from_args(args)  # also resolves the --protocol preset into args
+    dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each reads its share
+    args.device = dist.local_device(args.device)
+    setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset into args
     out = Path(args.out)
-    lm = load_model_from_args(args)
+    lm = dist.agree(lambda: load_model_from_args(args))
     settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
                 "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
-    check_settings(out, settings)
+    per_item = ("index", *QUANTITIES, "top_id")
+    part_of = lambda lang: out / "parts" / f"lens_{lang}.npz"
+
+    def claim() -> None:  # main process: check the folder, gather what a killed multi-process run left
+        check_settings(out, settings)
+        for lang in setup.langs:
+            gather_rank_parts(part_of(lang), per_item)
+
+    dist.on_main(claim)
+    dist.check_shared(out)
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
     index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
     energy: Energy | None = None
     model_type = getattr(lm.base.config, "model_type", None)
+    shard = dist.shard()
 
     def sets_for(lang: str, lp: Any) -> LensSets:
         nonlocal index
@@ -118,38 +131,72 @@ def run(args: argparse.Namespace) -> int:
 
     results: list[LensArrays] = []
     dropped: dict[str, dict[str, int]] = {}
-    for lang in setup.langs:
-        lp = setup.prompts[lang]
-        sets = None
-        if args.drop_overlap:
-            sets = sets_for(lang, lp)
-            n_all = len(lp.items)
-            lp, n_drop = drop_overlapping(lp, setup.task, sets)
-            dropped[lang] = {"items": n_all, "dropped": n_drop, "kept": n_all - n_drop}
-            log.info("  %s: dropped %d of %d items whose native and English label tokens overlap", lang, n_drop,
-                     n_all)
-            if not lp.items:
+    kept: dict[str, Any] = {}  # lang -> the prompts read (after --drop-overlap)
+
+    def compute() -> None:
+        nonlocal energy
+        for lang in setup.langs:
+            lp = setup.prompts[lang]
+            sets = None
+            if args.drop_overlap:
+                sets = sets_for(lang, lp)
+                n_all = len(lp.items)
+                lp, n_drop = drop_overlapping(lp, setup.task, sets)
+                dropped[lang] = {"items": n_all, "dropped": n_drop, "kept": n_all - n_drop}
+                if dist.is_main:
+                    log.info("  %s: dropped %d of %d items whose native and English label tokens overlap", lang,
+                             n_drop, n_all)
+                if not lp.items:
+                    continue
+            kept[lang] = lp
+            part_path = part_of(lang)
+            z, prompt_sha = load_part(part_path, lp)
+            done = None
+            if z is not None:
+                done = LensArrays.from_npz(lang, z)
+            if done is not None and done.n >= len(lp.items):
+                if dist.is_main:
+                    log.info("  %s: %d items already done", lang, done.n)
+                results.append(done.take(item_order(lp, done.index)))  # parts are saved in batch order
                 continue
-        part_path = out / "parts" / f"lens_{lang}.npz"
-        z, prompt_sha = load_part(part_path, lp)
-        done = None
-        if z is not None:
+            total = len(lp.items) if not dist.enabled else -(-(len(lp.items) - (done.n if done else 0)) // dist.world)
+            own = rank_part(part_path, dist.rank) if dist.enabled else part_path
+
+            def save(part: LensArrays, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
+                     total: int = total) -> None:
+                save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
+                if dist.is_main:
+                    progress(lang, part.n, total, rate)
+
+            sets = sets or sets_for(lang, lp)
+            energy = energy or Energy(scorer)
+            results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size,
+                                    on_batch=save, entropy_unit=args.entropy_unit, energy=energy, shard=shard,
+                                    keep_done=not dist.enabled))
+
+    dist.agree(compute)
+    dist.on_main(lambda: _write_outputs(args, out, dist.enabled, results, kept, dropped, per_item))
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, out: Path, gathered: bool, results: list[Any], kept: dict[str, Any],
+                   dropped: dict[str, dict[str, int]], per_item: tuple[str, ...]) -> None:
+    """Main process: lens.npz, lens_layers.csv, the filter counts and the figure; in a multi-process run the results
+    are first gathered from the processes' part files."""
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_npz, save_npz
+    from qtalign.analysis.lens import LensArrays, summarize
+
+    if gathered:
+        results = []
+        for lang, lp in kept.items():
+            path = out / "parts" / f"lens_{lang}.npz"
+            gather_rank_parts(path, per_item)
+            z = load_npz(path)
+            if z is None or len(z["index"]) < len(lp.items):
+                raise QtalignError(f"{path}: {0 if z is None else len(z['index'])} of {len(lp.items)} items after "
+                                   "gathering the processes' parts; rerun the same command to finish")
             done = LensArrays.from_npz(lang, z)
-        if done is not None and done.n >= len(lp.items):
-            log.info("  %s: %d items already done", lang, done.n)
-            results.append(done.take(item_order(lp, done.index)))  # parts are saved in batch order
-            continue
-        total = len(lp.items)
-
-        def save(part: LensArrays, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
-                 total: int = total) -> None:
-            save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-            progress(lang, part.n, total, rate)
-
-        sets = sets or sets_for(lang, lp)
-        energy = energy or Energy(scorer)
-        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size, on_batch=save,
-                                entropy_unit=args.entropy_unit, energy=energy))
+            results.append(done.take(item_order(lp, done.index)))
     if args.drop_overlap:
         atomic_write_text(out / "lens_filter.json", json.dumps(dropped, indent=1) + "\n")
     if not results:
@@ -168,4 +215,3 @@ def run(args: argparse.Namespace) -> int:
     extra = [out / "lens_filter.json"] if args.drop_overlap else []
     for path in [out / "lens.npz", out / "lens_layers.csv", *extra, *draw(out, args.compare)]:
         print(path)
-    return 0
