@@ -17,6 +17,7 @@ import torch
 from pydantic import Field, field_validator
 
 from qtalign.config import Settings, load_config_file
+from qtalign.distributed import Dist
 from qtalign.errors import QtalignError
 from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES, TEMPLATES, Template
@@ -299,15 +300,51 @@ def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> Non
 
 @torch.no_grad()
 def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
-                    device: torch.device) -> float:
+                    device: torch.device, dist: Dist | None = None) -> float:
+    """Mean cross-entropy per output token over the validation batches; in a multi-process run each process reads
+    every world-th batch and the sums are added over the processes."""
     peft_model.eval()
-    total, n = 0.0, 0
-    for b in batches:
+    total = 0.0
+    n = sum(output_tokens(examples[i]) for b in batches for i in b)
+    world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+    for b in batches[rank::world]:
         ids, mask, labels = collate([examples[i] for i in b], pad_id)
         total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
-        n += int((labels[:, 1:] != IGNORE).sum())
+    if dist is not None and dist.enabled:
+        total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=device))[0])
     peft_model.train()
     return total / max(n, 1)
+
+
+def output_tokens(e: Example) -> int:
+    """Tokens whose prediction the loss counts (output tokens after the first position)."""
+    return sum(t != IGNORE for t in e.labels[1:])
+
+
+def all_reduce_step(params: list[torch.Tensor], dist: Dist, loss_sum: float, seen: int) -> tuple[float, int]:
+    """Sum the processes' accumulated gradients of one optimizer step (in place, one flat float32 buffer), and their
+    summed loss and token count. Each process's gradients are already divided by the step's global token count, so the
+    sum is the one-process gradient up to the order of float additions."""
+    device = params[0].device
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
+    dist.all_reduce_sum(flat)
+    offset = 0
+    for p in params:
+        g = flat[offset : offset + p.numel()].view_as(p).to(p.dtype)
+        p.grad = g.clone() if p.grad is None else p.grad.copy_(g)
+        offset += p.numel()
+    totals = dist.all_reduce_sum(torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=device))
+    return float(totals[0]), int(totals[1])
+
+
+class _NoLog:
+    """Stands in for a log writer on the processes that do not write logs (all but the main one)."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------
@@ -412,27 +449,48 @@ def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
 
 
 def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png."""
+    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png.
+
+    Launched in several processes (torchrun, accelerate launch), the micro-batches of each optimizer step are shared
+    round-robin between the processes and their gradients summed (all_reduce_step): the global batch stays
+    batch_size x grad_accum whatever the process count, and the run follows the one-process run up to the order of
+    float additions. The main process writes every file; a checkpoint resumes with any process count.
+    """
     from tqdm import tqdm
 
+    from qtalign.distributed import get_dist
+
+    dist = get_dist(s.device)
     if not s.data or not s.out:
         raise QtalignError("training needs data and out")
     out = Path(s.out)
     ckpt_dir = out / "checkpoint"
-    existing = _existing_dir(ckpt_dir)
-    if existing is not None and not resume:
-        raise QtalignError(f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it or use "
-                           "another --out")
-    if (out / "adapter" / "adapter_config.json").is_file() and existing is None and not resume:
-        raise QtalignError(f"{out}: already holds a finished adapter; use another --out")
+
+    def check_out() -> Path | None:
+        existing = _existing_dir(ckpt_dir)
+        if existing is not None and not resume:
+            raise QtalignError(f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it or use "
+                               "another --out")
+        if (out / "adapter" / "adapter_config.json").is_file() and existing is None and not resume:
+            raise QtalignError(f"{out}: already holds a finished adapter; use another --out")
+        return existing
+
+    existing = dist.agree(check_out)
     random.seed(s.seed)
     torch.manual_seed(s.seed)
-    pairs = read_pairs(s.data, s.max_pairs)
-    model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code)
-    s, template = resolve_train_template(s, model, tok)
+    pairs = dist.agree(lambda: read_pairs(s.data, s.max_pairs))
+    model, tok, dev = dist.agree(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
+                                                        s.trust_remote_code))
+    s, template = dist.agree(lambda: resolve_train_template(s, model, tok))
     model.config.use_cache = False
-    peft_model = add_lora(model, s)
+    peft_model = dist.agree(lambda: add_lora(model, s))
     peft_model.train()
+    if dist.enabled:
+        with torch.no_grad():  # every process starts from the main process's LoRA weights
+            dist.broadcast_tensors([p.data for p in peft_model.parameters() if p.requires_grad])
+        if dist.is_main and s.grad_accum % dist.world:
+            log.warning("warning: --grad-accum %d is not a multiple of the %d processes: some processes wait idle in "
+                        "each optimizer step (the results do not change)", s.grad_accum, dist.world)
     examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data, template)
     lengths = [len(e.ids) for e in examples]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -449,25 +507,38 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
 
     step, best_val, first_val, best = 0, None, None, None
     if existing is not None:
-        meta, best = load_checkpoint(existing, peft_model, optimizer, scheduler)
-        if meta["settings_key"] != _settings_key(s):
-            raise QtalignError(f"{existing}: checkpoint was made with other settings; use the same flags to resume")
+
+        def resume_from(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+            meta, best = load_checkpoint(folder, peft_model, optimizer, scheduler)
+            if meta["settings_key"] != _settings_key(s):
+                raise QtalignError(f"{folder}: checkpoint was made with other settings; use the same flags to resume")
+            return meta, best
+
+        meta, best = dist.agree(lambda: resume_from(existing))
         step, best_val, first_val = meta["step"], meta["best_val"], meta["first_val"]
         log.info("resuming from optimizer step %d of %d", step, total)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "train_settings.json", s.model_dump())
-    for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
-        rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
-        from qtalign.store import atomic_write_text
+    if dist.rank:  # the checkpoint holds the main process's random state; the others draw their own (dropout)
+        torch.manual_seed(s.seed + 1_000_003 * dist.rank + step)
 
-        atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
-    train_log, val_log = JsonlWriter(out / "train_log.jsonl"), JsonlWriter(out / "val_log.jsonl")
+    def prepare_out() -> None:  # main process
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "train_settings.json", s.model_dump())
+        for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
+            rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
+            from qtalign.store import atomic_write_text
+
+            atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
+
+    dist.on_main(prepare_out)
+    dist.check_shared(out)
+    train_log: JsonlWriter | _NoLog = JsonlWriter(out / "train_log.jsonl") if dist.is_main else _NoLog()
+    val_log: JsonlWriter | _NoLog = JsonlWriter(out / "val_log.jsonl") if dist.is_main else _NoLog()
 
     def evaluate(at: int) -> None:
         nonlocal best_val, first_val, best
         if not val_batches:
             return
-        v = validation_loss(peft_model, examples, val_batches, pad_id, dev)
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, dist)
         val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
         first_val = v if first_val is None else first_val
         if best_val is None or v < best_val:
@@ -477,7 +548,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     if step == 0:
         evaluate(0)
     t0 = time.time()
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress or not dist.is_main)
     stopped = False
     eval_every = s.eval_every or per_epoch
     while step < total:
@@ -486,15 +557,17 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         groups = [batches[k : k + s.grad_accum] for k in range(0, len(batches), s.grad_accum)]
         for group in groups[step - epoch * per_epoch :]:
             t_start = time.time()
-            n_tok = sum(int((torch.tensor(examples[i].labels[1:]) != IGNORE).sum()) for b in group for i in b)
+            n_tok = sum(output_tokens(examples[i]) for b in group for i in b)  # the step's, over all processes
             seen = 0
             loss_sum = 0.0
-            for b in group:
+            for b in group[dist.rank :: dist.world]:  # this process's micro-batches (all of them in one process)
                 ids, mask, labels = collate([examples[i] for i in b], pad_id)
                 loss = output_loss(peft_model, ids.to(dev), mask.to(dev), labels.to(dev))
                 (loss / n_tok).backward()
                 loss_sum += float(loss.detach())
                 seen += int(mask.sum())
+            if dist.enabled:
+                loss_sum, seen = all_reduce_step(params, dist, loss_sum, seen)
             if s.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
@@ -510,7 +583,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
             if step % eval_every == 0 or step == total:
                 evaluate(step)
             stop_now = s.stop_after is not None and step >= s.stop_after and step < total
-            if step % s.save_every == 0 or stop_now:
+            if (step % s.save_every == 0 or stop_now) and dist.is_main:
                 save_checkpoint(ckpt_dir, peft_model, optimizer, scheduler,
                                 {"step": step, "total": total, "best_val": best_val, "first_val": first_val,
                                  "settings_key": _settings_key(s),
@@ -527,24 +600,30 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     train_log.close()
     val_log.close()
     if stopped:
+        dist.barrier()  # the main process has written the checkpoint
         log.info("stopped after %d steps (stop_after); rerun with --resume to continue", step)
         return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
     if best is not None and s.keep == "best":
         load_trainable_state(peft_model, best)
-    tmp = out / "adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs))
-    if (out / "adapter").exists():
-        shutil.rmtree(out / "adapter")
-    os.replace(tmp, out / "adapter")
-    plot_losses(out)
-    for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
-        shutil.rmtree(d, ignore_errors=True)
-    atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
-                                                   "first_val_loss": first_val, "train_pairs": len(train_idx),
-                                                   "val_pairs": len(val_idx), "seconds": time.time() - t0})
+
+    def finish() -> None:  # main process
+        tmp = out / "adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs))
+        if (out / "adapter").exists():
+            shutil.rmtree(out / "adapter")
+        os.replace(tmp, out / "adapter")
+        plot_losses(out)
+        for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
+            shutil.rmtree(d, ignore_errors=True)
+        atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
+                                                       "first_val_loss": first_val, "train_pairs": len(train_idx),
+                                                       "val_pairs": len(val_idx), "seconds": time.time() - t0,
+                                                       "processes": dist.world})
+
+    dist.on_main(finish)
     return TrainResult(out, step, best_val, first_val, time.time() - t0, False)
 
 
