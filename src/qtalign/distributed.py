@@ -162,6 +162,16 @@ class Dist:
             raise QtalignError(msg) if self.is_main else ReportedElsewhere(msg)
         return result
 
+    def local_main_first(self, fn: Callable[[], T]) -> T:
+        """Run fn on each node's first process, then on the node's others: what fn caches on the node's disk (a
+        converted GGUF, a hub download) is then filled once, not by every process at once. Errors agreed."""
+        first = self.local_rank == 0
+        if not self.enabled:
+            return fn()
+        head = self.agree(lambda: fn() if first else None)
+        rest = self.agree(lambda: None if first else fn())
+        return head if first else rest
+
     def on_main(self, fn: Callable[[], T]) -> T:
         """Run fn on the main process only (the others wait); its result, or its QtalignError, on every process."""
         return self.broadcast(self.agree(lambda: fn() if self.is_main else None))
@@ -207,6 +217,12 @@ def get_dist(device: str = "auto") -> Dist:
                         "through MPI); for N CPU processes use torchrun --nproc-per-node N -m qtalign ...")
         _DIST = Dist()
         return _DIST
+    sharded = [name for name, var in (("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"), ("FSDP", "ACCELERATE_USE_FSDP"))
+               if os.environ.get(var, "").lower() == "true"]
+    if sharded:
+        error = ReportedElsewhere if launched_rank() else QtalignError
+        raise error(f"accelerate launch with a {sharded[0]} config: qtalign runs data-parallel with a whole model per "
+                    "process and does not use DeepSpeed or FSDP; launch without that config (see docs/distributed.md)")
     import torch
     import torch.distributed as td
     from accelerate import PartialState

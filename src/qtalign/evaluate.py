@@ -246,7 +246,7 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
     if total:
-        lm = dist.agree(lambda: load_model(
+        lm = dist.local_main_first(lambda: load_model(
             s.model, adapter=s.adapter, device=dist.local_device(s.device), dtype=s.dtype,
             load_in_4bit=s.load_in_4bit, trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle))
         max_len = getattr(lm.base.config, "max_position_embeddings", None)

@@ -479,7 +479,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     random.seed(s.seed)
     torch.manual_seed(s.seed)
     pairs = dist.agree(lambda: read_pairs(s.data, s.max_pairs))
-    model, tok, dev = dist.agree(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
+    model, tok, dev = dist.local_main_first(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
                                                         s.trust_remote_code))
     s, template = dist.agree(lambda: resolve_train_template(s, model, tok))
     model.config.use_cache = False

@@ -238,3 +238,17 @@ def test_accelerate_cpu_launch_of_one_process_is_explained(monkeypatch: pytest.M
     finally:
         distributed.reset_for_tests()
     assert "torchrun --nproc-per-node N" in caplog.text
+
+
+def test_deepspeed_or_fsdp_launch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qtalign.errors import QtalignError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    distributed.reset_for_tests()
+    try:
+        with pytest.raises(QtalignError, match="FSDP config: qtalign runs data-parallel"):
+            distributed.get_dist("cpu")
+    finally:
+        distributed.reset_for_tests()

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     args.device = dist.local_device(args.device)
     setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset into args
     out = Path(args.out)
-    lm = dist.agree(lambda: load_model_from_args(args))
+    lm = dist.local_main_first(lambda: load_model_from_args(args))
     settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
                 "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
     per_item = ("index", *QUANTITIES, "top_id")

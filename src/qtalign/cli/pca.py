@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     args.device = dist.local_device(args.device)
     setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset (--pool, --langs, ...)
     out = Path(args.out)
-    lm = dist.agree(lambda: load_model_from_args(args))
+    lm = dist.local_main_first(lambda: load_model_from_args(args))
     layers = dist.agree(lambda: parse_layers(args.layers, lm.base.config.num_hidden_layers + 1))
     settings = {"analysis": "pca", **model_settings(args, lm), **setup.settings, "pool": args.pool,
                 "layers": list(layers)}
