@@ -18,7 +18,7 @@ $(BIN)/qtalign: pyproject.toml
 setup: $(BIN)/qtalign
 
 demo: setup
-	$(BIN)/qtalign eval --task emotion --data demo --langs en,zh,es,de,fr,it,nl,ru,ja,hi,th,sw --out runs/demo
+	$(BIN)/qtalign demo
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -19,15 +20,57 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
-    def parse(cls, data: dict[str, Any], source: str = "settings") -> Self:
-        """Validate data, turning pydantic's report into one QtalignError line naming source and key."""
+    def parse(cls, data: dict[str, Any], source: str = "settings", flags: Collection[str] | None = None) -> Self:
+        """Validate data, turning pydantic's report into one QtalignError line in the user's terms.
+
+        A key counts as a command-line flag (named `--max-steps`) when it is in flags, or when flags is None and source
+        is "command line"; otherwise it is named as a key of source (`train.yaml: max_steps`). The message says what
+        values are allowed (range, choices, type) and shows the value given.
+        """
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
-            where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            key = ".".join(str(x) for x in err["loc"])
+            as_flag = (key in flags) if flags is not None else source == "command line"
+            if not key:
+                where = f"{source}:"
+            elif as_flag and len(err["loc"]) >= 1:
+                where = "--" + str(err["loc"][0]).replace("_", "-")
+                if "input" in err and err["type"] != "missing" and not isinstance(err["input"], (dict, list)):
+                    where += f" {err['input']}"
+                where += ":"
+            else:
+                where = f"{source}: {key}:"
             more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-            raise QtalignError(f"{source}: {where}: {err['msg']}{more}") from None
+            raise QtalignError(f"{where} {explain(err, cls)}{more}") from None
+
+
+def explain(err: Any, cls: type[BaseModel]) -> str:
+    """One validation problem in plain words: what is allowed."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    bounds = {"greater_than_equal": "must be at least {ge}", "greater_than": "must be greater than {gt}",
+              "less_than_equal": "must be at most {le}", "less_than": "must be less than {lt}"}
+    if kind in bounds:
+        return bounds[kind].format(**ctx)
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '').replace(chr(39), '')}"
+    if kind == "extra_forbidden":
+        known = ", ".join(sorted(cls.model_fields))
+        return f"unknown setting {err['loc'][-1]!r} (known: {known})"
+    if kind == "missing":
+        return "is required"
+    plain = {"int_parsing": "must be a whole number", "int_type": "must be a whole number",
+             "int_from_float": "must be a whole number", "float_parsing": "must be a number",
+             "float_type": "must be a number", "bool_parsing": "must be true or false",
+             "bool_type": "must be true or false", "string_type": "must be text", "list_type": "must be a list",
+             "tuple_type": "must be a list", "dict_type": "must be a mapping"}
+    if kind in plain:
+        return plain[kind]
+    if kind == "value_error":  # a validator's own message
+        return str(ctx.get("error") or err.get("msg", "")).removeprefix("Value error, ")
+    msg = str(err.get("msg", kind))
+    return msg[0].lower() + msg[1:] if msg else kind
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -242,6 +242,18 @@ def get_dist(device: str = "auto") -> Dist:
     return _DIST
 
 
+def shutdown() -> None:
+    """Leave the process group at the end of a command: a process that exits while in it can abort ("terminate called
+    without an active exception") as the group's threads are torn down. Local to this process (no collective)."""
+    global _DIST
+    if _DIST is not None and _DIST.enabled:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.destroy_process_group()
+    _DIST = None
+
+
 def reset_for_tests() -> None:
     """Forget the cached Dist (tests that fake a launcher's environment)."""
     global _DIST

@@ -7,11 +7,10 @@ import json
 import logging
 import os
 import platform
-import random
 import shutil
+import textwrap
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from qtalign import __version__
+from qtalign import __version__, calibration
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, memory_key, run_split
+from qtalign.calibration import pick
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
@@ -29,15 +30,16 @@ from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
-from qtalign.models import DEFAULT_MODEL
+from qtalign.models import DEFAULT_MODEL, check_finite
 from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
 from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 from qtalign.store import (
     JsonlWriter,
+    RunFolder,
     atomic_write_json,
     atomic_write_text,
-    check_run_record,
+    open_run,
     read_jsonl_rows,
     sha256_file,
     sha256_json,
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 RUN = "run.json"
+CONTENT_FREE = "content_free.json"
 PROMPTS = "prompts.jsonl"
 PARTS = "parts"  # predictions.RANK.jsonl of each process of a multi-process run, gathered into PREDICTIONS at the end
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
@@ -68,7 +71,7 @@ class EvalSettings(Settings):
     seed: int = 0
     demos: str | None = None
     limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: BatchSize = 8  # a positive integer, or auto (largest that fits; qtalign.batchsize)
     device: str = "auto"
     dtype: str | None = None
     load_in_4bit: bool = False
@@ -83,11 +86,27 @@ class EvalSettings(Settings):
     paper_gold: bool = False  # also score with the paper's exact gold strings (needs demos_file)
     label_tokens: Literal["qtalign", "paper"] = "qtalign"  # whose token sets a label word's mass sums
     log_prompts: bool = False  # write prompts.jsonl beside the predictions
+    # calibrated predictions to add when the run finishes (qtalign.calibration.MODES); () = raw only
+    calibrate: tuple[Literal["batch", "content-free"], ...] = calibration.MODES
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues (device and n_boot may change)."""
-        return self.model_dump(exclude={"device", "n_boot", "trust_remote_code", "allow_pickle", "log_prompts"},
-                               mode="json")
+        """The settings a resumed run must share with the run it continues (those that cannot change results, such as
+        device, batch size and n_boot, may change; calibrate only changes what is computed from the stored scores)."""
+        return self.model_dump(exclude=IDENTITY_EXCLUDES, mode="json")
+
+    @classmethod
+    def identity_defaults(cls) -> dict[str, Any]:
+        """Each optional setting at its default, as JSON values (for run records made before a setting existed)."""
+        return {name: json.loads(json.dumps(f.default)) for name, f in cls.model_fields.items()
+                if not f.is_required()}
+
+
+IDENTITY_EXCLUDES = {"device", "n_boot", "calibrate", "trust_remote_code", "allow_pickle", "batch_size", "log_prompts"}
+
+
+def identity_defaults() -> dict[str, Any]:
+    """EvalSettings.identity_defaults (the analyses share eval's prompt settings)."""
+    return EvalSettings.identity_defaults()
 
 
 @dataclass
@@ -190,14 +209,6 @@ def prompt_sha(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-def pick(scores: np.ndarray, labels: Sequence[str], seed: int, lang: str, index: int) -> tuple[str, bool]:
-    """argmax label; exact ties broken by a choice seeded on (seed, lang, item)."""
-    best = np.flatnonzero(scores == scores.max())
-    if len(best) == 1:
-        return labels[int(best[0])], False
-    return labels[random.Random(f"{seed}:{lang}:{index}").choice(list(best))], True
-
-
 def versions() -> dict[str, str]:
     import torch
     import transformers
@@ -213,44 +224,78 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True,
+             score: bool = True) -> dict[str, Any]:
     """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder.
 
+    The folder is checked (store.open_run) before the model loads; run.json is written once the model and adapter
+    have loaded, so a failed start leaves nothing that blocks the corrected command.
+
     Launched in several processes (torchrun, accelerate launch), each process scores its share of the batches into
-    its own part file (parts/predictions.RANK.jsonl) and the main process gathers the parts into one predictions.jsonl
-    and writes results.json; results equal a one-process run's. A run killed part-way resumes with any process count.
+    its own part file (parts/predictions.RANK.jsonl). The main process alone claims the folder, scores the
+    content-free prompts (content_free.json), gathers the parts into one predictions.jsonl and finishes the run
+    (calibration, results.json); results equal a one-process run's. A run killed part-way resumes with any process
+    count.
     """
     from qtalign.distributed import get_dist
-    from qtalign.models import load_model
+    from qtalign.models import adapter_sha256, load_model, resolve_adapter
 
     dist = get_dist(s.device)
-    prep = dist.agree(lambda: prepare(s))
-    out = Path(out)
-    identity = {**s.identity(), "data_sha256": prep.data_hashes}
 
-    def claim() -> None:  # main process: check the folder and gather what a killed multi-process run left
-        if overwrite:
-            for name in (PREDICTIONS, RESULTS, RUN):
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / PARTS, ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
-        check_run_record(out / RUN, identity, "use another --out or --overwrite")
-        gather_parts(out)
+    def setup() -> tuple[EvalSettings, Prepared, dict[str, Any]]:
+        resolved = s if s.adapter is None else s.model_copy(update={"adapter": str(resolve_adapter(s.adapter))})
+        prep = prepare(resolved)
+        identity = {**resolved.identity(), "data_sha256": prep.data_hashes}
+        if resolved.adapter is not None:
+            identity["adapter_sha256"] = adapter_sha256(resolved.adapter)
+        return resolved, prep, identity
+
+    s, prep, identity = dist.agree(setup)
+
+    def claim() -> RunFolder:  # main process: check the folder, gather what a killed multi-process run left
+        run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS, CONTENT_FREE, PARTS),
+                       overwrite=overwrite, ignore=IDENTITY_EXCLUDES, defaults=EvalSettings.identity_defaults())
+        gather_parts(run.path)
+        return run
+
+    run = dist.on_main(claim)
+    out = run.path
+    dist.check_shared(out)
+    if not score and not run.resumed:
+        raise QtalignError(f"{out}: no finished `qtalign eval` run with these settings and data to recalibrate")
+
+    def commit() -> None:  # main process, once setup succeeded: the run record, and the prompts if asked for
+        run.commit()
         if s.log_prompts:
             atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 
-    dist.on_main(claim)
-    dist.check_shared(out)
+    def found() -> tuple[set[tuple[str, int]], dict[str, Any]]:  # main process: the items and content-free scores
+        done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
+        return done, read_content_free(out / CONTENT_FREE)
 
-    done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
+    done, cf = dist.on_main(found)
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
-    if total:
+    cf_todo = [lang for lang, lp in prep.prompts.items() if not _content_free_done(cf, lp)]
+    model_info = {"model": s.model, "adapter": s.adapter, "adapter_sha256": identity.get("adapter_sha256")}
+    if not score:
+        if total:
+            raise QtalignError(f"{out}: {total} item(s) not scored yet; finish the run with `qtalign eval` first")
+        if cf_todo and "content-free" in s.calibrate:
+            raise QtalignError(
+                f"{out / CONTENT_FREE}: no content-free scores for {', '.join(cf_todo)} (run made before they were "
+                "stored); use --calibrate batch, or rerun `qtalign eval` with the run's settings and --out to score "
+                f"only the {len(calibration.CONTENT_FREE_INPUTS)} content-free prompts per language")
+    elif total or cf_todo:
         lm = dist.local_main_first(lambda: load_model(
             s.model, adapter=s.adapter, device=dist.local_device(s.device), dtype=s.dtype,
             load_in_4bit=s.load_in_4bit, trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle))
+        dist.on_main(commit)
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
-        scorer = Scorer(lm.model, lm.tokenizer, batch_size=s.batch_size)
+        sizer = batch_sizer(s.batch_size, lm.device, memory_key(f"eval-{s.scoring}", s.model, s.task, lm.device,
+                                                                lm.dtype, lm.quantization))
+        sizer.size = dist.broadcast(sizer.size)  # the same batches in every process (a remembered auto size may differ)
+        scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
         index = TokenIndex(lm.tokenizer) if s.scoring == "first-token" else None
         from tqdm.auto import tqdm
 
@@ -262,25 +307,30 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
         def score_all() -> None:
             with JsonlWriter(part_path(out, dist.rank) if dist.enabled else out / PREDICTIONS) as writer:
                 for lang, lp in prep.prompts.items():
-                    if not todo[lang]:
+                    # content-free prompts: the main process scores them and alone writes content_free.json
+                    content_free = (cf, out / CONTENT_FREE) if lang in cf_todo and dist.is_main else None
+                    if not todo[lang] and content_free is None:
                         continue
                     bar.set_postfix_str(lang)
-                    _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, shard)
+                    _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, content_free, sizer,
+                                    lm.dtype, shard)
 
         dist.agree(score_all)
         bar.close()
-        if scorer.boundary_mismatches and dist.is_main:
+        mismatches = sum(dist.gather(scorer.boundary_mismatches))
+        if mismatches and dist.is_main:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
-                        scorer.boundary_mismatches)
+                        mismatches)
         model_info = lm.describe()
     else:
-        model_info = {"model": s.model, "adapter": s.adapter}
+        dist.on_main(commit)
 
-    def finish() -> dict[str, Any]:  # main process: gather the parts, then aggregate
+    def finish() -> dict[str, Any]:  # main process: gather the parts, calibrate, write results.json
         gather_parts(out)
-        results = aggregate(s, prep, read_jsonl_rows(out / PREDICTIONS), model_info)
-        atomic_write_json(out / RESULTS, results)
-        return results
+        info = model_info
+        if not score or not (total or cf_todo):  # nothing scored now: keep what the run recorded about its model
+            info = _recorded_model_info(out / RESULTS) or info
+        return finish_run(s, prep, out, info, cf)
 
     return dist.on_main(finish)
 
@@ -292,7 +342,8 @@ def part_path(out: Path, rank: int) -> Path:
 
 def gather_parts(out: Path) -> int:
     """Append the rows of the processes' part files (out/parts/predictions.RANK.jsonl, any process count) that
-    predictions.jsonl lacks to it, then delete the parts; returns the number of rows added.
+    predictions.jsonl lacks to it, then delete the parts; returns the number of rows added (finish_run puts the rows
+    in item order).
 
     Crash-safe: the rows are appended (fsynced) before the parts are deleted, and a row already present is skipped,
     so a kill in between only leaves parts whose rows the next gathering skips.
@@ -318,6 +369,65 @@ def gather_parts(out: Path) -> int:
     return len(new)
 
 
+def read_content_free(path: Path) -> dict[str, Any]:
+    """content_free.json of a run folder: {"inputs": [...], "languages": {lang: {"rows": [...]}}} (empty if none)."""
+    if not path.is_file():
+        return {"inputs": list(calibration.CONTENT_FREE_INPUTS), "languages": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise QtalignError(f"{path}: not valid JSON; delete it and rerun `qtalign eval` to score it again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("languages"), dict):
+        raise QtalignError(f"{path}: unexpected content; delete it and rerun `qtalign eval` to score it again")
+    return data
+
+
+def _content_free_done(cf: dict[str, Any], lp: LangPrompts) -> bool:
+    entry = cf["languages"].get(lp.lang)
+    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == list(lp.content_free)
+
+
+def _recorded_model_info(path: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def finish_run(s: EvalSettings, prep: Prepared, out: Path, model_info: dict[str, Any],
+               cf: dict[str, Any]) -> dict[str, Any]:
+    """Add the calibrated predictions, rewrite predictions.jsonl in item order and write results.json."""
+    rows = ordered_rows(prep, s.task, read_jsonl_rows(out / PREDICTIONS))
+    by_lang: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_lang.setdefault(r["lang"], []).append(r)
+    for lang in prep.prompts:
+        got = by_lang.get(lang, [])
+        cf_rows = cf["languages"].get(lang, {}).get("rows")
+        preds = calibration.calibrate_language(got, prep.task.labels, s.calibrate, s.seed, cf_rows)
+        for r, p in zip(got, preds):
+            r.pop("pred_cal", None)
+            r.pop("correct_cal", None)
+            if p:
+                r["pred_cal"] = p
+                r["correct_cal"] = {m: lb == r["gold"] for m, lb in p.items()}
+    atomic_write_text(out / PREDICTIONS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    results = aggregate(s, prep, rows, model_info)
+    atomic_write_json(out / RESULTS, results)
+    return results
+
+
+def ordered_rows(prep: Prepared, task: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's rows in item order (languages in settings order, items in prompt order), one per item; rows of no
+    item of this run are kept after them, in file order."""
+    keys = [(lang, it.index) for lang, lp in prep.prompts.items() for it in lp.items]
+    wanted = set(keys)
+    by_key = {(r["lang"], r["index"]): r for r in rows if r.get("task") == task}
+    extra = [r for r in rows if r.get("task") != task or (r["lang"], r["index"]) not in wanted]
+    return [dict(by_key[k]) for k in keys if k in by_key] + extra
+
+
 def _score_language(
     s: EvalSettings,
     task: Task,
@@ -328,10 +438,17 @@ def _score_language(
     done: set[tuple[str, int]],
     writer: JsonlWriter,
     bar: Any,
+    content_free: tuple[dict[str, Any], Path] | None = None,
+    sizer: BatchSizer | None = None,
+    dtype: Any = None,
     shard: Shard | None = None,
 ) -> None:
     """Score one language's remaining items in deterministic batches; write each finished batch.
 
+    content_free: (the run's content-free record, its path): first score this language's content-free prompts
+    (lp.content_free after the same prefix) and write them into the record atomically.
+    sizer: how many items go through the model at once (--batch-size auto halves it on out-of-memory: a batch is then
+    scored in pieces; the batches themselves stay those of scorer.batch_size).
     shard: in a multi-process run, the batches of this process (each batch with items left is one unit of work)."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
@@ -357,13 +474,32 @@ def _score_language(
         score = lambda state, batch_rows: scorer.loglik_batch(state, batch_rows, ids)
         kind = "loglik"
     state = scorer.prefix_state(prefix_ids)
+    sizer = sizer or BatchSizer(scorer.batch_size)
+    if content_free is not None:
+        cf, cf_path = content_free
+        cf_texts = list(lp.content_free)
+        cf_rows = scorer.encode_items(lp.prefix, cf_texts)
+        cf_scores = np.concatenate([part for _, part in run_split(sizer, list(range(len(cf_rows))), lambda piece: score(
+            state, [cf_rows[i] for i in piece]))])  # [M, L]
+        if not np.isfinite(cf_scores).all():
+            check_finite(cf_scores, f"language {lp.lang!r}, content-free prompts", dtype)
+        cf["inputs"] = list(calibration.CONTENT_FREE_INPUTS)
+        cf["languages"][lp.lang] = {"rows": [
+            {"input": x, "text": t, kind: {label: float(v) for label, v in zip(task.labels, row)}}
+            for x, t, row in zip(calibration.CONTENT_FREE_INPUTS, cf_texts, cf_scores)]}
+        atomic_write_json(cf_path, cf)
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
     for batch in scorer.batches([len(r) for r in rows]):
         missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
         if not missing or (shard is not None and not shard.mine()):
             continue
         t0 = time.perf_counter()
-        scores = score(state, [rows[i] for i in batch])  # [B, L]
+        # --batch-size auto: a batch that runs out of device memory is scored in smaller pieces (in order)
+        scores = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece: score(
+            state, [rows[i] for i in piece]))])  # [B, L]
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            check_finite(scores, f"language {lp.lang!r}, item {lp.items[batch[int(np.argmax(bad))]].index}", dtype)
         out_rows = []
         for b, i in enumerate(batch):
             it = lp.items[i]
@@ -418,6 +554,12 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
     if paper_by_lang:
         pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed)
         mean_row.update({"paper_accuracy": pm.value, "paper_ci95": [pm.lo, pm.hi]})
+    bias_lang, bias_mean = calibration.run_summaries(
+        {lang: [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
+         for lang, lp in prep.prompts.items()}, prep.task.labels, s.calibrate, s.n_boot, s.seed)
+    for lang, extra in bias_lang.items():
+        per_lang[lang].update(extra)
+    mean_row.update(bias_mean)
     return {
         "task": s.task,
         "protocol": s.protocol,
@@ -433,24 +575,40 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """The per-language table printed at the end of a run."""
-    labels = list(next(iter(results["languages"].values()))["predicted"]) if results["languages"] else []
-    paper = "paper_accuracy" in results["mean"]  # --paper-gold: the paper scripts' gold-string accuracy too
-    head = (f"{'lang':<6}{'n':>6}{'acc':>8}  {'95% CI':<15}" + (f"{'paper':>8}" if paper else "")
-            + "".join(f"{'pred ' + lb[:9]:>16}" for lb in labels))
+    """The per-language table printed at the end of a run: raw and each calibrated mode side by side (accuracy with
+    its 95% interval, macro-F1, % of items predicted each label)."""
+    langs = results["languages"]
+    labels = list(next(iter(langs.values()))["predicted"]) if langs else []
+    modes = list(results["mean"].get("calibrated", {}))
+    share_head = "/".join(lb[:3] for lb in labels)
+    share_w = max(len(share_head), 4 * len(labels) - 1)
+    block_w = 24 + share_w
+
+    def block(r: dict[str, Any]) -> str:
+        ci = f"[{r['ci95'][0]:.2f},{r['ci95'][1]:.2f}]"
+        shares = r.get("predicted_share") or {}
+        pct = "/".join(f"{100 * shares.get(lb, float('nan')):.0f}" for lb in labels)
+        return f"{r['accuracy']:>5.3f} {ci:<11} {r.get('macro_f1', float('nan')):>5.3f} {pct:>{share_w}}"
+
     protocol = results.get("protocol", "qtalign")
-    lines = [f"task {results['task']}, model {results['model'].get('model')}"
+    title = (f"task {results['task']}, model {results['model'].get('model')}"
              + (f" + adapter {results['model']['adapter']}" if results["model"].get("adapter") else "")
-             + (f", protocol {protocol}" if protocol != "qtalign" else ""), head]
-    for lang, r in results["languages"].items():
-        ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
-        lines.append(f"{lang:<6}{r['n']:>6}{r['accuracy']:>8.3f}  {ci:<15}"
-                     + (f"{r['paper_accuracy']:>8.3f}" if paper else "")
-                     + "".join(f"{r['predicted'][lb]:>16}" for lb in labels))
+             + (f", protocol {protocol}" if protocol != "qtalign" else ""))
+    groups = " " * 11 + "  ".join(f" {name} ".center(block_w, "-") for name in ["raw", *modes])
+    head = f"{'lang':<5}{'n':>5} " + "  ".join(
+        f"{'acc':>5} {'95% CI':<11} {'F1':>5} {share_head:>{share_w}}" for _ in ["raw", *modes])
+    lines = [title, groups, head]
+    for lang, r in langs.items():
+        lines.append(f"{lang:<5}{r['n']:>5} " + "  ".join(
+            block(x) for x in [r, *(r.get("calibrated", {})[m] for m in modes)]))
     m = results["mean"]
-    lines.append(f"{'mean':<6}{'':>6}{m['accuracy']:>8.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
-                 + (f"{m['paper_accuracy']:>8.3f}" if paper else "")
-                 + f"  (unweighted over {m['n_languages']} languages)")
-    if paper:
-        lines.append("acc: by meaning (qtalign); paper: the paper scripts' exact gold-string matching")
+    lines.append(f"{'mean':<5}{'':>5} " + "  ".join(block(x) for x in [m, *(m["calibrated"][k] for k in modes)]))
+    lines.append(f"mean: unweighted over {m['n_languages']} languages; F1: macro-F1; {share_head}: % of items predicted "
+                 + ", ".join(labels))
+    if "paper_accuracy" in m:  # --paper-gold: the paper scripts' exact gold-string matching, on lines of its own
+        accs = [f"{lang} {r['paper_accuracy']:.3f}" for lang, r in langs.items()] + [f"mean {m['paper_accuracy']:.3f}"]
+        lines += textwrap.wrap("acc by the paper scripts' exact gold-string matching (paper): " + ", ".join(accs), 118,
+                               subsequent_indent="  ")
+    if modes:
+        lines.append("calibrated predictions: see docs/calibration.md; recompute with `qtalign calibrate RUN_DIR`")
     return "\n".join(lines)

@@ -10,28 +10,54 @@ from typing import Any
 
 from qtalign.errors import QtalignError
 
+MERGE_RECORD = "qtalign_merge.json"
+
 
 def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = "float32",
-          trust_remote_code: bool = False) -> Path:
-    """Load base + adapter on CPU, merge_and_unload, write OUT atomically (config, safetensors, tokenizer)."""
-    from qtalign.models import attach_adapter
+          trust_remote_code: bool = False, overwrite: bool = False) -> Path:
+    """Load base + adapter on CPU, merge_and_unload, write OUT atomically (config, safetensors, tokenizer, and
+    qtalign_merge.json naming the model, adapter and the adapter's sha256).
+
+    The resume rule of every command: OUT already merged from the same settings is left as it is; other settings
+    or a non-empty folder that is not a merge are refused (overwrite replaces an earlier merge)."""
+    from qtalign.models import adapter_sha256, attach_adapter, quiet_transformers, resolve_adapter
+    from qtalign.store import RESUME_HINT, atomic_write_json, claim_out, describe_changes
     from qtalign.train import load_trainable
 
+    adapter = resolve_adapter(adapter)
+    record = {"model": model, "adapter": str(adapter), "adapter_sha256": adapter_sha256(adapter), "dtype": dtype}
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise QtalignError(f"{out}: output folder exists and is not empty")
+    if out.exists() and not out.is_dir():
+        raise QtalignError(f"--out {out}: exists and is not a folder; give a new folder path")
+    claim_out(out.parent if str(out.parent) else Path("."))
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            old = json.loads((out / MERGE_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise QtalignError(f"--out {out}: folder exists and is not empty (and holds no qtalign merge); give a new "
+                               "folder") from None
+        changes = describe_changes(old, record)
+        if not changes:
+            return out  # already merged with these settings
+        if not overwrite:
+            raise QtalignError(f"{out}: holds a merge made with other settings ({'; '.join(changes)}); "
+                               f"{RESUME_HINT}")
     base, tok, _ = load_trainable(model, "cpu", dtype, trust_remote_code)
     check_targets(base, adapter)
     peft_model = attach_adapter(base, adapter)
     merged = peft_model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
+    old_dir = out.with_name(out.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        merged.save_pretrained(str(tmp), safe_serialization=True)
+        with quiet_transformers():
+            merged.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
+        atomic_write_json(tmp / MERGE_RECORD, record)
         if out.exists():
-            out.rmdir()
+            os.replace(out, old_dir)
         os.replace(tmp, out)
+        shutil.rmtree(old_dir, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -40,16 +66,6 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
 
 def check_targets(base: Any, adapter: str | Path) -> None:
     """Every target module named in the adapter's config must exist in the base model."""
-    cfg_path = Path(adapter) / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise QtalignError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
-    try:
-        targets = json.loads(cfg_path.read_text(encoding="utf-8")).get("target_modules") or []
-    except json.JSONDecodeError as e:
-        raise QtalignError(f"{cfg_path}: invalid JSON ({e.msg})") from None
-    if isinstance(targets, str):
-        return  # a regex: PEFT checks it
-    names = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
-    missing = [t for t in targets if t not in names]
-    if missing:
-        raise QtalignError(f"{adapter}: adapter does not fit {type(base).__name__} (no module {', '.join(missing)})")
+    from qtalign.models import check_adapter_targets
+
+    check_adapter_targets(base, adapter)

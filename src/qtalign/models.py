@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +37,14 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     quantization: dict[str, Any] | None = None  # e.g. {"load_in_4bit": True, "quant_type": "nf4", ...}
+    adapter_sha256: str | None = None
 
     def describe(self) -> dict[str, Any]:
         out = {
             "model": self.name,
             "path": self.path,
             "adapter": self.adapter,
+            "adapter_sha256": self.adapter_sha256,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "model_type": getattr(self.base.config, "model_type", None),
@@ -69,6 +74,73 @@ def packaged_gguf() -> Path:
 ALIASES = {DEFAULT_MODEL: packaged_gguf}
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence what a user cannot act on while loading or saving: transformers' own "Loading weights" / "Writing
+    model shards" bars, and the FutureWarning that peft (<= 0.21) triggers by reading the deprecated
+    `is_gradient_checkpointing` property of transformers 5 models when it wraps one."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def resolve_adapter(path: str | Path) -> Path:
+    """The PEFT adapter folder for --adapter: the folder itself, or T/adapter for a `qtalign train --out T` folder.
+
+    Anything else is one QtalignError line (missing folder, unfinished training run, not an adapter)."""
+    p = Path(path)
+    if (p / "adapter_config.json").is_file():
+        return p
+    if (p / "adapter" / "adapter_config.json").is_file():
+        return p / "adapter"
+    if not p.exists():
+        raise QtalignError(f"--adapter {p}: no such folder")
+    if not p.is_dir():
+        raise QtalignError(f"--adapter {p}: not a folder (give a `qtalign train --out` folder or its adapter/)")
+    if (p / "checkpoint").is_dir() or (p / "train_settings.json").is_file():
+        raise QtalignError(f"--adapter {p}: this training run has not finished (no {p / 'adapter'}); rerun its "
+                           "`qtalign train` command to resume it")
+    raise QtalignError(f"--adapter {p}: not an adapter folder (no adapter_config.json here or in {p / 'adapter'})")
+
+
+def adapter_sha256(path: str | Path) -> str | None:
+    """sha256 of an adapter's weights file (adapter_model.safetensors), None if it has none."""
+    from qtalign.store import sha256_file
+
+    folder = resolve_adapter(path)
+    for name in ADAPTER_WEIGHTS:
+        if (folder / name).is_file():
+            return sha256_file(folder / name)
+    return None
+
+
+NONFINITE_HINT = "on CPU use --dtype float32 (or bfloat16); float16 overflows there"
+
+
+def check_finite(values: Any, what: str, dtype: torch.dtype | None = None) -> None:
+    """A QtalignError if values (numpy array or tensor) hold NaN or inf, with a hint about the dtype."""
+    import numpy as np
+
+    arr = values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    if np.isfinite(arr).all():
+        return
+    kind = "NaN" if np.isnan(arr).any() else "infinite"
+    hint = NONFINITE_HINT if dtype == torch.float16 else "try --dtype float32; check the model and adapter"
+    raise QtalignError(f"{what}: the model gave {kind} scores (dtype {str(dtype).removeprefix('torch.')}); {hint}")
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,7 +163,7 @@ def resolve_dtype(dtype: str | None, device: torch.device, load_in_4bit: bool = 
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float16": torch.float16, "fp16": torch.float16}
     if dtype not in table:
-        raise QtalignError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
+        raise QtalignError(f"--dtype {dtype}: unknown dtype (use auto, float32, bfloat16 or float16)")
     return table[dtype]
 
 
@@ -128,7 +200,11 @@ def gguf_to_folder(gguf: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
     try:
-        plain.save_pretrained(tmp)
+        from qtalign.store import current_umask
+
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700 folders
+        with quiet_transformers():
+            plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "qtalign_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n")
         if target.exists():
@@ -180,19 +256,22 @@ def load_model(
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev, load_in_4bit)
+    if torch_dtype == torch.float16 and dev.type == "cpu":
+        log.warning("warning: --dtype float16 on CPU often overflows (NaN scores); float32 or bfloat16 are safe")
     path = resolve_model_path(name)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if not allow_pickle:
         kwargs["use_safetensors"] = True
     quantization = None
     if load_in_4bit:
-        if dev.type != "cuda":
-            raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
+        require_four_bit(dev)
         kwargs["quantization_config"] = four_bit_config(torch_dtype)
         kwargs["device_map"] = {"": dev.index or 0}
         quantization = describe_four_bit(kwargs["quantization_config"])
+    adapter_path = resolve_adapter(adapter) if adapter is not None else None
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except OSError as e:
         raise QtalignError(f"{name}: cannot load model ({e})".splitlines()[0]) from None
     except ValueError as e:
@@ -200,10 +279,23 @@ def load_model(
     if not load_in_4bit:
         model.to(dev)
     tokenizer = load_tokenizer(path, trust_remote_code)
-    if adapter is not None:
-        model = attach_adapter(model, adapter)
+    sha = None
+    if adapter_path is not None:
+        model = attach_adapter(model, adapter_path)
+        sha = adapter_sha256(adapter_path)
     model.eval()
-    return LoadedModel(model, tokenizer, name, str(path), adapter, dev, torch_dtype, quantization)
+    return LoadedModel(model, tokenizer, name, str(path), None if adapter_path is None else str(adapter_path), dev,
+                       torch_dtype, quantization, sha)
+
+
+def require_four_bit(device: torch.device) -> None:
+    """--load-in-4bit needs a CUDA device and the bitsandbytes package (the `gpu` extra): one line if either is missing."""
+    import importlib.util
+
+    if device.type != "cuda":
+        raise QtalignError("--load-in-4bit needs a CUDA device (bitsandbytes NF4)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise QtalignError("--load-in-4bit needs the bitsandbytes package (pip install bitsandbytes, or qtalign[gpu])")
 
 
 def four_bit_config(compute_dtype: torch.dtype = torch.float16) -> Any:
@@ -225,11 +317,27 @@ def attach_adapter(model: Any, adapter: str | Path) -> Any:
     """Apply a PEFT LoRA adapter; a missing or mismatched adapter is a QtalignError."""
     from peft import PeftModel
 
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise QtalignError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+    adapter = resolve_adapter(adapter)
+    check_adapter_targets(model, adapter)
     try:
-        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        with quiet_transformers():
+            return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except Exception as e:  # noqa: BLE001 - shape mismatches surface as RuntimeError/ValueError/KeyError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QtalignError(f"{adapter}: adapter does not fit model ({first})") from None
+
+
+def check_adapter_targets(model: Any, adapter: str | Path) -> None:
+    """Every target module named in the adapter's config must exist in the model (PEFT would silently skip the
+    missing ones and drop their weights)."""
+    cfg_path = resolve_adapter(adapter) / "adapter_config.json"
+    try:
+        targets = json.loads(cfg_path.read_text(encoding="utf-8")).get("target_modules") or []
+    except json.JSONDecodeError as e:
+        raise QtalignError(f"{cfg_path}: invalid JSON ({e.msg})") from None
+    if isinstance(targets, str):
+        return  # a regex: PEFT checks it
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise QtalignError(f"{adapter}: adapter does not fit {type(model).__name__} (no module {', '.join(missing)})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from qtalign.calibration import CONTENT_FREE_INPUTS
 from qtalign.data.demos import choose_demos
 from qtalign.data.demos_file import DemosFile
 from qtalign.data.readers import Dataset, Item
@@ -22,6 +23,7 @@ class LangPrompts:
     texts: tuple[str, ...]  # each item rendered, ending right after the answer's opening quote
     native_words: tuple[str, ...] = ()  # the language's own label words, canonical order (for the logit lens)
     gold_table: Mapping[str, str] | None = None  # label -> the paper scripts' gold string (--paper-gold)
+    content_free: tuple[str, ...] = ()  # calibration.CONTENT_FREE_INPUTS in every field, rendered like texts
 
     def prompt(self, i: int) -> str:
         return self.prefix + self.texts[i]
@@ -112,7 +114,8 @@ def build_prompts(
         word = dict(zip(task.labels, words))
         prefix = task.render_prefix(lang, [(d.texts, word[d.label]) for d in demos])  # type: ignore[index]
         texts = tuple(task.render_item(lang, it.texts) for it in items)
-        out[lang] = LangPrompts(lang, words, tuple(demos), prefix, tuple(items), texts, native)
+        cf = tuple(task.render_item(lang, [x] * len(task.input_fields)) for x in CONTENT_FREE_INPUTS)
+        out[lang] = LangPrompts(lang, words, tuple(demos), prefix, tuple(items), texts, native, content_free=cf)
     return out
 
 
@@ -164,6 +167,7 @@ def build_file_prompts(
             raise QtalignError(f"{data.sources.get(lang, lang)}: no items left to score for language {lang!r}")
         prefix = ld.render_prefix(word) + "\n" if ld.items else ""
         texts = tuple(ld.render_item(task.input_fields, it.texts) for it in items)
+        cf = tuple(ld.render_item(task.input_fields, [x] * len(task.input_fields)) for x in CONTENT_FREE_INPUTS)
         out[lang] = LangPrompts(lang, tuple(words), tuple(demo_items), prefix, tuple(items), texts, native,
-                                ld.gold_table() if gold else None)
+                                ld.gold_table() if gold else None, cf)
     return out

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.languages import PAPER_LANGS
 
 # The languages of the paper's PCA figures (Zhang et al. 2024, section 5).
 PAPER_PCA_LANGS = ("en", "de", "fr", "hi", "th", "sw", "ms")
@@ -15,7 +14,7 @@ PAPER_PCA_LANGS = ("en", "de", "fr", "hi", "th", "sw", "ms")
 # qtalign's own value of every option a protocol may set. Parsers give these options a default of None, so an
 # option the user typed is never replaced by a preset (see resolve_options).
 DEFAULTS: dict[str, Any] = {
-    "langs": ",".join(PAPER_LANGS),
+    "langs": None,  # the languages present in --data (qtalign.data.readers.data_langs)
     "labels": "en",
     "scoring": "first-token",
     "demos_file": None,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qtalign.compat import cache_kwargs, output_cache
 from qtalign.errors import QtalignError
 
 
@@ -98,7 +99,7 @@ class PrefixState:
 class Scorer:
     """Scores prompts that share a prefix, reading the model only at the positions asked for.
 
-    Works on any transformers causal LM whose base model takes `cache` and `position_ids`, and whose logits
+    Works on any transformers causal LM whose base model takes a KV cache (qtalign.compat) and `position_ids`, and whose logits
     are `lm_head(final hidden)`, optionally soft-capped (Llama, Mistral, Qwen2, Gemma 3 families).
 
     Rows are always right-padded here, whatever the tokenizer's padding_side: real tokens then keep their true
@@ -135,7 +136,7 @@ class Scorer:
             return PrefixState([], None)
         ids = torch.tensor([prefix_ids], device=self.device)
         out = self.body(input_ids=ids, use_cache=True)
-        return PrefixState(prefix_ids, out.cache)
+        return PrefixState(prefix_ids, output_cache(out))
 
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, H] (already final-normed) -> logits [N, V] in float32."""
@@ -163,7 +164,7 @@ class Scorer:
             if b > 1:
                 cache.batch_repeat_interleave(b)
         return self.body(input_ids=ids.to(self.device), attention_mask=full_mask, position_ids=positions,
-                         cache=cache, use_cache=cache is not None, output_hidden_states=output_hidden_states)
+                         use_cache=cache is not None, output_hidden_states=output_hidden_states, **cache_kwargs(cache))
 
     @torch.inference_mode()
     def hidden_at(self, prefix: PrefixState, rows: Sequence[list[int]], read: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -1,12 +1,14 @@
-"""Run folders: atomic file writes, append-only JSONL with crash-safe resume, content hashes."""
+"""Run folders: output-folder claims and the resume rule, atomic writes, crash-safe JSONL, content hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -27,6 +30,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -90,9 +100,13 @@ class JsonlWriter:
         self.close()
 
 
-def check_run_record(path: str | Path, settings: dict[str, Any], hint: str) -> None:
+def check_run_record(path: str | Path, settings: dict[str, Any], hint: str,
+                     defaults: dict[str, Any] | None = None) -> None:
     """Record the settings of a run folder at path on first use; on a rerun (resume), different settings are a
-    QtalignError naming each differing key with its old and new value, followed by hint."""
+    QtalignError naming each differing key with its old and new value, followed by hint.
+
+    defaults: values of settings added after a record was written; a key missing from the record counts as its
+    default there (a run made before the setting existed ran with what is now its default)."""
     path = Path(path)
     if not path.is_file():
         atomic_write_json(path, settings)
@@ -101,7 +115,8 @@ def check_run_record(path: str | Path, settings: dict[str, Any], hint: str) -> N
         old = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise QtalignError(f"{path}: unreadable run record; {hint}") from None
-    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    defaults = defaults or {}
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k, defaults.get(k)) != settings.get(k))
     if diff:
         what = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
         raise QtalignError(f"{path.parent}: holds results made with other settings ({what}); {hint}")
@@ -125,3 +140,205 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield from sorted(q for q in p.rglob("*") if q.is_file())
         else:
             yield p
+
+
+# ---- output folders: one check, one claim and one resume rule for every command that writes a folder -----------
+def claim_out(path: str | Path, flag: str = "--out") -> Path:
+    """Check that path can be an output folder and create it (with missing parents) before any slow setup.
+
+    An existing file, a parent that is a file, or a folder that cannot be created or written is one QtalignError
+    line naming the flag. Returns the folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise QtalignError(f"{flag} {path}: exists and is not a folder; give a folder path")
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise QtalignError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise QtalignError(f"{flag} {path}: cannot create this folder ({why.lower()} in {ancestor})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise QtalignError(f"{flag} {path}: folder is not writable")
+    return path
+
+
+def claim_out_file(path: str | Path, flag: str = "--out") -> Path:
+    """Like claim_out for an output file: the file may exist (it is replaced) but must not be a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise QtalignError(f"{flag} {path}: is a folder; give a file path")
+    claim_out(path.parent if str(path.parent) else Path("."), flag)
+    if path.exists() and not os.access(path.parent, os.W_OK):
+        raise QtalignError(f"{flag} {path}: its folder is not writable")
+    return path
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders that creating path would create, deepest first (to undo a claim when a command fails)."""
+    out: list[Path] = []
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove the given folders, deepest first, where they are still empty."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            pass
+
+
+def flag_name(key: str) -> str:
+    """The command-line spelling of a settings key: batch_size -> --batch-size."""
+    return "--" + key.replace("_", "-")
+
+
+def _show(value: Any, width: int = 60) -> str:
+    if value is None:
+        text = "(none)"
+    elif isinstance(value, bool):
+        text = "on" if value else "off"
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(map(str, value)) or "(none)"
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], names: Mapping[str, str] | None = None,
+                     ignore: Collection[str] = ()) -> list[str]:
+    """Differences between two run records in the user's terms, one short phrase per changed setting.
+
+    Keys ending in _sha256 are content hashes: a dict of file -> hash names the changed files (files added or removed
+    follow from other settings and are not listed); a single hash says the content changed; a hash missing on one side
+    (a record from before it was kept) is not a difference. Other keys are shown as
+    `--flag OLD -> NEW` (names maps a key to another label, e.g. analysis -> command).
+    """
+    names = names or {}
+    out: list[str] = []
+    unexplained: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if key in ignore or old.get(key) == new.get(key):
+            continue
+        a, b = old.get(key), new.get(key)
+        what = names.get(key)
+        if key.endswith("_sha256"):
+            if a is None or b is None:
+                continue  # a record written before this hash was kept: nothing to compare
+            subject = what or key.removesuffix("_sha256").replace("_", " ")
+            changed: list[str] = []
+            if isinstance(a, dict) and isinstance(b, dict):
+                changed = sorted(Path(k).name for k in set(a) & set(b) if a[k] != b[k])
+            if changed:
+                more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+                out.append(f"{subject} changed since ({', '.join(changed[:3])}{more})")
+            elif isinstance(a, str) and isinstance(b, str):
+                out.append(f"{subject} changed since")
+            else:
+                unexplained.append(f"{subject} differs")
+            continue
+        out.append(f"{what or flag_name(key)} {_show(a)} -> {_show(b)}")
+    return out or unexplained
+
+
+@dataclass
+class RunFolder:
+    """A claimed output folder and the settings record that a rerun must match; commit() writes the record."""
+
+    path: Path
+    record: Path
+    settings: dict[str, Any]
+    resumed: bool  # a record with the same settings was there
+
+    def commit(self, settings: Mapping[str, Any] | None = None) -> None:
+        """Write the run record; call once setup (model, adapter, data) has succeeded."""
+        if settings is not None:
+            self.settings = dict(settings)
+        atomic_write_json(self.record, self.settings)
+
+
+def _has_content(path: Path) -> bool:
+    """A non-empty file, or a folder holding at least one non-empty file."""
+    if path.is_file():
+        return path.stat().st_size > 0
+    return path.is_dir() and any(_has_content(p) for p in path.iterdir())
+
+
+RESUME_HINT = "rerun with the same settings to resume, add --overwrite to start over, or use another --out"
+
+
+def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs: Sequence[str] = (),
+             overwrite: bool = False, names: Mapping[str, str] | None = None, ignore: Collection[str] = (),
+             flag: str = "--out", defaults: Mapping[str, Any] | None = None) -> RunFolder:
+    """The one resume/overwrite rule of every command that writes a folder, checked before any slow setup.
+
+    Claims out (claim_out). With overwrite, the record and the command's outputs (names relative to out; files or
+    folders) are deleted. Otherwise an existing record must equal settings except for keys in ignore (settings that
+    cannot change results), else a QtalignError names each changed flag, unless the earlier run left no output with
+    content (a start that failed before producing anything); outputs without a record are refused too. defaults: the
+    value of settings that a record written by an older qtalign lacks (a setting added later, at its default).
+    Nothing is written: RunFolder.commit() writes the record once setup has succeeded, so a failed start never
+    blocks the corrected command.
+    """
+    folder = claim_out(out, flag)
+    path = folder / record
+    if overwrite:
+        for name in [record, *outputs]:
+            target = folder / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        return RunFolder(folder, path, dict(settings), False)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over") from None
+        if not isinstance(old, dict):
+            raise QtalignError(f"{path}: unreadable run record; add --overwrite to start over")
+        old = {**{k: v for k, v in (defaults or {}).items() if k not in old and k in settings}, **old}
+        changes = describe_changes(old, settings, names, ignore)
+        if changes and not any(_has_content(folder / name) for name in outputs):
+            return RunFolder(folder, path, dict(settings), False)  # the earlier run produced nothing to protect
+        if changes:
+            raise QtalignError(f"{folder}: holds results made with other settings ({'; '.join(changes)}); "
+                               f"{RESUME_HINT}")
+        return RunFolder(folder, path, dict(settings), True)
+    found = [name for name in outputs if (folder / name).exists()]
+    if found:
+        raise QtalignError(f"{folder}: holds {', '.join(found)} but no run record ({record}); add --overwrite to "
+                           "start over or use another --out")
+    return RunFolder(folder, path, dict(settings), False)
+
+
+def adapter_label(adapter: str | Path) -> str:
+    """A short name for an adapter in figures and tables: "LoRA zh/es=>en" when its training data's manifest is
+    found (T/train_settings.json -> data -> manifest.json beside it), else "LoRA <training folder name>"."""
+    p = Path(adapter)
+    run = p.parent if p.name == "adapter" else p
+    try:
+        data = json.loads((run / "train_settings.json").read_text(encoding="utf-8"))["data"]
+        m = json.loads(Path(data).with_name("manifest.json").read_text(encoding="utf-8"))["settings"]
+        return f"LoRA {'/'.join(m['sources'])}=>{m['target']}" + (f" ({m['control']})" if m.get("control") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"LoRA {run.name}"
+
+
+def run_label(model: str | None, adapter: str | None, label: str | None = None) -> str:
+    """How a run is named in figures: its --label, else the model's short name plus the adapter's label."""
+    if label:
+        return label
+    name = Path(model).name if model else "model"
+    return f"{name} + {adapter_label(adapter)}" if adapter else name

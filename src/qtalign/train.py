@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, field_validator
 
+from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, free_device_memory, is_oom, memory_key
 from qtalign.config import Settings, load_config_file
 from qtalign.distributed import Dist
 from qtalign.errors import QtalignError
@@ -47,19 +48,23 @@ class TrainSettings(Settings):
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_len: int = Field(1024, ge=8)
-    max_pairs: int | None = None  # use only the first N pairs of the file
-    max_steps: int | None = None  # stop the schedule after N optimizer steps (the schedule is sized for it)
-    stop_after: int | None = None  # simulate an interruption after N optimizer steps (checkpoint saved)
-    eval_every: int = 0  # optimizer steps between validations; 0 = at the end of every epoch
-    save_every: int = 20  # optimizer steps between resumable checkpoints
+    max_pairs: int | None = Field(None, ge=1)  # use only the first N pairs of the file
+    max_steps: int | None = Field(None, ge=1)  # stop the schedule after N optimizer steps (the schedule is sized for it)
+    stop_after: int | None = Field(None, ge=1)  # simulate an interruption after N optimizer steps (checkpoint saved)
+    eval_every: int = Field(0, ge=0)  # optimizer steps between validations; 0 = at the end of every epoch
+    save_every: int = Field(20, ge=1)  # optimizer steps between resumable checkpoints
     chat_template: bool = False
     seed: int = 42
     device: str = "auto"
     dtype: str | None = None
+    load_in_4bit: bool = False  # QLoRA: the base in bitsandbytes NF4 (CUDA), LoRA and the head unquantized
+    micro_batch: BatchSize | None = None  # pairs per forward/backward pass (None = batch_size; auto = largest that fits)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
     trust_remote_code: bool = False
     template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
     protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
     keep: Literal["best", "last"] = "best"  # the adapter written: lowest validation loss, or the last step
+    allow_test_data: bool = False  # train on a file named like a test split or whose outputs are task answers
 
     @field_validator("template")
     @classmethod
@@ -68,6 +73,13 @@ class TrainSettings(Settings):
             raise ValueError(f"unknown template {v!r} (choose from {', '.join(TEMPLATE_CHOICES)})")
         return v
 
+
+# settings a rerun may change without changing the adapter it ends with (the resume rule ignores them)
+RESUME_IGNORES = {"stop_after", "save_every", "device", "out", "allow_test_data", "trust_remote_code", "micro_batch",
+                  "gradient_checkpointing"}
+TRAIN_RECORD = "train_settings.json"
+TRAIN_OUTPUTS = ("adapter", "adapter.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "train_log.jsonl",
+                 "val_log.jsonl", "loss.png", "train_summary.json")
 
 # --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
 # (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,
@@ -107,6 +119,29 @@ def read_pairs(path: str | Path, max_pairs: int | None = None) -> list[tuple[str
         if max_pairs is not None and len(pairs) >= max_pairs:
             break
     return pairs
+
+
+def _answer_words() -> set[str]:
+    """Every gold answer word of every task in every language (normalized)."""
+    from qtalign.tasks import TASKS
+
+    return {w for task in TASKS.values() for lang in task.table for w in task.answer_map(lang)}
+
+
+def refuse_test_data(path: str | Path, pairs: list[tuple[str, str]]) -> None:
+    """Question-translation tuning never sees task answers: a file named like a test split (*_test*, as `data build`
+    refuses) or whose outputs are mostly label words is a QtalignError unless --allow-test-data."""
+    from qtalign.tasks import normalize_answer
+
+    path = Path(path)
+    if "_test" in path.name:
+        raise QtalignError(f"--data {path}: named like a task's test split; training on evaluation items contaminates "
+                           "every later score (build pairs with `qtalign data build`, or pass --allow-test-data)")
+    words = _answer_words()
+    hits = [o for _, o in pairs if normalize_answer(o) in words]
+    if pairs and len(hits) * 2 >= len(pairs):
+        raise QtalignError(f"--data {path}: {len(hits)} of {len(pairs)} outputs are task answers (label words such as "
+                           f"{hits[0]!r}), not translated questions; pass --allow-test-data to train on them anyway")
 
 
 @dataclass
@@ -180,20 +215,75 @@ def collate(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 # ---- model ----------------------------------------------------------------------------------------------------
 def load_trainable(name: str, device: str = "auto", dtype: str | None = None,
-                   trust_remote_code: bool = False) -> tuple[Any, Any, torch.device]:
-    """Base causal LM (train-ready, safetensors only) + tokenizer + device."""
+                   trust_remote_code: bool = False, load_in_4bit: bool = False) -> tuple[Any, Any, torch.device]:
+    """Base causal LM (train-ready, safetensors only) + tokenizer + device; load_in_4bit: the QLoRA base (NF4 weights,
+    compute in train_dtype, prepared by prepare_four_bit)."""
     from transformers import AutoModelForCausalLM
 
-    from qtalign.models import load_tokenizer, resolve_device, resolve_dtype, resolve_model_path
+    from qtalign.models import (
+        four_bit_config,
+        load_tokenizer,
+        quiet_transformers,
+        require_four_bit,
+        resolve_device,
+        resolve_model_path,
+    )
 
     dev = resolve_device(device)
     path = resolve_model_path(name)
+    torch_dtype = train_dtype(dtype, dev, load_in_4bit)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
+    if load_in_4bit:
+        require_four_bit(dev)
+        kwargs.update(quantization_config=four_bit_config(torch_dtype), device_map={"": dev.index or 0})
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype, dev), use_safetensors=True,
-                                                     trust_remote_code=trust_remote_code)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as e:
         raise QtalignError(f"{name}: cannot load model ({str(e).splitlines()[0]})") from None
-    return model.to(dev), load_tokenizer(path, trust_remote_code), dev
+    if load_in_4bit:
+        prepare_four_bit(model, torch_dtype)
+    else:
+        model.to(dev)
+    return model, load_tokenizer(path, trust_remote_code), dev
+
+
+def train_dtype(dtype: str | None, device: torch.device, load_in_4bit: bool = False) -> torch.dtype:
+    """float32 on CPU, bfloat16 on CUDA (--dtype to change). With --load-in-4bit the compute dtype: bfloat16 where
+    the card supports it, else float16 (evaluation's 4-bit default is float16, as the paper evaluated)."""
+    from qtalign.models import resolve_dtype
+
+    if load_in_4bit and dtype in (None, "auto"):
+        bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float16
+    return resolve_dtype(dtype, device)
+
+
+def prepare_four_bit(model: Any, compute_dtype: torch.dtype) -> None:
+    """What LoRA on a 4-bit base needs, a lighter peft.prepare_model_for_kbit_training: every base weight frozen;
+    with float16 compute the 1-D weights (norms, biases) in float32 for stability. Unlike peft, the embeddings and
+    the head keep the compute dtype (peft casts them to float32: +1.2 GB for Qwen1.5-1.8B's two 152k x 2048
+    matrices). The head stays unquantized (transformers never quantizes the output embedding), so the chunked
+    frozen-head cross-entropy applies unchanged."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if compute_dtype == torch.float16:
+        for p in model.parameters():
+            if p.ndim == 1 and p.dtype == torch.float16 and type(p).__name__ != "Params4bit":
+                p.data = p.data.float()
+
+
+def describe_training_precision(s: TrainSettings, dev: torch.device) -> dict[str, Any]:
+    """dtype and 4-bit settings of a training run, for the train record (qtalign_train.json)."""
+    from qtalign.models import describe_four_bit, four_bit_config
+
+    dt = train_dtype(s.dtype, dev, s.load_in_4bit)
+    out: dict[str, Any] = {"dtype": str(dt).removeprefix("torch."), "device": str(dev),
+                           "gradient_checkpointing": s.gradient_checkpointing}
+    if s.load_in_4bit:
+        out["quantization"] = {**describe_four_bit(four_bit_config(dt)), "method": "qlora",
+                               "prepared": "qtalign.train.prepare_four_bit"}
+    return out
 
 
 def add_lora(model: Any, s: TrainSettings) -> Any:
@@ -208,7 +298,10 @@ def add_lora(model: Any, s: TrainSettings) -> Any:
     config = LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules),
                         bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(s.seed)
-    return get_peft_model(model, config)
+    from qtalign.models import quiet_transformers
+
+    with quiet_transformers():
+        return get_peft_model(model, config)
 
 
 VOCAB_CHUNK = 8192  # vocabulary rows of the head unembedded at a time
@@ -300,16 +393,20 @@ def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> Non
 
 @torch.no_grad()
 def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
-                    device: torch.device, dist: Dist | None = None) -> float:
-    """Mean cross-entropy per output token over the validation batches; in a multi-process run each process reads
-    every world-th batch and the sums are added over the processes."""
+                    device: torch.device, micro: int | None = None, progress: bool = False,
+                    dist: Dist | None = None) -> float:
+    """Mean loss per output token over the validation batches, each run in pieces of at most `micro` pairs; in a
+    multi-process run each process reads every world-th batch and the sums are added over the processes."""
+    from tqdm import tqdm
+
     peft_model.eval()
     total = 0.0
     n = sum(output_tokens(examples[i]) for b in batches for i in b)
     world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
-    for b in batches[rank::world]:
-        ids, mask, labels = collate([examples[i] for i in b], pad_id)
-        total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
+    for b in tqdm(batches[rank::world], desc="validation", unit="batch", leave=False, disable=not progress):
+        for piece in pieces(b, micro):
+            ids, mask, labels = collate([examples[i] for i in piece], pad_id)
+            total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
     if dist is not None and dist.enabled:
         total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=device))[0])
     peft_model.train()
@@ -321,10 +418,80 @@ def output_tokens(e: Example) -> int:
     return sum(t != IGNORE for t in e.labels[1:])
 
 
-def all_reduce_step(params: list[torch.Tensor], dist: Dist, loss_sum: float, seen: int) -> tuple[float, int]:
-    """Sum the processes' accumulated gradients of one optimizer step (in place, one flat float32 buffer), and their
-    summed loss and token count. Each process's gradients are already divided by the step's global token count, so the
-    sum is the one-process gradient up to the order of float additions."""
+def pieces(batch: list[int], micro: int | None) -> list[list[int]]:
+    """A batch cut into consecutive micro-batches of at most `micro` pairs (None: the whole batch)."""
+    size = micro or len(batch)
+    return [batch[k : k + size] for k in range(0, len(batch), size)]
+
+
+def accumulate_step(peft_model: Any, examples: list[Example], group: list[list[int]], pad_id: int,
+                    device: torch.device, sizer: BatchSizer, dist: Dist | None = None) -> tuple[float, int, int]:
+    """Forward and backward of one optimizer step's batches, in micro-batches of sizer.size pairs; gradients of
+    the summed loss / output tokens accumulate in .grad, identical (up to rounding) for any micro-batch size.
+
+    In a multi-process run (dist) this process runs every world-th batch of the step, and the processes' gradients,
+    losses and token counts are summed (all_reduce_step): the global batch stays batch_size x grad_accum.
+
+    Returns (summed loss, output tokens, tokens seen) of the whole step. An out-of-memory error (adaptive sizer) clears
+    the gradients, halves the micro-batch and redoes this process's share of the step; a fixed sizer makes it one error
+    line (raised on every process).
+    """
+    n_tok = sum(output_tokens(examples[i]) for b in group for i in b)  # the step's, over all processes
+    if dist is None or not dist.enabled:
+        loss_sum, seen = _forward_backward(peft_model, examples, group, n_tok, pad_id, device, sizer)
+        return loss_sum, n_tok, seen
+    error: QtalignError | None = None
+    try:
+        loss_sum, seen = _forward_backward(peft_model, examples, group[dist.rank :: dist.world], n_tok, pad_id,
+                                           device, sizer)
+    except QtalignError as e:  # the others still join the all-reduce, then all raise it
+        loss_sum, seen, error = 0.0, 0, e
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    loss_sum, seen, failed = all_reduce_step(params, dist, loss_sum, seen, error is not None)
+    if failed:
+
+        def report() -> None:
+            if error is not None:
+                raise error
+
+        dist.agree(report)
+    return loss_sum, n_tok, seen
+
+
+def _forward_backward(peft_model: Any, examples: list[Example], batches: list[list[int]], n_tok: int, pad_id: int,
+                      device: torch.device, sizer: BatchSizer) -> tuple[float, int]:
+    """accumulate_step's forward and backward passes over batches, with its out-of-memory rule; returns (summed loss,
+    tokens seen)."""
+    while True:
+        failed: str | None = None
+        try:
+            loss_sum, seen = 0.0, 0
+            for b in batches:
+                for piece in pieces(b, sizer.size):
+                    ids, mask, labels = collate([examples[i] for i in piece], pad_id)
+                    loss = output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device))
+                    (loss / n_tok).backward()
+                    loss_sum += float(loss.detach())
+                    seen += int(mask.sum())
+            sizer.ran()
+            return loss_sum, seen
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+            if not is_oom(e):
+                raise
+            failed = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        peft_model.zero_grad(set_to_none=True)
+        free_device_memory()
+        try:
+            sizer.shrink(failed)
+        except QtalignError as e:
+            raise QtalignError(str(e).replace("--batch-size", "--micro-batch")) from None
+
+
+def all_reduce_step(params: list[torch.Tensor], dist: Dist, loss_sum: float, seen: int,
+                    failed: bool = False) -> tuple[float, int, bool]:
+    """Sum the processes' accumulated gradients of one optimizer step (in place, one flat float32 buffer), their
+    summed loss and token count, and whether any process failed. Each process's gradients are already divided by the
+    step's global token count, so the sum is the one-process gradient up to the order of float additions."""
     device = params[0].device
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
     dist.all_reduce_sum(flat)
@@ -333,8 +500,9 @@ def all_reduce_step(params: list[torch.Tensor], dist: Dist, loss_sum: float, see
         g = flat[offset : offset + p.numel()].view_as(p).to(p.dtype)
         p.grad = g.clone() if p.grad is None else p.grad.copy_(g)
         offset += p.numel()
-    totals = dist.all_reduce_sum(torch.tensor([loss_sum, float(seen)], dtype=torch.float64, device=device))
-    return float(totals[0]), int(totals[1])
+    totals = dist.all_reduce_sum(torch.tensor([loss_sum, float(seen), float(failed)], dtype=torch.float64,
+                                              device=device))
+    return float(totals[0]), int(totals[1]), bool(totals[2] > 0)
 
 
 class _NoLog:
@@ -429,6 +597,7 @@ class TrainResult:
     first_val_loss: float | None
     seconds: float
     stopped_early: bool
+    already_done: bool = False
 
 
 def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
@@ -448,42 +617,65 @@ def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
     raise QtalignError(f"unknown scheduler {s.scheduler!r} (cosine, linear or constant)")
 
 
-def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
     """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png.
 
-    Launched in several processes (torchrun, accelerate launch), the micro-batches of each optimizer step are shared
-    round-robin between the processes and their gradients summed (all_reduce_step): the global batch stays
+    The resume rule of every command (store.open_run): a rerun with the same settings continues from OUT/checkpoint
+    (or returns the finished result), other settings are refused, overwrite starts over. resume is accepted for
+    compatibility and changes nothing.
+
+    Launched in several processes (torchrun, accelerate launch), the batches of each optimizer step are shared
+    round-robin between the processes and their gradients summed (accumulate_step): the global batch stays
     batch_size x grad_accum whatever the process count, and the run follows the one-process run up to the order of
-    float additions. The main process writes every file; a checkpoint resumes with any process count.
+    float additions. The main process claims the folder and writes every file; a checkpoint resumes with any process
+    count.
     """
     from tqdm import tqdm
 
     from qtalign.distributed import get_dist
+    from qtalign.models import quiet_transformers
+    from qtalign.store import open_run, sha256_file
 
+    del resume  # a rerun always resumes
     dist = get_dist(s.device)
     if not s.data or not s.out:
-        raise QtalignError("training needs data and out")
-    out = Path(s.out)
+        raise QtalignError("training needs --data and --out")
+
+    def read_data() -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        pairs = read_pairs(s.data, s.max_pairs)
+        if not s.allow_test_data:
+            refuse_test_data(s.data, pairs)
+        # the record holds the template as resolved for the model (written after loading) and as asked (compared)
+        return pairs, {"template_requested": s.template, "data_sha256": sha256_file(s.data)}
+
+    pairs, asked = dist.agree(read_data)
+    # the main process claims the folder (the others wait for its verdict), then every process must see it
+    run = dist.on_main(lambda: open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS,
+                                        overwrite=overwrite, ignore=RESUME_IGNORES | {"template"},
+                                        names={"template_requested": "--template"}))
+    out = run.path
+    dist.check_shared(out)
     ckpt_dir = out / "checkpoint"
 
-    def check_out() -> Path | None:
+    def resume_point() -> tuple[Path | None, bool]:  # main process: the checkpoint to continue; finished already?
         existing = _existing_dir(ckpt_dir)
-        if existing is not None and not resume:
-            raise QtalignError(f"{out}: holds a checkpoint of an earlier run; pass --resume to continue it or use "
-                               "another --out")
-        if (out / "adapter" / "adapter_config.json").is_file() and existing is None and not resume:
-            raise QtalignError(f"{out}: already holds a finished adapter; use another --out")
-        return existing
+        return existing, existing is None and run.resumed and (out / "adapter" / "adapter_config.json").is_file()
 
-    existing = dist.agree(check_out)
+    existing, finished = dist.on_main(resume_point)
+    if finished:
+        return _finished(out)
     random.seed(s.seed)
     torch.manual_seed(s.seed)
-    pairs = dist.agree(lambda: read_pairs(s.data, s.max_pairs))
     model, tok, dev = dist.local_main_first(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
-                                                        s.trust_remote_code))
+                                                                   s.trust_remote_code, s.load_in_4bit))
     s, template = dist.agree(lambda: resolve_train_template(s, model, tok))
     model.config.use_cache = False
+    if s.gradient_checkpointing:
+        from qtalign.compat import enable_checkpointing
+
+        enable_checkpointing(model)
     peft_model = dist.agree(lambda: add_lora(model, s))
+    sizer = micro_batch_sizer(s, dev)
     peft_model.train()
     if dist.enabled:
         with torch.no_grad():  # every process starts from the main process's LoRA weights
@@ -511,7 +703,8 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         def resume_from(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
             meta, best = load_checkpoint(folder, peft_model, optimizer, scheduler)
             if meta["settings_key"] != _settings_key(s):
-                raise QtalignError(f"{folder}: checkpoint was made with other settings; use the same flags to resume")
+                raise QtalignError(f"{folder}: checkpoint was made with other settings; rerun with the same flags to "
+                                   "resume or add --overwrite to start over")
             return meta, best
 
         meta, best = dist.agree(lambda: resume_from(existing))
@@ -520,17 +713,15 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     if dist.rank:  # the checkpoint holds the main process's random state; the others draw their own (dropout)
         torch.manual_seed(s.seed + 1_000_003 * dist.rank + step)
 
-    def prepare_out() -> None:  # main process
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "train_settings.json", s.model_dump())
+    def commit() -> None:  # main process, once setup succeeded: the run record, logs cut back to the checkpoint
+        run.commit({**s.model_dump(), **asked})
         for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
             rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
             from qtalign.store import atomic_write_text
 
             atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
 
-    dist.on_main(prepare_out)
-    dist.check_shared(out)
+    dist.on_main(commit)
     train_log: JsonlWriter | _NoLog = JsonlWriter(out / "train_log.jsonl") if dist.is_main else _NoLog()
     val_log: JsonlWriter | _NoLog = JsonlWriter(out / "val_log.jsonl") if dist.is_main else _NoLog()
 
@@ -538,7 +729,8 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         nonlocal best_val, first_val, best
         if not val_batches:
             return
-        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, dist)
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size, progress and dist.is_main,
+                            dist)
         val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
         first_val = v if first_val is None else first_val
         if best_val is None or v < best_val:
@@ -557,17 +749,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         groups = [batches[k : k + s.grad_accum] for k in range(0, len(batches), s.grad_accum)]
         for group in groups[step - epoch * per_epoch :]:
             t_start = time.time()
-            n_tok = sum(output_tokens(examples[i]) for b in group for i in b)  # the step's, over all processes
-            seen = 0
-            loss_sum = 0.0
-            for b in group[dist.rank :: dist.world]:  # this process's micro-batches (all of them in one process)
-                ids, mask, labels = collate([examples[i] for i in b], pad_id)
-                loss = output_loss(peft_model, ids.to(dev), mask.to(dev), labels.to(dev))
-                (loss / n_tok).backward()
-                loss_sum += float(loss.detach())
-                seen += int(mask.sum())
-            if dist.enabled:
-                loss_sum, seen = all_reduce_step(params, dist, loss_sum, seen)
+            loss_sum, n_tok, seen = accumulate_step(peft_model, examples, group, pad_id, dev, sizer, dist)
             if s.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
@@ -577,7 +759,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
             step += 1
             dt = time.time() - t_start
             train_log.write({"step": step, "epoch": round(step / per_epoch, 4), "loss": loss_sum / n_tok, "lr": lr,
-                             "tokens_per_s": seen / dt if dt > 0 else None})
+                             "tokens_per_s": seen / dt if dt > 0 else None, "seconds": dt})
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_tok:.3f}")
             if step % eval_every == 0 or step == total:
@@ -601,7 +783,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     val_log.close()
     if stopped:
         dist.barrier()  # the main process has written the checkpoint
-        log.info("stopped after %d steps (stop_after); rerun with --resume to continue", step)
+        log.info("stopped after %d steps (stop_after); rerun the same command to continue", step)
         return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
     if best is not None and s.keep == "best":
         load_trainable_state(peft_model, best)
@@ -609,9 +791,11 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
     def finish() -> None:  # main process
         tmp = out / "adapter.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        with quiet_transformers():
+            peft_model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
-        atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs))
+        atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
+                                                                   describe_training_precision(s, dev)))
         if (out / "adapter").exists():
             shutil.rmtree(out / "adapter")
         os.replace(tmp, out / "adapter")
@@ -621,15 +805,41 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True) -> Trai
         atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
                                                        "first_val_loss": first_val, "train_pairs": len(train_idx),
                                                        "val_pairs": len(val_idx), "seconds": time.time() - t0,
-                                                       "processes": dist.world})
+                                                       "micro_batch": sizer.size, "processes": dist.world})
 
     dist.on_main(finish)
     return TrainResult(out, step, best_val, first_val, time.time() - t0, False)
 
 
 def _settings_key(s: TrainSettings) -> dict[str, Any]:
-    """The settings that must match for a resume (stop_after / save_every / device may change)."""
-    return s.model_dump(exclude={"stop_after", "save_every", "device", "out"})
+    """The settings that must match for a resume (stop_after / save_every / device / micro-batching may change)."""
+    return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "allow_test_data", "micro_batch",
+                                 "gradient_checkpointing"})
+
+
+def micro_batch_sizer(s: TrainSettings, dev: torch.device) -> BatchSizer:
+    """Pairs per forward/backward pass: --micro-batch N (at most --batch-size), or auto: on CUDA the largest that fits
+    (from --batch-size down, halved on out-of-memory, remembered per model and data file); else --batch-size."""
+    if s.micro_batch is None:
+        return BatchSizer(s.batch_size)
+    if s.micro_batch != "auto":
+        return BatchSizer(min(int(s.micro_batch), s.batch_size))
+    key = memory_key("train", s.model, Path(s.data).name, dev, train_dtype(s.dtype, dev, s.load_in_4bit),
+                     {"load_in_4bit": s.load_in_4bit}) + f"|max_len={s.max_len}" if dev.type == "cuda" else None
+    sizer = batch_sizer("auto", dev, key, start=s.batch_size)
+    sizer.size = min(sizer.size, s.batch_size) if sizer.adaptive else s.batch_size
+    return sizer
+
+
+def _finished(out: Path) -> TrainResult:
+    """The result of a finished run in out (a rerun with the same settings has nothing left to do)."""
+    try:
+        summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    log.info("%s: training already finished with these settings (add --overwrite to train again)", out)
+    return TrainResult(out, int(summary.get("steps", 0)), summary.get("best_val_loss"), summary.get("first_val_loss"),
+                       0.0, False, already_done=True)
 
 
 def plot_losses(out: Path) -> None:
@@ -678,7 +888,8 @@ def _data_template(data: str) -> str | None:
     return entry.get("template") if isinstance(entry, dict) else None
 
 
-def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tuple[str, str]],
+                 precision: dict[str, Any] | None = None) -> dict[str, Any]:
     """OUT/adapter/qtalign_train.json: how the adapter was trained (template, protocol, what was kept)."""
     from qtalign.templates import describe, render
 
@@ -687,17 +898,18 @@ def train_record(s: TrainSettings, template: Template, tok: Any, pairs: list[tup
         prompt, answer = render(template, tok, pairs[0][0], pairs[0][1])
         example = {"prompt": prompt, "answer_with_end": answer}
     return {"template": "chat_template" if s.chat_template else template.name, "protocol": s.protocol,
-            "keep": s.keep, "model": s.model, "data": s.data,
+            "keep": s.keep, "model": s.model, "data": s.data, "precision": precision,
             "template_info": describe(template, tok), "first_pair_rendered": example}
 
 
 def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
     """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top."""
     data: dict[str, Any] = load_config_file(config) if config else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    data.update(flags)
     protocol = data.get("protocol", "qtalign")
     if protocol not in PROTOCOLS:
-        raise QtalignError(f"--protocol: unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+        raise QtalignError(f"--protocol {protocol}: unknown protocol (choose from {', '.join(PROTOCOLS)})")
     for key, value in PROTOCOLS[protocol].items():  # a preset never hides a setting given explicitly
         data.setdefault(key, value)
-    return TrainSettings.parse(data, config or "flags")
+    return TrainSettings.parse(data, config or "command line", flags=set(flags))

@@ -1,11 +1,14 @@
-"""Multi-process runs on CPU (gloo, 2 processes, tiny models): eval, lens and PCA equal one process; resume after a kill
-with another process count; training matches one process within a stated tolerance."""
+"""Multi-process runs on CPU (gloo, 2 processes, tiny models): eval (content-free prompts and calibration included),
+lens and PCA equal one process; resume after a kill with another process count; the resume/overwrite rule decided
+once by the main process; training (micro-batches, gradient checkpointing) matches one process within a stated
+tolerance; sharded batches split on out-of-memory as one process's do."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -52,11 +56,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(n: int, *argv: str, env: dict[str, str] | None = None, accelerate: bool = False) -> str:
+def run(n: int, *argv: str, env: dict[str, str] | None = None, accelerate: bool = False, fails: bool = False,
+        ) -> subprocess.CompletedProcess[str]:
+    """Run and check the exit status: 0, or with fails an error (torchrun exits 1 when its processes exit 2)."""
     p = subprocess.run(launch(n, *argv, accelerate=accelerate), env=env or ENV, capture_output=True, text=True,
                        check=False, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return p.stdout
+    assert (p.returncode != 0) == fails, p.stderr[:3000] + "\n...\n" + p.stderr[-1000:]  # the processes', then torchrun's
+    return p
 
 
 def eval_args(model: Path, data: Path, out: Path) -> list[str]:
@@ -64,17 +70,16 @@ def eval_args(model: Path, data: Path, out: Path) -> list[str]:
             "cpu", "--batch-size", "3", "--no-progress", "--out", str(out)]
 
 
-def sorted_rows(run_dir: Path) -> list[str]:
-    return sorted((run_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
-
-
 def assert_same_eval(ref: Path, other: Path) -> None:
-    """Byte-identical prediction rows (after sorting) and the same results numbers."""
-    rows = sorted_rows(other)
-    assert len(rows) == 2 * (N_ITEMS - 2)
-    assert rows == sorted_rows(ref)
+    """Byte-identical predictions.jsonl (rewritten in item order, calibrated keys included) and content_free.json, and
+    the same results numbers (raw and calibrated)."""
+    rows = (other / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 * (N_ITEMS - 2) and all("pred_cal" in json.loads(r) for r in rows)
+    assert rows == (ref / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert (other / "content_free.json").read_bytes() == (ref / "content_free.json").read_bytes()
     a, b = (json.loads((d / "results.json").read_text()) for d in (ref, other))
     assert a["languages"] == b["languages"] and a["mean"] == b["mean"] and b["complete"]
+    assert set(b["mean"]["calibrated"]) == {"batch", "content-free"}
     assert not (other / "parts").exists()
 
 
@@ -89,7 +94,7 @@ def eval_ref(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_eval_two_processes_equal_one(tiny_llama: Path, eval_ref: tuple[Path, Path], tmp_path: Path) -> None:
     data, ref = eval_ref
-    out = run(2, *eval_args(tiny_llama, data, tmp_path / "two"), accelerate=True)
+    out = run(2, *eval_args(tiny_llama, data, tmp_path / "two"), accelerate=True).stdout
     assert out.count("wrote ") == 1  # the main process reports, once
     assert_same_eval(ref, tmp_path / "two")
 
@@ -122,6 +127,81 @@ def test_eval_killed_then_resumed_with_another_process_count(tiny_llama: Path, e
         assert list((out / "parts").glob("predictions.*.jsonl")), "each process writes its own part file"
     run(then, *eval_args(tiny_llama, data, out))
     assert_same_eval(ref, out)
+
+
+def test_eval_folder_rule_and_content_free_in_two_processes(tiny_llama: Path, eval_ref: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    """The main process alone claims the folder: other settings are one error line and leave the record as it was;
+    --overwrite starts over. A finished run without content-free scores (made before they were stored) gets them from
+    the main process, items untouched."""
+    data, ref = eval_ref
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    record = (out / "run.json").read_bytes()
+    p = run(2, *eval_args(tiny_llama, data, out), "--shots", "1", fails=True)
+    assert p.stderr.count("qtalign: error: ") == 1 and "holds results made with other settings (--shots" in p.stderr
+    assert (out / "run.json").read_bytes() == record
+    (out / "content_free.json").unlink()
+    run(2, *eval_args(tiny_llama, data, out))
+    assert_same_eval(ref, out)
+    run(2, *eval_args(tiny_llama, data, out), "--overwrite")
+    assert_same_eval(ref, out)
+
+
+def test_shards_split_their_batches_on_out_of_memory(tiny_llama: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes' shares of eval and PCA with an adaptive batch size that runs out of memory above 2 rows: every
+    item once, with the values of one process at batch size 2 (the batches stay those of the requested size, which
+    decide the shares; only the pieces shrink)."""
+    from test_eval import settings
+
+    from qtalign import evaluate
+    from qtalign.analysis import pca
+    from qtalign.batchsize import BatchSizer
+    from qtalign.models import load_model
+    from qtalign.scoring import Scorer, TokenIndex
+    from qtalign.store import JsonlWriter, read_jsonl_rows
+
+    data = write_paper_folder(tmp_path / "data", n=N_ITEMS)
+    s = settings(tiny_llama, data, calibrate=())
+    evaluate.run_eval(s.model_copy(update={"batch_size": 2}), tmp_path / "ref", progress=False)
+    ref = {(r["lang"], r["index"]): r for r in read_jsonl_rows(tmp_path / "ref" / "predictions.jsonl")}
+    lm = load_model(str(tiny_llama), device="cpu")
+    scorer, index, prep = Scorer(lm.model, lm.tokenizer, batch_size=8), TokenIndex(lm.tokenizer), evaluate.prepare(s)
+    layers = (0, lm.base.config.num_hidden_layers)
+    pooled_ref = [pca.collect_pooled(scorer, lp, layers, batch_size=2) for lp in prep.prompts.values()]
+
+    def fails_above_two(real: Callable[..., object], n_rows: Callable[..., int]) -> Callable[..., object]:
+        def limited(*args: object) -> object:
+            if n_rows(*args) > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+            return real(*args)
+        return limited
+
+    monkeypatch.setattr(Scorer, "first_token_batch", fails_above_two(Scorer.first_token_batch, lambda *a: len(a[2])))
+    monkeypatch.setattr(pca, "pool_batch", fails_above_two(pca.pool_batch, lambda *a: len(a[2])))
+    keys: list[set[tuple[str, int]]] = []
+    pooled: list[list[pca.Pooled]] = []
+    for rank in range(2):
+        shard, sizer = Shard(rank, 2), BatchSizer(8, adaptive=True)
+        with JsonlWriter(tmp_path / f"part{rank}.jsonl") as writer:
+            for lp in prep.prompts.values():
+                evaluate._score_language(s, prep.task, lp, scorer, index, None, set(), writer,
+                                         SimpleNamespace(update=lambda n: None), None, sizer, None, shard)
+        assert sizer.size == 2 and sizer.shrinks == 2
+        rows = read_jsonl_rows(tmp_path / f"part{rank}.jsonl")
+        keys.append({(r["lang"], r["index"]) for r in rows})
+        for r in rows:
+            ref_row = ref[(r["lang"], r["index"])]
+            assert r["pred"] == ref_row["pred"]
+            np.testing.assert_allclose(list(r["probs"].values()), list(ref_row["probs"].values()), atol=1e-6)
+        pooled.append([pca.collect_pooled(scorer, lp, layers, batch_size=8, shard=Shard(rank, 2), keep_done=False,
+                                          sizer=BatchSizer(8, adaptive=True)) for lp in prep.prompts.values()])
+    assert keys[0] and keys[1] and not keys[0] & keys[1] and keys[0] | keys[1] == set(ref)
+    for k, want in enumerate(pooled_ref):
+        got = {int(i): st for part in (pooled[0][k], pooled[1][k]) for i, st in zip(part.index, part.states)}
+        assert sorted(got) == sorted(int(i) for i in want.index)
+        np.testing.assert_allclose(np.stack([got[int(i)] for i in want.index]), want.states, atol=1e-5)
 
 
 def _analysis_args(cmd: str, model: Path, data: Path, out: Path) -> list[str]:
@@ -182,19 +262,28 @@ def train_ref(tiny_gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 def test_train_two_processes_match_one(tiny_gemma: Path, train_ref: tuple[Path, Path], tmp_path: Path) -> None:
     data, one = train_ref
-    out = run(2, *train_args(tiny_gemma, data, tmp_path / "two"))
+    out = run(2, *train_args(tiny_gemma, data, tmp_path / "two")).stdout
     assert out.count("adapter -> ") == 1
     assert_same_training(one, tmp_path / "two")
     assert json.loads((tmp_path / "two" / "train_summary.json").read_text())["processes"] == 2
+    # the resume rule, decided by the main process: the same settings find the finished run, others are refused once
+    assert run(2, *train_args(tiny_gemma, data, tmp_path / "two")).stdout.count("already finished") == 1
+    p = run(2, *train_args(tiny_gemma, data, tmp_path / "two", "--rank", "4"), fails=True)
+    assert p.stderr.count("qtalign: error: ") == 1 and "holds results made with other settings" in p.stderr
 
 
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
 def test_train_checkpoint_resumes_with_another_process_count(tiny_gemma: Path, train_ref: tuple[Path, Path],
                                                              tmp_path: Path, first: int, then: int) -> None:
+    """A rerun resumes (--resume accepted, not needed); the 2-process half runs in micro-batches of 1 with gradient
+    checkpointing (settings a resume may change), and the result still matches one process."""
     data, one = train_ref
     out = tmp_path / "run"
-    assert "stopped after 4 steps" in run(first, *train_args(tiny_gemma, data, out, "--stop-after", "4"))
-    run(then, *train_args(tiny_gemma, data, out, "--resume"))
+    memory = ("--micro-batch", "1", "--gradient-checkpointing")
+    extra = lambda n: memory if n > 1 else ()
+    first_run = run(first, *train_args(tiny_gemma, data, out, "--stop-after", "4", *extra(first))).stdout
+    assert "stopped after 4 steps" in first_run
+    run(then, *train_args(tiny_gemma, data, out, *extra(then), *(("--resume",) if then == 1 else ())))
     assert_same_training(one, out)
 
 

@@ -119,7 +119,7 @@ def test_other_settings_in_same_folder_are_refused(tiny_llama: Path, tmp_path: P
     out = tmp_path / "run"
     assert main(_cli(tiny_llama, data, out, "--limit", "2")[3:]) == 0
     assert main(_cli(tiny_llama, data, out, "--limit", "3")[3:]) == 2
-    assert "other settings (limit" in capsys.readouterr().err
+    assert "other settings (--limit 2 -> 3)" in capsys.readouterr().err
 
 
 def _bad(tmp_path: Path, tiny_llama: Path, capsys, data: Path, *extra: str, task: str = "emotion") -> str:

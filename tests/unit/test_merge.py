@@ -19,7 +19,11 @@ def random_adapter(model_dir: Path, out: Path, targets: list[str]) -> Path:
 
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
     torch.manual_seed(0)
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False))
+    from qtalign.models import quiet_transformers
+
+    with quiet_transformers():
+        peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=targets,
+                                                     init_lora_weights=False))
     assert any(p.abs().sum() > 0 for n, p in peft_model.named_parameters() if "lora_B" in n)
     peft_model.save_pretrained(str(out))
     return out
@@ -45,5 +49,6 @@ def test_mismatched_adapter(tiny_llama: Path, tiny_gemma: Path, tmp_path: Path) 
     cfg.write_text(cfg.read_text().replace('"q_proj"', '"no_such_proj"'))
     with pytest.raises(QtalignError, match="adapter"):
         merge(str(tiny_gemma), adapter, tmp_path / "m")
-    with pytest.raises(QtalignError, match="not a PEFT adapter"):
-        merge(str(tiny_gemma), tmp_path, tmp_path / "m2")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QtalignError, match="not an adapter folder"):
+        merge(str(tiny_gemma), tmp_path / "empty", tmp_path / "m2")

@@ -48,9 +48,7 @@ def test_resume_equals_uninterrupted(tiny_llama: Path, tmp_path: Path) -> None:
     full = train(settings(tiny_llama, data, tmp_path / "full"), progress=False)
     part = train(settings(tiny_llama, data, tmp_path / "part", stop_after=3), progress=False)
     assert part.stopped_early and part.steps == 3
-    with pytest.raises(QtalignError, match="--resume"):
-        train(settings(tiny_llama, data, tmp_path / "part"), progress=False)
-    rest = train(settings(tiny_llama, data, tmp_path / "part"), resume=True, progress=False)
+    rest = train(settings(tiny_llama, data, tmp_path / "part"), progress=False)  # a rerun resumes (no flag needed)
     assert rest.steps == full.steps
     a = load_file(str(tmp_path / "full" / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "part" / "adapter" / "adapter_model.safetensors"))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qtalign.compat import output_cache
 from qtalign.errors import QtalignError
 from qtalign.scoring import PrefixState, Scorer
 from qtalign.store import atomic_write_bytes, check_run_record
@@ -43,7 +44,7 @@ def prefix_layers(scorer: Scorer, prefix_ids: list[int]) -> PrefixLayers:
     out = scorer.body(input_ids=ids, use_cache=True, output_hidden_states=True)
     hs = _layers(out)  # L+1 x [1, P, H]
     sums = torch.stack([h[0].double().sum(0) for h in hs]).cpu()  # [L+1, H]
-    return PrefixLayers(PrefixState(list(prefix_ids), out.cache), sums, len(prefix_ids))
+    return PrefixLayers(PrefixState(list(prefix_ids), output_cache(out)), sums, len(prefix_ids))
 
 
 def _layers(out: Any) -> list[torch.Tensor]:

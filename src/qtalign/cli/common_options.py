@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.models import DEFAULT_MODEL
+from qtalign.models import DEFAULT_MODEL, resolve_adapter
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"Hugging Face id, local folder or .gguf file (default: packaged {DEFAULT_MODEL})")
-    g.add_argument("--adapter", default=None, help="PEFT LoRA adapter folder to apply")
+    g.add_argument("--adapter", default=None,
+                   help="LoRA adapter to apply: a `qtalign train --out` folder (or its adapter/ subfolder)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16 (default: float32 on CPU, "
                                                    "bfloat16 on CUDA)")
@@ -29,14 +30,27 @@ def add_data_options(parser: argparse.ArgumentParser, required: bool = True) -> 
     g = parser.add_argument_group("data and prompts")
     g.add_argument("--task", required=required, help="emotion, nli or paraphrase")
     g.add_argument("--data", required=required, help="folder (paper layout or {lang}.jsonl), JSONL file or hf:NAME")
-    g.add_argument("--langs", default=None, help="comma list of language codes (default: all 20)")
+    g.add_argument("--langs", default=None,
+                   help="comma list of language codes (default: the languages present in --data)")
     g.add_argument("--limit", type=int, default=None, help="score only the first N items per language")
     g.add_argument("--shots", type=int, default=None, help="demonstrations per prompt (default: the task's)")
     g.add_argument("--labels", default=None, help="en, native, or a comma list of label words (default: en)")
     g.add_argument("--seed", type=int, default=0, help="seed of the demonstration choice (default: 0)")
     g.add_argument("--demos", default=None, help="take demonstrations from this data instead of the test items")
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
+    g.add_argument("--batch-size", type=batch_size_arg, default=8, metavar="N|auto",
+                   help="prompts per forward pass (default: 8); auto: the largest that fits on the GPU, found by halving "
+                        "on out-of-memory and remembered per model and task (on CPU: 8)")
     add_protocol_options(parser)
+
+
+def batch_size_arg(value: str) -> int | str:
+    """argparse type of --batch-size: a positive integer or auto."""
+    from qtalign.batchsize import parse_batch_size
+
+    try:
+        return parse_batch_size(value)
+    except QtalignError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix(f"--batch-size {value}: ")) from None
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +87,17 @@ def apply_protocol(args: argparse.Namespace) -> None:
         args.protocol = "qtalign"
 
 
-def parse_langs(value: str) -> list[str]:
+def parse_langs(value: str | None, task: str | None = None, data: str | None = None) -> list[str]:
+    """--langs as a list; when not given, the languages present in --data (qtalign.data.readers.data_langs)."""
+    if value is None:
+        from qtalign.data.readers import data_langs
+        from qtalign.tasks import get_task
+
+        try:
+            t = get_task(task or "")
+        except ValueError as e:
+            raise QtalignError(f"--task: {e}") from None
+        return list(data_langs(t, data or ""))
     langs = [x.strip() for x in value.split(",") if x.strip()]
     if not langs:
         raise QtalignError("--langs: give at least one language code")
@@ -98,12 +122,13 @@ def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     if not args.task or not args.data:
         raise QtalignError("--task and --data are required")
     apply_protocol(args)
+    adapter = getattr(args, "adapter", None)
     return EvalSettings.parse(
         {
             "task": args.task, "data": args.data, "model": getattr(args, "model", DEFAULT_MODEL),
-            "adapter": getattr(args, "adapter", None),
-            "langs": tuple(parse_langs(args.langs)), "shots": args.shots, "labels": args.labels, "seed": args.seed,
-            "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size,
+            "adapter": str(resolve_adapter(adapter)) if adapter else None,
+            "langs": tuple(parse_langs(args.langs, args.task, args.data)), "shots": args.shots, "labels": args.labels,
+            "seed": args.seed, "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size,
             "device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", None),
             "load_in_4bit": getattr(args, "load_in_4bit", False),
             "trust_remote_code": getattr(args, "trust_remote_code", False),
@@ -121,6 +146,7 @@ def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
     from qtalign.evaluate import prepare
 
     s = eval_settings_from_args(args)
+    args.adapter = s.adapter  # resolved: a training run folder means its adapter/
     prep = prepare(s)
     settings = {"task": s.task, "data": str(Path(s.data).resolve()) if Path(s.data).exists() else s.data,
                 "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos,
@@ -129,10 +155,17 @@ def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
     return PromptSetup(prep.task, list(s.langs), prep.prompts, settings, s)
 
 
-def model_settings(args: argparse.Namespace, lm: Any) -> dict[str, Any]:
-    """The parts of a loaded model that change results (device and batch size do not, beyond rounding)."""
-    d = lm.describe()
-    return {"model": args.model, "adapter": args.adapter, "dtype": d["dtype"], "load_in_4bit": args.load_in_4bit}
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options that change results (device and batch size do not, beyond rounding), known before the model
+    loads: the dtype as load_model will resolve it, the adapter folder and the sha256 of its weights."""
+    from qtalign.models import adapter_sha256, resolve_device, resolve_dtype
+
+    dtype = str(resolve_dtype(args.dtype, resolve_device(args.device), args.load_in_4bit)).removeprefix("torch.")
+    out = {"model": args.model, "adapter": args.adapter, "dtype": dtype, "load_in_4bit": args.load_in_4bit}
+    if args.adapter:
+        out["adapter"] = str(resolve_adapter(args.adapter))
+        out["adapter_sha256"] = adapter_sha256(args.adapter)
+    return out
 
 
 def load_model_from_args(args: argparse.Namespace) -> Any:

@@ -6,18 +6,23 @@ import argparse
 import importlib
 
 from qtalign.errors import QtalignError
-from qtalign.languages import PAPER_LANGS, language
+from qtalign.languages import language
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="check task data; build question-translation training data; fetch the paper's files")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    c = dsub.add_parser("check", help="validate task files (fields, labels, duplicates, parallel agreement)")
-    c.add_argument("--task", required=True)
-    c.add_argument("--data", required=True)
-    c.add_argument("--langs", default=",".join(PAPER_LANGS))
-    c.add_argument("--model", help="also check that prompts fit this model's context")
-    c.add_argument("--shots", type=int)
+    c = dsub.add_parser("check", help="validate task files (fields, labels, duplicates, parallel agreement)",
+                        description="Validate task files: fields, labels, duplicates, parallel agreement with English, "
+                                    "and (with --model) prompts that do not fit the model's context. Exit status 1 "
+                                    "when there are errors.")
+    c.add_argument("--task", required=True, help="emotion, nli or paraphrase")
+    c.add_argument("--data", required=True,
+                   help="folder (paper layout or {lang}.jsonl), JSONL file with a 'lang' field, demo or hf:NAME")
+    c.add_argument("--langs", default=None,
+                   help="comma list of language codes (default: the languages present in --data)")
+    c.add_argument("--model", help="also check that prompts fit this model's context (id, folder or .gguf)")
+    c.add_argument("--shots", type=int, help="demonstrations per prompt for the context check (default: the task's)")
     c.set_defaults(func=run_check)
     try:
         build = importlib.import_module("qtalign.cli.data_build")
@@ -36,12 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from qtalign.cli.common_options import parse_langs
     from qtalign.data.check import check_data
     from qtalign.tasks import get_task
 
     try:
         task = get_task(args.task)
-        langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+        langs = parse_langs(args.langs, args.task, args.data)
         for lang in langs:
             language(lang)
     except ValueError as e:

@@ -38,20 +38,23 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--parallel", default=None, metavar="FILE",
                    help="JSONL of {lang: text} per line (general parallel sentences), for --control parallel; "
                         "'demo': the sample shipped with qtalign")
-    p.add_argument("--mt-batch-size", type=int, default=16)
-    p.add_argument("--mt-max-new-tokens", type=int, default=256)
+    p.add_argument("--mt-batch-size", type=int, default=16, help="sentences per MT batch (default 16)")
+    p.add_argument("--mt-max-new-tokens", type=int, default=256, help="MT output length limit (default 256)")
     p.add_argument("--template", default=None, metavar="NAME",
                    help="training template these pairs are meant for (empty, default, qwen, mistral, llama3, gemma: "
                         "LLaMA-Factory's names); recorded in dataset_info.json and the manifest")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--device", default="auto", help="device of the MT model: auto, cpu, cuda or cuda:N")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the MT model's folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier build in the same folder made with other settings")
     p.set_defaults(func=run_build)
     return p
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.data.build import claim_build
     from qtalign.data.controls import check_control
+    from qtalign.store import missing_folders, remove_empty_folders
     from qtalign.tasks import get_task
 
     try:
@@ -68,8 +71,25 @@ def run_build(args: argparse.Namespace) -> int:
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     if not sources:
         raise QtalignError("--sources needs at least one language code")
+    if args.per_lang < 1:
+        raise QtalignError(f"--per-lang {args.per_lang}: must be at least 1")
     check_control(args.control, args.parallel, args.target)
-    out = Path(args.out)
+    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
+                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
+                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
+                "control": args.control, "parallel": args.parallel, "template": args.template}
+    new_folders = missing_folders(Path(args.out).parent)
+    out = claim_build(args.out, settings, args.overwrite)
+    try:
+        return _build(args, task, sources, settings, out)
+    except BaseException:
+        remove_empty_folders(new_folders)  # a failed build leaves no empty output folder behind
+        raise
+
+
+def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path) -> int:
+    from qtalign.data.build import build_pairs, write_outputs
+
     translate = None
     if args.translate_with:
         from qtalign.data.translate import Translator
@@ -79,10 +99,6 @@ def run_build(args: argparse.Namespace) -> int:
                                max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
     report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
                          args.allow_contamination, translate, args.translate_with, args.control, args.parallel)
-    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
-                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
-                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
-                "control": args.control, "parallel": args.parallel, "template": args.template}
     write_outputs(report, out, settings)
     parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
     kind = f"{args.control} control " if args.control else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from qtalign.calibration import parse_modes
 from qtalign.cli.common_options import add_data_options, add_model_options, apply_protocol, eval_settings_from_args
 from qtalign.evaluate import format_table, run_eval
 
@@ -15,6 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     p.add_argument("--scoring", default=None, choices=["first-token", "loglik"],
                    help="first-token: the paper's constrained decoding (default); loglik: whole label words")
+    p.add_argument("--calibrate", default="all", metavar="MODES",
+                   help="calibrated predictions added next to the raw ones: batch, content-free, a comma list, all "
+                        "(default) or none; any finished run can be recalibrated with `qtalign calibrate` "
+                        "(docs/calibration.md)")
     p.add_argument("--log-prompts", action="store_true",
                    help="also write prompts.jsonl: the exact prompts scored (the lines of `qtalign prompts`)")
     p.add_argument("--out", required=True, help="run folder: predictions.jsonl, results.json (resumes if present)")
@@ -25,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     apply_protocol(args)  # --scoring may come from the --protocol preset
-    settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts)
+    settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts,
+                                      calibrate=parse_modes(args.calibrate))
     results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     from qtalign.distributed import get_dist
 

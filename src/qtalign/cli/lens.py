@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,20 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--drop-overlap", action=argparse.BooleanOptionalAction, default=None,
                    help="drop items whose correct label's native and English token sets share a token, as the "
                         "paper does (count reported in lens_filter.json; default: no, yes under --protocol paper)")
+    add_run_options(p)
     p.set_defaults(func=run)
+
+
+LENS_OUTPUTS = ("parts", "lens.npz", "lens_layers.csv", "lens_filter.json", "lens.png", "lens.svg", "lens_compare.png",
+                "lens_compare.svg")
+RECORD = "settings.json"  # the run record of lens and pca folders
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """--overwrite and --label, shared by lens and pca."""
+    p.add_argument("--overwrite", action="store_true", help="discard earlier results in --out instead of resuming")
+    p.add_argument("--label", default=None,
+                   help="name of this run in figures (default: the model, plus the adapter's training mix)")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -61,20 +76,55 @@ def progress(lang: str, done: int, total: int, rate: float) -> None:
 
 
 def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import lens_figure
+    from qtalign.report.figures import lens_figure, run_name
 
-    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
     return lens_figure(runs, out / ("lens_compare" if compare else "lens"))
 
 
-def _run_name(path: Path) -> str:
-    settings = path / "settings.json"
-    if settings.is_file():
-        s = json.loads(settings.read_text(encoding="utf-8"))
-        if s.get("adapter"):
-            return f"{Path(s['adapter']).name} (tuned, {path.name})"
-        return f"{s.get('model', 'model')} ({path.name})"
-    return path.name
+def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: tuple[str, ...]) -> Any:
+    """Check and claim --out for lens/pca (store.open_run) before the model loads; returns the RunFolder."""
+    from qtalign.evaluate import identity_defaults
+    from qtalign.protocol import DEFAULTS
+    from qtalign.store import open_run
+
+    return open_run(args.out, RECORD, {**settings, "label": args.label}, outputs=outputs, overwrite=args.overwrite,
+                    names={"analysis": "command", "energy": "energy quantity (newer lens runs)"}, ignore={"label"},
+                    defaults={**identity_defaults(), **DEFAULTS})
+
+
+@dataclass
+class Started:
+    """A lens or pca run once set up: its folder, the model, and how items go through it."""
+
+    out: Path
+    lm: Any
+    scorer: Any  # qtalign.scoring.Scorer; its batch_size cuts the batches (the same in every process)
+    sizer: Any  # qtalign.batchsize.BatchSizer: the items per forward pass (auto halves it on out-of-memory)
+
+
+def start_analysis(args: argparse.Namespace, dist: Any, settings: dict[str, Any], outputs: tuple[str, ...],
+                   gather: Callable[[], None]) -> Started:
+    """The setup of lens and pca, in one process or several: the main process checks and claims --out
+    (open_analysis) before the model loads and gathers the part files a killed multi-process run left (gather());
+    every process checks that it sees the folder and loads the model (each node's first process first); the main
+    process writes the run record once the model has loaded. Every process takes the main process's batch size."""
+    from qtalign.batchsize import batch_sizer, memory_key
+    from qtalign.scoring import Scorer
+
+    def claim() -> Any:
+        run = open_analysis(args, settings, outputs)
+        gather()
+        return run
+
+    run = dist.on_main(claim)
+    dist.check_shared(run.path)
+    lm = dist.local_main_first(lambda: load_model_from_args(args))
+    dist.on_main(run.commit)
+    sizer = batch_sizer(args.batch_size, lm.device, memory_key(settings["analysis"], args.model, settings["task"],
+                                                               lm.device, lm.dtype, lm.quantization))
+    sizer.size = dist.broadcast(sizer.size)  # a remembered auto size may differ between processes
+    return Started(run.path, lm, Scorer(lm.model, lm.tokenizer, batch_size=sizer.size), sizer)
 
 
 class _Vocab:
@@ -94,29 +144,28 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import check_settings, gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
     from qtalign.analysis.lens import QUANTITIES, Energy, LensArrays, LensSets, drop_overlapping, run_lens
     from qtalign.distributed import get_dist
-    from qtalign.scoring import Scorer, TokenIndex
+    from qtalign.models import check_finite
+    from qtalign.scoring import TokenIndex
 
     dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each reads its share
     args.device = dist.local_device(args.device)
     setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset into args
+    settings = dist.agree(lambda: {"analysis": "lens", **model_settings(args), **setup.settings,
+                                   "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap,
+                                   "energy": True})
     out = Path(args.out)
-    lm = dist.local_main_first(lambda: load_model_from_args(args))
-    settings = {"analysis": "lens", **model_settings(args, lm), **setup.settings,
-                "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
     per_item = ("index", *QUANTITIES, "top_id")
     part_of = lambda lang: out / "parts" / f"lens_{lang}.npz"
 
-    def claim() -> None:  # main process: check the folder, gather what a killed multi-process run left
-        check_settings(out, settings)
+    def gather() -> None:  # what a killed multi-process run left
         for lang in setup.langs:
             gather_rank_parts(part_of(lang), per_item)
 
-    dist.on_main(claim)
-    dist.check_shared(out)
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    started = start_analysis(args, dist, settings, LENS_OUTPUTS, gather)
+    lm, scorer = started.lm, started.scorer
     index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
     energy: Energy | None = None
     model_type = getattr(lm.base.config, "model_type", None)
@@ -164,15 +213,17 @@ def run(args: argparse.Namespace) -> int:
 
             def save(part: LensArrays, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
                      total: int = total) -> None:
+                for values in part.values.values():
+                    check_finite(values, f"language {lang!r}", lm.dtype)
                 save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
                 if dist.is_main:
                     progress(lang, part.n, total, rate)
 
             sets = sets or sets_for(lang, lp)
             energy = energy or Energy(scorer)
-            results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=args.batch_size,
+            results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=scorer.batch_size,
                                     on_batch=save, entropy_unit=args.entropy_unit, energy=energy, shard=shard,
-                                    keep_done=not dist.enabled))
+                                    keep_done=not dist.enabled, sizer=started.sizer))
 
     dist.agree(compute)
     dist.on_main(lambda: _write_outputs(args, out, dist.enabled, results, kept, dropped, per_item))

@@ -14,6 +14,7 @@ from qtalign.errors import QtalignError
 # subcommand name -> module under qtalign.cli exposing add_parser(subparsers) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
     "eval": "eval",
+    "calibrate": "calibrate",
     "prompts": "prompts",
     "data": "data",
     "train": "train",
@@ -22,13 +23,33 @@ SUBCOMMANDS: dict[str, str] = {
     "pca": "pca",
     "compare": "compare",
     "report": "report",
+    "run": "run",
+    "demo": "demo",
 }
 
 
+DESCRIPTION = (
+    "Study how LLMs improve in many languages when tuned only to translate questions into English (Zhang et al., "
+    "EMNLP 2024): build question-translation data, LoRA-tune, evaluate 20 languages with few-shot constrained "
+    "decoding, and look inside with a logit lens and PCA. Every command that writes --out resumes when rerun with "
+    "the same settings; --overwrite starts over. `qtalign COMMAND --help` for each command."
+)
+VERBOSE_HELP = "show debug logging and full tracebacks"
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """-v after the subcommand too (SUPPRESS keeps a -v given before it), in nested subcommands as well."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qtalign", description=__doc__)
+    parser = argparse.ArgumentParser(prog="qtalign", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"qtalign {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and full tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         try:
@@ -38,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not built yet
             raise
         mod.add_parser(sub)
+    for child in sub.choices.values():
+        _add_verbose(child)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from qtalign.distributed import DISTRIBUTED_COMMANDS, ReportedElsewhere, launched_rank, launched_world
+    from qtalign.distributed import DISTRIBUTED_COMMANDS, ReportedElsewhere, launched_rank, launched_world, shutdown
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qtalign: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        shutdown()  # a multi-process run leaves its process group before the interpreter exits
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("merge", help="merge a LoRA adapter into its base model")
+    p = subparsers.add_parser("merge", help="merge a LoRA adapter into its base model",
+                              description="Fold a LoRA adapter into the base model's weights and save a plain "
+                                          "safetensors model folder. A rerun with the same settings does nothing.")
     p.add_argument("--model", default="gemma-3-270m", help="base model (id, folder, .gguf or gemma-3-270m)")
-    p.add_argument("--adapter", required=True, help="adapter folder (e.g. OUT/adapter from qtalign train)")
+    p.add_argument("--adapter", required=True, help="a `qtalign train --out` folder (or its adapter/ subfolder)")
     p.add_argument("--out", required=True, help="new folder for the merged model")
     p.add_argument("--dtype", default="float32", help="dtype of the saved weights (default float32)")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model's folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier merge in --out made from other settings")
     p.set_defaults(func=run)
     return p
 
@@ -20,6 +23,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from qtalign.merge import merge
 
-    out = merge(args.model, args.adapter, args.out, args.dtype, args.trust_remote_code)
+    out = merge(args.model, args.adapter, args.out, args.dtype, args.trust_remote_code, args.overwrite)
     print(f"merged model -> {out}")
     return 0

@@ -12,11 +12,10 @@ import numpy as np
 from qtalign.cli.common_options import (
     add_data_options,
     add_model_options,
-    load_model_from_args,
     model_settings,
     prompts_from_args,
 )
-from qtalign.cli.lens import _run_name, progress, write_csv
+from qtalign.cli.lens import add_run_options, progress, start_analysis, write_csv
 from qtalign.errors import QtalignError
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,12 @@ def add_parser(subparsers: Any) -> None:
                    help="mean over the whole prompt (paper; default), mean over the item's tokens, or the last token")
     p.add_argument("--compare", help="a second pca run folder, drawn side by side (e.g. the tuned model)")
     p.add_argument("--redraw", metavar="DIR", help="only redraw the figures of a finished run folder (no model)")
+    add_run_options(p)
     p.set_defaults(func=run)
+
+
+PCA_OUTPUTS = ("parts", "pca.npz", "pca_corr.csv", "alignment.csv", *(f"{stem}{suffix}.{ext}" for stem in (
+    "pca_scatter", "pca_corr") for suffix in ("", "_compare") for ext in ("png", "svg")))
 
 
 def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
@@ -50,10 +54,24 @@ def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
     return layers
 
 
-def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure
+def model_layers(model: str, trust_remote_code: bool = False) -> int:
+    """The number of decoder layers from the model's config (no weights loaded)."""
+    from transformers import AutoConfig
 
-    runs = [(_run_name(out), out)] + ([(_run_name(Path(compare)), Path(compare))] if compare else [])
+    from qtalign.models import resolve_model_path
+
+    try:
+        config = AutoConfig.from_pretrained(str(resolve_model_path(model)), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise QtalignError(f"--model {model}: cannot read its config ({str(e).splitlines()[0]})") from None
+    config = getattr(config, "get_text_config", lambda: config)()
+    return int(config.num_hidden_layers)
+
+
+def draw(out: Path, compare: str | None) -> list[Path]:
+    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure, run_name
+
+    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
     suffix = "_compare" if compare else ""
     return pca_scatter_figure(runs, out / f"pca_scatter{suffix}") + pca_corr_figure(runs, out / f"pca_corr{suffix}")
 
@@ -67,29 +85,30 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
     if args.compare and not (Path(args.compare) / "pca.npz").is_file():
         raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
-    from qtalign.analysis.common import check_settings, gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
     from qtalign.analysis.pca import Pooled, collect_pooled
     from qtalign.distributed import get_dist
-    from qtalign.scoring import Scorer
+    from qtalign.models import check_finite
 
     dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each pools its share
     args.device = dist.local_device(args.device)
     setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset (--pool, --langs, ...)
+
+    def layers_and_settings() -> tuple[tuple[int, ...], dict[str, Any]]:
+        layers = parse_layers(args.layers, model_layers(args.model, args.trust_remote_code) + 1)
+        return layers, {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
+                        "layers": list(layers)}
+
+    layers, settings = dist.agree(layers_and_settings)
     out = Path(args.out)
-    lm = dist.local_main_first(lambda: load_model_from_args(args))
-    layers = dist.agree(lambda: parse_layers(args.layers, lm.base.config.num_hidden_layers + 1))
-    settings = {"analysis": "pca", **model_settings(args, lm), **setup.settings, "pool": args.pool,
-                "layers": list(layers)}
     part_of = lambda lang: out / "parts" / f"pooled_{lang}.npz"
 
-    def claim() -> None:  # main process: check the folder, gather what a killed multi-process run left
-        check_settings(out, settings)
+    def gather() -> None:  # what a killed multi-process run left
         for lang in setup.langs:
             gather_rank_parts(part_of(lang), POOLED_PER_ITEM)
 
-    dist.on_main(claim)
-    dist.check_shared(out)
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=args.batch_size)
+    started = start_analysis(args, dist, settings, PCA_OUTPUTS, gather)
+    lm, scorer = started.lm, started.scorer
     shard = dist.shard()
     pooled: list[Pooled] = []
 
@@ -113,12 +132,13 @@ def run(args: argparse.Namespace) -> int:
 
             def save(part: Pooled, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
                      total: int = total) -> None:
+                check_finite(part.states, f"language {lang!r}", lm.dtype)
                 save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
                 if dist.is_main:
                     progress(lang, len(part.index), total, rate)
 
-            pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=args.batch_size,
-                                         on_batch=save, shard=shard, keep_done=not dist.enabled))
+            pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=scorer.batch_size,
+                                         on_batch=save, shard=shard, keep_done=not dist.enabled, sizer=started.sizer))
 
     dist.agree(compute)
     dist.on_main(lambda: _write_outputs(args, out, layers, setup, pooled if not dist.enabled else None))

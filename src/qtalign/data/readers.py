@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from typing import Any
 
 from qtalign.errors import QtalignError
 from qtalign.tasks import Task, normalize_answer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,15 @@ def load_records(path: Path) -> list[Any]:
     except UnicodeDecodeError as e:
         raise QtalignError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     stripped = text.lstrip()
+    if path.suffix != ".jsonl" and stripped[:1] == "{":
+        try:  # a whole-file JSON object where a list of items is expected
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None  # several objects: JSON lines in a .json file
+        if isinstance(data, dict):
+            keys = ", ".join(map(repr, list(data)[:5])) + (", ..." if len(data) > 5 else "")
+            raise QtalignError(f"{path}: expected a JSON list of items (or one item per line), found a JSON object "
+                               f"with keys {keys}")
     if path.suffix == ".jsonl" or (stripped and stripped[0] == "{"):
         records = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -92,7 +104,8 @@ def load_records(path: Path) -> list[Any]:
     except json.JSONDecodeError as e:
         raise QtalignError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno} ({e.msg})") from None
     if not isinstance(data, list):
-        raise QtalignError(f"{path}: expected a JSON list of items, found {type(data).__name__}")
+        found = "a JSON object" if isinstance(data, dict) else f"{type(data).__name__}"
+        raise QtalignError(f"{path}: expected a JSON list of items, found {found}")
     return data
 
 
@@ -159,6 +172,7 @@ def read_dataset(task: Task, source: str | Path, langs: Sequence[str], split: st
     if not path.exists():
         raise QtalignError(f"{path}: no such file or folder")
     ds = Dataset(items={})
+    reported: set[str] = set()  # languages whose absence is already a problem
     if path.is_dir():
         for lang in langs:
             f = find_lang_file(task, path, lang, split)
@@ -173,20 +187,72 @@ def read_dataset(task: Task, source: str | Path, langs: Sequence[str], split: st
     else:
         records = load_records(path)
         by_lang: dict[str, list[Any]] = {lang: [] for lang in langs}
+        others: dict[str, int] = {}
         for n, rec in enumerate(records):
-            lang = rec.get("lang") if isinstance(rec, dict) else None
-            if lang is None:
-                raise QtalignError(f"{path}: item {n}: missing field 'lang' (needed in a single file of many languages)")
+            lang = _record_lang(path, n, rec)
             if lang in by_lang:
                 by_lang[lang].append(rec)
+            else:
+                others[lang] = others.get(lang, 0) + 1
+        absent = [lang for lang in langs if not by_lang[lang]]
+        reported.update(absent)
+        if absent:
+            found = ", ".join(f"{k} ({v})" for k, v in others.items()) or "none"
+            ds.problems.append(Problem(str(path), None, f"no usable items for language(s) {', '.join(absent)} "
+                                                        f"(other 'lang' values in this file: {found})"))
         for lang in langs:
             items, problems = parse_records(task, lang, by_lang[lang], str(path))
             ds.items[lang], ds.sources[lang] = items, str(path)
             ds.problems += problems
     for lang in langs:
-        if not ds.items[lang]:
+        if not ds.items[lang] and lang not in reported:
             ds.problems.append(Problem(ds.sources[lang], None, f"no usable items for language {lang!r}"))
     return ds
+
+
+def _record_lang(path: Path, n: int, rec: Any) -> str:
+    """The 'lang' field of item n of a single file holding many languages."""
+    if not isinstance(rec, dict):
+        raise QtalignError(f"{path}: item {n}: expected a JSON object, found {type(rec).__name__}")
+    if rec.get("lang") is None:
+        raise QtalignError(f"{path}: item {n}: missing field 'lang' (needed in a single file of many languages)")
+    return str(rec["lang"])
+
+
+def data_langs(task: Task, source: str | Path, split: str = "test") -> tuple[str, ...]:
+    """The languages present in a data source, in the paper's language order: the default of --langs.
+
+    A folder: the languages with a test file for the task; a file: the items' 'lang' values that are known language
+    codes; hf: data cannot be listed without downloading, so all 20. No known language is a QtalignError naming what
+    was found."""
+    from qtalign.languages import PAPER_LANGS
+
+    text = str(source)
+    if text.startswith("hf:"):
+        return PAPER_LANGS
+    path = demo_file(task) if text == "demo" else Path(source)
+    if not path.exists():
+        raise QtalignError(f"{path}: no such file or folder")
+    if path.is_dir():
+        langs = tuple(lang for lang in PAPER_LANGS if find_lang_file(task, path, lang, split) is not None)
+        if not langs:
+            raise QtalignError(f"{path}: no {task.name} {split} files here (expected "
+                               f"{task.file_stem}_<lang><N>_{split}.json or <lang>.jsonl, e.g. "
+                               f"{task.file_stem}_en500_{split}.json)")
+        return langs
+    counts: dict[str, int] = {}
+    for n, rec in enumerate(load_records(path)):
+        lang = _record_lang(path, n, rec)
+        counts[lang] = counts.get(lang, 0) + 1
+    langs = tuple(lang for lang in PAPER_LANGS if lang in counts)
+    if not langs:
+        found = ", ".join(f"{k} ({v} items)" for k, v in counts.items()) or "no items"
+        raise QtalignError(f"{path}: no items in a known language (its 'lang' values: {found}; known codes: "
+                           f"{', '.join(PAPER_LANGS)})")
+    unknown = [k for k in counts if k not in PAPER_LANGS]
+    if unknown:
+        log.warning("warning: %s: items with unknown language code(s) %s are skipped", path, ", ".join(unknown))
+    return langs
 
 
 DEMO_FOLDERS = {"emotion": "sentiment"}  # task -> folder of {lang}.jsonl under qtalign/demo
