@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import textwrap
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
 from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
+from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
@@ -34,6 +36,7 @@ from qtalign.protocol import paper_correct, paper_label_token_sets
 from qtalign.scoring import Scorer, TokenIndex, continuation_ids, label_token_sets
 from qtalign.store import (
     JsonlWriter,
+    RunFolder,
     atomic_write_json,
     atomic_write_text,
     open_run,
@@ -50,6 +53,7 @@ RESULTS = "results.json"
 RUN = "run.json"
 CONTENT_FREE = "content_free.json"
 PROMPTS = "prompts.jsonl"
+PARTS = "parts"  # predictions.RANK.jsonl of each process of a multi-process run, gathered into PREDICTIONS at the end
 _SLOW_TEST = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
 
 
@@ -237,31 +241,54 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
 
     The folder is checked (store.open_run) before the model loads; run.json is written once the model and adapter
     have loaded, so a failed start leaves nothing that blocks the corrected command.
+
+    Launched in several processes (torchrun, accelerate launch), each process scores its share of the batches into
+    its own part file (parts/predictions.RANK.jsonl). The main process alone claims the folder, scores the
+    content-free prompts (content_free.json), gathers the parts into one predictions.jsonl and finishes the run
+    (calibration, results.json); results equal a one-process run's. A run killed part-way resumes with any process
+    count.
     """
+    from qtalign.distributed import get_dist
     from qtalign.models import adapter_sha256, load_model, resolve_adapter
 
-    if s.adapter is not None:
-        s = s.model_copy(update={"adapter": str(resolve_adapter(s.adapter))})
-    prep = prepare(s)
-    identity = {**s.identity(), "data_sha256": prep.data_hashes}
-    if s.adapter is not None:
-        identity["adapter_sha256"] = adapter_sha256(s.adapter)
-    run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS, CONTENT_FREE), overwrite=overwrite,
-                   ignore=IDENTITY_EXCLUDES, defaults=EvalSettings.identity_defaults())
+    dist = get_dist(s.device)
+
+    def setup() -> tuple[EvalSettings, Prepared, dict[str, Any]]:
+        resolved = s if s.adapter is None else s.model_copy(update={"adapter": str(resolve_adapter(s.adapter))})
+        prep = prepare(resolved)
+        identity = {**resolved.identity(), "data_sha256": prep.data_hashes}
+        if resolved.adapter is not None:
+            identity["adapter_sha256"] = adapter_sha256(resolved.adapter)
+        return resolved, prep, identity
+
+    s, prep, identity = dist.agree(setup)
+
+    def claim() -> RunFolder:  # main process: check the folder, gather what a killed multi-process run left
+        run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS, CONTENT_FREE, PARTS),
+                       overwrite=overwrite, ignore=IDENTITY_EXCLUDES, defaults=EvalSettings.identity_defaults())
+        gather_parts(run.path)
+        return run
+
+    run = dist.on_main(claim)
     out = run.path
+    dist.check_shared(out)
     if not score and not run.resumed:
         raise QtalignError(f"{out}: no finished `qtalign eval` run with these settings and data to recalibrate")
 
-    def commit() -> None:  # once setup succeeded: the run record, and the prompts if asked for
+    def commit() -> None:  # main process, once setup succeeded: the run record, and the prompts if asked for
         run.commit()
         if s.log_prompts:
             atomic_write_text(out / PROMPTS, format_prompt_lines(s, prep))
 
-    done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
+    def found() -> tuple[set[tuple[str, int]], dict[str, Any]]:  # main process: the items and content-free scores
+        done = {(r["lang"], r["index"]) for r in read_jsonl_rows(out / PREDICTIONS) if r.get("task") == s.task}
+        return done, read_content_free(out / CONTENT_FREE)
+
+    done, cf = dist.on_main(found)
     todo = {lang: [it.index for it in p.items if (lang, it.index) not in done] for lang, p in prep.prompts.items()}
     total = sum(len(v) for v in todo.values())
-    cf = read_content_free(out / CONTENT_FREE)
     cf_todo = [lang for lang, lp in prep.prompts.items() if not _content_free_done(cf, lp)]
+    model_info = {"model": s.model, "adapter": s.adapter, "adapter_sha256": identity.get("adapter_sha256")}
     if not score:
         if total:
             raise QtalignError(f"{out}: {total} item(s) not scored yet; finish the run with `qtalign eval` first")
@@ -271,35 +298,86 @@ def run_eval(s: EvalSettings, out: str | Path, overwrite: bool = False, progress
                 "stored); use --calibrate batch, or rerun `qtalign eval` with the run's settings and --out to score "
                 f"only the {len(calibration.CONTENT_FREE_INPUTS)} content-free prompts per language")
     elif total or cf_todo:
-        lm = load_model(s.model, adapter=s.adapter, device=s.device, dtype=s.dtype, load_in_4bit=s.load_in_4bit,
-                        trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle)
-        commit()
+        lm = dist.local_main_first(lambda: load_model(
+            s.model, adapter=s.adapter, device=dist.local_device(s.device), dtype=s.dtype,
+            load_in_4bit=s.load_in_4bit, trust_remote_code=s.trust_remote_code, allow_pickle=s.allow_pickle))
+        dist.on_main(commit)
         max_len = getattr(lm.base.config, "max_position_embeddings", None)
         sizer = batch_sizer(s.batch_size, lm.device, memory_key(f"eval-{s.scoring}", s.model, s.task, lm.device,
                                                                 lm.dtype, lm.quantization))
+        sizer.size = dist.broadcast(sizer.size)  # the same batches in every process (a remembered auto size may differ)
         scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
         index = TokenIndex(lm.tokenizer) if s.scoring == "first-token" else None
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="item", disable=not progress, dynamic_ncols=True)
-        with JsonlWriter(out / PREDICTIONS) as writer:
-            for lang, lp in prep.prompts.items():
-                if not todo[lang] and lang not in cf_todo:
-                    continue
-                bar.set_postfix_str(lang)
-                _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar,
-                                (cf, out / CONTENT_FREE) if lang in cf_todo else None, sizer, lm.dtype)
+        # the main process shows its own share, about 1/world of the items
+        bar = tqdm(total=-(-total // dist.world), unit="item", disable=not progress or not dist.is_main,
+                   dynamic_ncols=True)
+        shard = dist.shard()
+
+        def score_all() -> None:
+            with JsonlWriter(part_path(out, dist.rank) if dist.enabled else out / PREDICTIONS) as writer:
+                for lang, lp in prep.prompts.items():
+                    # content-free prompts: the main process scores them and alone writes content_free.json
+                    content_free = (cf, out / CONTENT_FREE) if lang in cf_todo and dist.is_main else None
+                    if not todo[lang] and content_free is None:
+                        continue
+                    bar.set_postfix_str(lang)
+                    _score_language(s, prep.task, lp, scorer, index, max_len, done, writer, bar, content_free, sizer,
+                                    lm.dtype, shard)
+
+        dist.agree(score_all)
         bar.close()
-        if scorer.boundary_mismatches:
+        mismatches = sum(dist.gather(scorer.boundary_mismatches))
+        if mismatches and dist.is_main:
             log.warning("warning: %d item(s) tokenized on their own (prefix tokens changed at the boundary)",
-                        scorer.boundary_mismatches)
+                        mismatches)
         model_info = lm.describe()
     else:
-        commit()
-        model_info = {"model": s.model, "adapter": s.adapter, "adapter_sha256": identity.get("adapter_sha256")}
-    if not score or not (total or cf_todo):  # nothing scored now: keep what the run recorded about its model
-        model_info = _recorded_model_info(out / RESULTS) or model_info
-    return finish_run(s, prep, out, model_info, cf)
+        dist.on_main(commit)
+
+    def finish() -> dict[str, Any]:  # main process: gather the parts, calibrate, write results.json
+        gather_parts(out)
+        info = model_info
+        if not score or not (total or cf_todo):  # nothing scored now: keep what the run recorded about its model
+            info = _recorded_model_info(out / RESULTS) or info
+        return finish_run(s, prep, out, info, cf)
+
+    return dist.on_main(finish)
+
+
+def part_path(out: Path, rank: int) -> Path:
+    """The predictions part file of one process of a multi-process run."""
+    return out / PARTS / f"predictions.{rank}.jsonl"
+
+
+def gather_parts(out: Path) -> int:
+    """Append the rows of the processes' part files (out/parts/predictions.RANK.jsonl, any process count) that
+    predictions.jsonl lacks to it, then delete the parts; returns the number of rows added (finish_run puts the rows
+    in item order).
+
+    Crash-safe: the rows are appended (fsynced) before the parts are deleted, and a row already present is skipped,
+    so a kill in between only leaves parts whose rows the next gathering skips.
+    """
+    folder = out / PARTS
+    parts = sorted(folder.glob("predictions.*.jsonl"), key=lambda p: (len(p.name), p.name)) if folder.is_dir() else []
+    if not parts:
+        return 0
+    key = lambda r: (r.get("task"), r.get("lang"), r.get("index"))
+    have = {key(r) for r in read_jsonl_rows(out / PREDICTIONS)}
+    new: list[dict[str, Any]] = []
+    for part in parts:
+        for row in read_jsonl_rows(part):
+            if key(row) not in have:
+                have.add(key(row))
+                new.append(row)
+    if new:
+        with JsonlWriter(out / PREDICTIONS) as writer:
+            writer.write_many(new)
+    for part in parts:
+        part.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    return len(new)
 
 
 def read_content_free(path: Path) -> dict[str, Any]:
@@ -374,12 +452,15 @@ def _score_language(
     content_free: tuple[dict[str, Any], Path] | None = None,
     sizer: BatchSizer | None = None,
     dtype: Any = None,
+    shard: Shard | None = None,
 ) -> None:
     """Score one language's remaining items in deterministic batches; write each finished batch.
 
     content_free: (the run's content-free record, its path): first score this language's content-free prompts
     (lp.content_free after the same prefix) and write them into the record atomically.
-    sizer: how many items go through the model at once (--batch-size auto halves it on out-of-memory)."""
+    sizer: how many items go through the model at once (--batch-size auto halves it on out-of-memory: a batch is then
+    scored in pieces; the batches themselves stay those of scorer.batch_size).
+    shard: in a multi-process run, the batches of this process (each batch with items left is one unit of work)."""
     prefix_ids = scorer.encode_prefix(lp.prefix)
     rows = scorer.encode_items(lp.prefix, lp.texts)
     if max_len:
@@ -421,7 +502,7 @@ def _score_language(
     # batches depend only on the full item list, so a resumed run scores each item in the same batch as before
     for batch in scorer.batches([len(r) for r in rows]):
         missing = [i for i in batch if (lp.lang, lp.items[i].index) not in done]
-        if not missing:
+        if not missing or (shard is not None and not shard.mine()):
             continue
         t0 = time.perf_counter()
         # --batch-size auto: a batch that runs out of device memory is scored in smaller pieces (in order)

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, free_device_memory, is_oom, memory_key
 from qtalign.config import Settings, load_config_file
+from qtalign.distributed import Dist
 from qtalign.errors import QtalignError
 from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES, TEMPLATES, Template
@@ -392,19 +393,29 @@ def load_trainable_state(peft_model: Any, state: dict[str, torch.Tensor]) -> Non
 
 @torch.no_grad()
 def validation_loss(peft_model: Any, examples: list[Example], batches: list[list[int]], pad_id: int,
-                    device: torch.device, micro: int | None = None, progress: bool = False) -> float:
-    """Mean loss per output token over the validation batches, each run in pieces of at most `micro` pairs."""
+                    device: torch.device, micro: int | None = None, progress: bool = False,
+                    dist: Dist | None = None) -> float:
+    """Mean loss per output token over the validation batches, each run in pieces of at most `micro` pairs; in a
+    multi-process run each process reads every world-th batch and the sums are added over the processes."""
     from tqdm import tqdm
 
     peft_model.eval()
-    total, n = 0.0, 0
-    for b in tqdm(batches, desc="validation", unit="batch", leave=False, disable=not progress):
+    total = 0.0
+    n = sum(output_tokens(examples[i]) for b in batches for i in b)
+    world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+    for b in tqdm(batches[rank::world], desc="validation", unit="batch", leave=False, disable=not progress):
         for piece in pieces(b, micro):
             ids, mask, labels = collate([examples[i] for i in piece], pad_id)
             total += float(output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device)))
-            n += int((labels[:, 1:] != IGNORE).sum())
+    if dist is not None and dist.enabled:
+        total = float(dist.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=device))[0])
     peft_model.train()
     return total / max(n, 1)
+
+
+def output_tokens(e: Example) -> int:
+    """Tokens whose prediction the loss counts (output tokens after the first position)."""
+    return sum(t != IGNORE for t in e.labels[1:])
 
 
 def pieces(batch: list[int], micro: int | None) -> list[list[int]]:
@@ -414,19 +425,48 @@ def pieces(batch: list[int], micro: int | None) -> list[list[int]]:
 
 
 def accumulate_step(peft_model: Any, examples: list[Example], group: list[list[int]], pad_id: int,
-                    device: torch.device, sizer: BatchSizer) -> tuple[float, int, int]:
+                    device: torch.device, sizer: BatchSizer, dist: Dist | None = None) -> tuple[float, int, int]:
     """Forward and backward of one optimizer step's batches, in micro-batches of sizer.size pairs; gradients of
     the summed loss / output tokens accumulate in .grad, identical (up to rounding) for any micro-batch size.
 
-    Returns (summed loss, output tokens, tokens seen). An out-of-memory error (adaptive sizer) clears the
-    gradients, halves the micro-batch and redoes the whole step; a fixed sizer makes it one error line.
+    In a multi-process run (dist) this process runs every world-th batch of the step, and the processes' gradients,
+    losses and token counts are summed (all_reduce_step): the global batch stays batch_size x grad_accum.
+
+    Returns (summed loss, output tokens, tokens seen) of the whole step. An out-of-memory error (adaptive sizer) clears
+    the gradients, halves the micro-batch and redoes this process's share of the step; a fixed sizer makes it one error
+    line (raised on every process).
     """
-    n_tok = sum(sum(1 for t in examples[i].labels[1:] if t != IGNORE) for b in group for i in b)
+    n_tok = sum(output_tokens(examples[i]) for b in group for i in b)  # the step's, over all processes
+    if dist is None or not dist.enabled:
+        loss_sum, seen = _forward_backward(peft_model, examples, group, n_tok, pad_id, device, sizer)
+        return loss_sum, n_tok, seen
+    error: QtalignError | None = None
+    try:
+        loss_sum, seen = _forward_backward(peft_model, examples, group[dist.rank :: dist.world], n_tok, pad_id,
+                                           device, sizer)
+    except QtalignError as e:  # the others still join the all-reduce, then all raise it
+        loss_sum, seen, error = 0.0, 0, e
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    loss_sum, seen, failed = all_reduce_step(params, dist, loss_sum, seen, error is not None)
+    if failed:
+
+        def report() -> None:
+            if error is not None:
+                raise error
+
+        dist.agree(report)
+    return loss_sum, n_tok, seen
+
+
+def _forward_backward(peft_model: Any, examples: list[Example], batches: list[list[int]], n_tok: int, pad_id: int,
+                      device: torch.device, sizer: BatchSizer) -> tuple[float, int]:
+    """accumulate_step's forward and backward passes over batches, with its out-of-memory rule; returns (summed loss,
+    tokens seen)."""
     while True:
         failed: str | None = None
         try:
             loss_sum, seen = 0.0, 0
-            for b in group:
+            for b in batches:
                 for piece in pieces(b, sizer.size):
                     ids, mask, labels = collate([examples[i] for i in piece], pad_id)
                     loss = output_loss(peft_model, ids.to(device), mask.to(device), labels.to(device))
@@ -434,7 +474,7 @@ def accumulate_step(peft_model: Any, examples: list[Example], group: list[list[i
                     loss_sum += float(loss.detach())
                     seen += int(mask.sum())
             sizer.ran()
-            return loss_sum, n_tok, seen
+            return loss_sum, seen
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
             if not is_oom(e):
                 raise
@@ -445,6 +485,34 @@ def accumulate_step(peft_model: Any, examples: list[Example], group: list[list[i
             sizer.shrink(failed)
         except QtalignError as e:
             raise QtalignError(str(e).replace("--batch-size", "--micro-batch")) from None
+
+
+def all_reduce_step(params: list[torch.Tensor], dist: Dist, loss_sum: float, seen: int,
+                    failed: bool = False) -> tuple[float, int, bool]:
+    """Sum the processes' accumulated gradients of one optimizer step (in place, one flat float32 buffer), their
+    summed loss and token count, and whether any process failed. Each process's gradients are already divided by the
+    step's global token count, so the sum is the one-process gradient up to the order of float additions."""
+    device = params[0].device
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params])
+    dist.all_reduce_sum(flat)
+    offset = 0
+    for p in params:
+        g = flat[offset : offset + p.numel()].view_as(p).to(p.dtype)
+        p.grad = g.clone() if p.grad is None else p.grad.copy_(g)
+        offset += p.numel()
+    totals = dist.all_reduce_sum(torch.tensor([loss_sum, float(seen), float(failed)], dtype=torch.float64,
+                                              device=device))
+    return float(totals[0]), int(totals[1]), bool(totals[2] > 0)
+
+
+class _NoLog:
+    """Stands in for a log writer on the processes that do not write logs (all but the main one)."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------
@@ -555,39 +623,66 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
     The resume rule of every command (store.open_run): a rerun with the same settings continues from OUT/checkpoint
     (or returns the finished result), other settings are refused, overwrite starts over. resume is accepted for
     compatibility and changes nothing.
+
+    Launched in several processes (torchrun, accelerate launch), the batches of each optimizer step are shared
+    round-robin between the processes and their gradients summed (accumulate_step): the global batch stays
+    batch_size x grad_accum whatever the process count, and the run follows the one-process run up to the order of
+    float additions. The main process claims the folder and writes every file; a checkpoint resumes with any process
+    count.
     """
     from tqdm import tqdm
 
+    from qtalign.distributed import get_dist
     from qtalign.models import quiet_transformers
     from qtalign.store import open_run, sha256_file
 
     del resume  # a rerun always resumes
+    dist = get_dist(s.device)
     if not s.data or not s.out:
         raise QtalignError("training needs --data and --out")
-    pairs = read_pairs(s.data, s.max_pairs)
-    if not s.allow_test_data:
-        refuse_test_data(s.data, pairs)
-    # the record holds the template as resolved for the model (written after loading) and as asked (compared)
-    asked = {"template_requested": s.template, "data_sha256": sha256_file(s.data)}
-    run = open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS, overwrite=overwrite,
-                   ignore=RESUME_IGNORES | {"template"}, names={"template_requested": "--template"})
+
+    def read_data() -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        pairs = read_pairs(s.data, s.max_pairs)
+        if not s.allow_test_data:
+            refuse_test_data(s.data, pairs)
+        # the record holds the template as resolved for the model (written after loading) and as asked (compared)
+        return pairs, {"template_requested": s.template, "data_sha256": sha256_file(s.data)}
+
+    pairs, asked = dist.agree(read_data)
+    # the main process claims the folder (the others wait for its verdict), then every process must see it
+    run = dist.on_main(lambda: open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS,
+                                        overwrite=overwrite, ignore=RESUME_IGNORES | {"template"},
+                                        names={"template_requested": "--template"}))
     out = run.path
+    dist.check_shared(out)
     ckpt_dir = out / "checkpoint"
-    existing = _existing_dir(ckpt_dir)
-    if existing is None and (out / "adapter" / "adapter_config.json").is_file() and run.resumed:
+
+    def resume_point() -> tuple[Path | None, bool]:  # main process: the checkpoint to continue; finished already?
+        existing = _existing_dir(ckpt_dir)
+        return existing, existing is None and run.resumed and (out / "adapter" / "adapter_config.json").is_file()
+
+    existing, finished = dist.on_main(resume_point)
+    if finished:
         return _finished(out)
     random.seed(s.seed)
     torch.manual_seed(s.seed)
-    model, tok, dev = load_trainable(s.model, s.device, s.dtype, s.trust_remote_code, s.load_in_4bit)
-    s, template = resolve_train_template(s, model, tok)
+    model, tok, dev = dist.local_main_first(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
+                                                                   s.trust_remote_code, s.load_in_4bit))
+    s, template = dist.agree(lambda: resolve_train_template(s, model, tok))
     model.config.use_cache = False
     if s.gradient_checkpointing:
         from qtalign.compat import enable_checkpointing
 
         enable_checkpointing(model)
-    peft_model = add_lora(model, s)
+    peft_model = dist.agree(lambda: add_lora(model, s))
     sizer = micro_batch_sizer(s, dev)
     peft_model.train()
+    if dist.enabled:
+        with torch.no_grad():  # every process starts from the main process's LoRA weights
+            dist.broadcast_tensors([p.data for p in peft_model.parameters() if p.requires_grad])
+        if dist.is_main and s.grad_accum % dist.world:
+            log.warning("warning: --grad-accum %d is not a multiple of the %d processes: some processes wait idle in "
+                        "each optimizer step (the results do not change)", s.grad_accum, dist.world)
     examples = encode_pairs(tok, pairs, s.max_len, s.chat_template, s.data, template)
     lengths = [len(e.ids) for e in examples]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -604,25 +699,38 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
 
     step, best_val, first_val, best = 0, None, None, None
     if existing is not None:
-        meta, best = load_checkpoint(existing, peft_model, optimizer, scheduler)
-        if meta["settings_key"] != _settings_key(s):
-            raise QtalignError(f"{existing}: checkpoint was made with other settings; rerun with the same flags to "
-                               "resume or add --overwrite to start over")
+
+        def resume_from(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+            meta, best = load_checkpoint(folder, peft_model, optimizer, scheduler)
+            if meta["settings_key"] != _settings_key(s):
+                raise QtalignError(f"{folder}: checkpoint was made with other settings; rerun with the same flags to "
+                                   "resume or add --overwrite to start over")
+            return meta, best
+
+        meta, best = dist.agree(lambda: resume_from(existing))
         step, best_val, first_val = meta["step"], meta["best_val"], meta["first_val"]
         log.info("resuming from optimizer step %d of %d", step, total)
-    run.commit({**s.model_dump(), **asked})
-    for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
-        rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
-        from qtalign.store import atomic_write_text
+    if dist.rank:  # the checkpoint holds the main process's random state; the others draw their own (dropout)
+        torch.manual_seed(s.seed + 1_000_003 * dist.rank + step)
 
-        atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
-    train_log, val_log = JsonlWriter(out / "train_log.jsonl"), JsonlWriter(out / "val_log.jsonl")
+    def commit() -> None:  # main process, once setup succeeded: the run record, logs cut back to the checkpoint
+        run.commit({**s.model_dump(), **asked})
+        for name in ("train_log.jsonl", "val_log.jsonl"):  # drop rows a killed run wrote after its last checkpoint
+            rows = [r for r in read_jsonl_rows(out / name) if r["step"] <= step] if existing is not None else []
+            from qtalign.store import atomic_write_text
+
+            atomic_write_text(out / name, "".join(json.dumps(r) + "\n" for r in rows))
+
+    dist.on_main(commit)
+    train_log: JsonlWriter | _NoLog = JsonlWriter(out / "train_log.jsonl") if dist.is_main else _NoLog()
+    val_log: JsonlWriter | _NoLog = JsonlWriter(out / "val_log.jsonl") if dist.is_main else _NoLog()
 
     def evaluate(at: int) -> None:
         nonlocal best_val, first_val, best
         if not val_batches:
             return
-        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size, progress)
+        v = validation_loss(peft_model, examples, val_batches, pad_id, dev, sizer.size, progress and dist.is_main,
+                            dist)
         val_log.write({"step": at, "epoch": round(at / per_epoch, 4), "val_loss": v})
         first_val = v if first_val is None else first_val
         if best_val is None or v < best_val:
@@ -632,7 +740,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
     if step == 0:
         evaluate(0)
     t0 = time.time()
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress or not dist.is_main)
     stopped = False
     eval_every = s.eval_every or per_epoch
     while step < total:
@@ -641,7 +749,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
         groups = [batches[k : k + s.grad_accum] for k in range(0, len(batches), s.grad_accum)]
         for group in groups[step - epoch * per_epoch :]:
             t_start = time.time()
-            loss_sum, n_tok, seen = accumulate_step(peft_model, examples, group, pad_id, dev, sizer)
+            loss_sum, n_tok, seen = accumulate_step(peft_model, examples, group, pad_id, dev, sizer, dist)
             if s.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
@@ -657,7 +765,7 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
             if step % eval_every == 0 or step == total:
                 evaluate(step)
             stop_now = s.stop_after is not None and step >= s.stop_after and step < total
-            if step % s.save_every == 0 or stop_now:
+            if (step % s.save_every == 0 or stop_now) and dist.is_main:
                 save_checkpoint(ckpt_dir, peft_model, optimizer, scheduler,
                                 {"step": step, "total": total, "best_val": best_val, "first_val": first_val,
                                  "settings_key": _settings_key(s),
@@ -674,27 +782,32 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
     train_log.close()
     val_log.close()
     if stopped:
+        dist.barrier()  # the main process has written the checkpoint
         log.info("stopped after %d steps (stop_after); rerun the same command to continue", step)
         return TrainResult(out, step, best_val, first_val, time.time() - t0, True)
     if best is not None and s.keep == "best":
         load_trainable_state(peft_model, best)
-    tmp = out / "adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_transformers():
-        peft_model.save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
-                                                               describe_training_precision(s, dev)))
-    if (out / "adapter").exists():
-        shutil.rmtree(out / "adapter")
-    os.replace(tmp, out / "adapter")
-    plot_losses(out)
-    for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
-        shutil.rmtree(d, ignore_errors=True)
-    atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
-                                                   "first_val_loss": first_val, "train_pairs": len(train_idx),
-                                                   "val_pairs": len(val_idx), "seconds": time.time() - t0,
-                                                   "micro_batch": sizer.size})
+
+    def finish() -> None:  # main process
+        tmp = out / "adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with quiet_transformers():
+            peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
+                                                                   describe_training_precision(s, dev)))
+        if (out / "adapter").exists():
+            shutil.rmtree(out / "adapter")
+        os.replace(tmp, out / "adapter")
+        plot_losses(out)
+        for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
+            shutil.rmtree(d, ignore_errors=True)
+        atomic_write_json(out / "train_summary.json", {"steps": step, "best_val_loss": best_val,
+                                                       "first_val_loss": first_val, "train_pairs": len(train_idx),
+                                                       "val_pairs": len(val_idx), "seconds": time.time() - t0,
+                                                       "micro_batch": sizer.size, "processes": dist.world})
+
+    dist.on_main(finish)
     return TrainResult(out, step, best_val, first_val, time.time() - t0, False)
 
 

@@ -109,3 +109,40 @@ def load_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+# ---- multi-process runs: each process saves its own part file, the main process gathers them --------------------
+def rank_part(path: Path, rank: int) -> Path:
+    """The part file of one process of a multi-process run beside a language's part file (lens_de.npz ->
+    lens_de.rank1.npz)."""
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def gather_rank_parts(path: Path, per_item: Sequence[str]) -> None:
+    """Merge the processes' part files of one language (rank_part of path, any process count) into path: the per-item
+    arrays (first axis = items, per_item[0] the item index) concatenated with items already in path dropped, other
+    arrays from path (or the first part). Rank parts made from other prompts are an error. Crash-safe: path is
+    replaced atomically before the rank parts are deleted, and the next gathering skips items already there."""
+    parts = sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"), key=lambda p: (len(p.name), p.name))
+    if not parts:
+        return
+    merged = load_npz(path)
+    sha = None if merged is None else str(merged.get("prompt_sha", np.array("")))
+    for part in parts:
+        z = load_npz(part)
+        if z is None:
+            continue
+        if sha is not None and str(z.get("prompt_sha", np.array(""))) != sha:
+            raise QtalignError(f"{part}: made from other prompts than {path.name} (data changed?); delete it or use a "
+                               "new --out")
+        if merged is None:
+            merged, sha = z, str(z.get("prompt_sha", np.array("")))
+            continue
+        have = {int(i) for i in merged[per_item[0]]}
+        new = np.array([int(i) not in have for i in z[per_item[0]]], dtype=bool)
+        if new.any():
+            merged = {**merged, **{k: np.concatenate([merged[k], z[k][new]]) for k in per_item}}
+    if merged is not None:
+        save_npz(path, merged)
+    for part in parts:
+        part.unlink()

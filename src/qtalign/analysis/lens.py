@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import final_norm, layer_states, prefix_layers
-from qtalign.batchsize import BatchSizer, batch_sizer, run_split
+from qtalign.batchsize import BatchSizer, run_split
+from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
@@ -203,28 +204,39 @@ def lens_batch(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]], c
 
 
 def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: LensArrays | None = None,
-             batch_size: int | BatchSizer = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
-             entropy_unit: str = "nats", energy: Energy | None = None) -> LensArrays:
+             batch_size: int = 8, on_batch: Callable[[LensArrays, float], None] | None = None,
+             entropy_unit: str = "nats", energy: Energy | None = None, shard: Shard | None = None,
+             keep_done: bool = True, sizer: BatchSizer | None = None) -> LensArrays:
     """Lens over a language's evaluation prompts, skipping items already in done; on_batch(partial, rate)
     is called after every batch with all results so far (to save them and show progress). energy: computed for
-    the model when not given (pass one Energy to share it between languages)."""
+    the model when not given (pass one Energy to share it between languages).
+
+    Batches of batch_size come from the full item list (as the scorer's), so an item is read in the same batch, with
+    the same padding, whatever was done before or how the work is shared. sizer: how many items go through the model
+    at once (--batch-size auto halves it on out-of-memory; a batch then runs in pieces). shard: in a multi-process
+    run, the batches of this process; keep_done=False returns (and passes to on_batch) only the items computed here,
+    not done's."""
     energy = energy or Energy(scorer)
     ids = scorer.encode_items(lp.prefix, lp.texts)
-    pre = prefix_layers(scorer, scorer.encode_prefix(lp.prefix))
     have = set() if done is None else {int(i) for i in done.index}
-    todo = [k for k, it in enumerate(lp.items) if it.index not in have]
-    result = done if done is not None else LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
+    empty = LensArrays(lp.lang, np.zeros(0, dtype=np.int64))
+    result = done if done is not None and keep_done else empty
+    pre = None
     start, n_done = time.perf_counter(), 0
-    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
-    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
-        ks = [todo[j] for j in batch]
-        parts = [part for _, part in run_split(sizer, ks, lambda piece: lens_batch(
-            scorer, pre.state, [ids[k] for k in piece], [task.labels.index(lp.items[k].label) for k in piece],
+    sizer = sizer or BatchSizer(batch_size)
+    for batch in length_batches([len(x) for x in ids], batch_size):
+        keep = [j for j, k in enumerate(batch) if lp.items[k].index not in have]
+        if not keep or (shard is not None and not shard.mine()):
+            continue
+        pre = pre or prefix_layers(scorer, scorer.encode_prefix(lp.prefix))  # only where this process reads a batch
+        parts = [part for _, part in run_split(sizer, batch, lambda piece, state=pre.state: lens_batch(
+            scorer, state, [ids[k] for k in piece], [task.labels.index(lp.items[k].label) for k in piece],
             sets, entropy_unit, energy))]  # type: ignore[arg-type]
-        vals = {q: np.concatenate([v[q] for v, _ in parts]) for q in parts[0][0]}
-        top = np.concatenate([t for _, t in parts])
-        result = _concat(result, LensArrays(lp.lang, np.array([lp.items[k].index for k in ks]), vals, top))
-        n_done += len(ks)
+        rows = np.array(keep)
+        vals = {q: np.concatenate([v[q] for v, _ in parts])[rows] for q in parts[0][0]}  # [len(keep), L+1]
+        top = np.concatenate([t for _, t in parts])[rows]
+        result = _concat(result, LensArrays(lp.lang, np.array([lp.items[batch[j]].index for j in keep]), vals, top))
+        n_done += len(keep)
         if on_batch is not None:
             on_batch(result, n_done / max(time.perf_counter() - start, 1e-9))
     order = {it.index: k for k, it in enumerate(lp.items)}

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
-from qtalign.batchsize import BatchSizer, batch_sizer, run_split
+from qtalign.batchsize import BatchSizer, run_split
+from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
 from qtalign.scoring import Scorer, length_batches
@@ -65,29 +66,42 @@ def pool_batch(scorer: Scorer, pre: PrefixLayers, rows: Sequence[list[int]], lay
 
 
 def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool: str = "mean",
-                   done: Pooled | None = None, batch_size: int | BatchSizer = 8,
-                   on_batch: Callable[[Pooled, float], None] | None = None) -> Pooled:
-    """Pooled states of a language's evaluation prompts, skipping items already in done."""
+                   done: Pooled | None = None, batch_size: int = 8,
+                   on_batch: Callable[[Pooled, float], None] | None = None, shard: Shard | None = None,
+                   keep_done: bool = True, sizer: BatchSizer | None = None) -> Pooled:
+    """Pooled states of a language's evaluation prompts, skipping items already in done.
+
+    Batches of batch_size come from the full item list (as the scorer's), so an item is pooled in the same batch
+    whatever was done before or how the work is shared. sizer: how many items go through the model at once
+    (--batch-size auto halves it on out-of-memory; a batch then runs in pieces). shard: in a multi-process run, the
+    batches of this process; keep_done=False returns (and passes to on_batch) only the items computed here (possibly
+    none)."""
     if pool not in POOLS:
         raise QtalignError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}")
     ids = scorer.encode_items(lp.prefix, lp.texts)
-    pre = prefix_layers(scorer, scorer.encode_prefix(lp.prefix))
     have = set() if done is None else {int(i) for i in done.index}
-    todo = [k for k, it in enumerate(lp.items) if it.index not in have]
-    result = done
+    result = done if keep_done else None
+    pre = None
     start, n_done = time.perf_counter(), 0
-    sizer = batch_sizer(batch_size, scorer.device)  # --batch-size auto: a batch out of memory runs in pieces
-    for batch in length_batches([len(ids[k]) for k in todo], sizer.size):
-        ks = [todo[j] for j in batch]
-        states = np.concatenate([part for _, part in run_split(sizer, ks, lambda piece: pool_batch(
-            scorer, pre, [ids[k] for k in piece], layers, pool))])  # [B, k, H]
-        new = Pooled(lp.lang, np.array([lp.items[k].index for k in ks]), tuple(layers), states)
+    sizer = sizer or BatchSizer(batch_size)
+    for batch in length_batches([len(x) for x in ids], batch_size):
+        keep = [j for j, k in enumerate(batch) if lp.items[k].index not in have]
+        if not keep or (shard is not None and not shard.mine()):
+            continue
+        pre = pre or prefix_layers(scorer, scorer.encode_prefix(lp.prefix))  # only where this process pools a batch
+        states = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece, prefix=pre: pool_batch(
+            scorer, prefix, [ids[k] for k in piece], layers, pool))])[keep]  # [len(keep), k, H]
+        new = Pooled(lp.lang, np.array([lp.items[batch[j]].index for j in keep]), tuple(layers), states)
         result = new if result is None else Pooled(lp.lang, np.concatenate([result.index, new.index]),
                                                    tuple(layers), np.concatenate([result.states, new.states]))
-        n_done += len(ks)
+        n_done += len(keep)
         if on_batch is not None:
             on_batch(result, n_done / max(time.perf_counter() - start, 1e-9))
     if result is None:
+        if shard is not None or not keep_done:  # this process had no batch of this language
+            hidden = int(scorer.base.config.hidden_size)
+            return Pooled(lp.lang, np.zeros(0, dtype=np.int64), tuple(layers),
+                          np.zeros((0, len(layers), hidden), dtype=np.float32))
         raise QtalignError(f"no items to pool for language {lp.lang!r}")
     order = {it.index: k for k, it in enumerate(lp.items)}
     rows = np.argsort([order.get(int(i), len(order)) for i in result.index], kind="stable")

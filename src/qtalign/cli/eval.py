@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts,
                                       calibrate=parse_modes(args.calibrate))
     results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    from qtalign.distributed import get_dist
+
+    if not get_dist().is_main:  # in a multi-process run the main process reports
+        return 0
     print(format_table(results))
     also = f", {args.out}/prompts.jsonl" if args.log_prompts else ""
     print(f"wrote {args.out}/predictions.jsonl{also} and {args.out}/results.json")

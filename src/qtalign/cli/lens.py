@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,40 @@ def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: t
                     defaults={**identity_defaults(), **DEFAULTS})
 
 
+@dataclass
+class Started:
+    """A lens or pca run once set up: its folder, the model, and how items go through it."""
+
+    out: Path
+    lm: Any
+    scorer: Any  # qtalign.scoring.Scorer; its batch_size cuts the batches (the same in every process)
+    sizer: Any  # qtalign.batchsize.BatchSizer: the items per forward pass (auto halves it on out-of-memory)
+
+
+def start_analysis(args: argparse.Namespace, dist: Any, settings: dict[str, Any], outputs: tuple[str, ...],
+                   gather: Callable[[], None]) -> Started:
+    """The setup of lens and pca, in one process or several: the main process checks and claims --out
+    (open_analysis) before the model loads and gathers the part files a killed multi-process run left (gather());
+    every process checks that it sees the folder and loads the model (each node's first process first); the main
+    process writes the run record once the model has loaded. Every process takes the main process's batch size."""
+    from qtalign.batchsize import batch_sizer, memory_key
+    from qtalign.scoring import Scorer
+
+    def claim() -> Any:
+        run = open_analysis(args, settings, outputs)
+        gather()
+        return run
+
+    run = dist.on_main(claim)
+    dist.check_shared(run.path)
+    lm = dist.local_main_first(lambda: load_model_from_args(args))
+    dist.on_main(run.commit)
+    sizer = batch_sizer(args.batch_size, lm.device, memory_key(settings["analysis"], args.model, settings["task"],
+                                                               lm.device, lm.dtype, lm.quantization))
+    sizer.size = dist.broadcast(sizer.size)  # a remembered auto size may differ between processes
+    return Started(run.path, lm, Scorer(lm.model, lm.tokenizer, batch_size=sizer.size), sizer)
+
+
 class _Vocab:
     """What the paper's token sets need of a TokenIndex (its tokenizer), without reading the whole vocabulary."""
 
@@ -108,26 +144,32 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import item_order, load_part, save_npz
-    from qtalign.analysis.lens import Energy, LensArrays, LensSets, drop_overlapping, run_lens, summarize
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.lens import QUANTITIES, Energy, LensArrays, LensSets, drop_overlapping, run_lens
+    from qtalign.distributed import get_dist
     from qtalign.models import check_finite
-    from qtalign.scoring import Scorer, TokenIndex
+    from qtalign.scoring import TokenIndex
 
-    setup = prompts_from_args(args)  # also resolves the --protocol preset into args
-    settings = {"analysis": "lens", **model_settings(args), **setup.settings,
-                "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap, "energy": True}
-    run_folder = open_analysis(args, settings, LENS_OUTPUTS)
-    out = run_folder.path
-    lm = load_model_from_args(args)
-    run_folder.commit()
-    from qtalign.batchsize import batch_sizer, memory_key
+    dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each reads its share
+    args.device = dist.local_device(args.device)
+    setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset into args
+    settings = dist.agree(lambda: {"analysis": "lens", **model_settings(args), **setup.settings,
+                                   "entropy_unit": args.entropy_unit, "drop_overlap": args.drop_overlap,
+                                   "energy": True})
+    out = Path(args.out)
+    per_item = ("index", *QUANTITIES, "top_id")
+    part_of = lambda lang: out / "parts" / f"lens_{lang}.npz"
 
-    sizer = batch_sizer(args.batch_size, lm.device, memory_key("lens", args.model, setup.task.name, lm.device, lm.dtype,
-                                                              lm.quantization))
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
+    def gather() -> None:  # what a killed multi-process run left
+        for lang in setup.langs:
+            gather_rank_parts(part_of(lang), per_item)
+
+    started = start_analysis(args, dist, settings, LENS_OUTPUTS, gather)
+    lm, scorer = started.lm, started.scorer
     index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
     energy: Energy | None = None
     model_type = getattr(lm.base.config, "model_type", None)
+    shard = dist.shard()
 
     def sets_for(lang: str, lp: Any) -> LensSets:
         nonlocal index
@@ -138,40 +180,74 @@ def run(args: argparse.Namespace) -> int:
 
     results: list[LensArrays] = []
     dropped: dict[str, dict[str, int]] = {}
-    for lang in setup.langs:
-        lp = setup.prompts[lang]
-        sets = None
-        if args.drop_overlap:
-            sets = sets_for(lang, lp)
-            n_all = len(lp.items)
-            lp, n_drop = drop_overlapping(lp, setup.task, sets)
-            dropped[lang] = {"items": n_all, "dropped": n_drop, "kept": n_all - n_drop}
-            log.info("  %s: dropped %d of %d items whose native and English label tokens overlap", lang, n_drop,
-                     n_all)
-            if not lp.items:
+    kept: dict[str, Any] = {}  # lang -> the prompts read (after --drop-overlap)
+
+    def compute() -> None:
+        nonlocal energy
+        for lang in setup.langs:
+            lp = setup.prompts[lang]
+            sets = None
+            if args.drop_overlap:
+                sets = sets_for(lang, lp)
+                n_all = len(lp.items)
+                lp, n_drop = drop_overlapping(lp, setup.task, sets)
+                dropped[lang] = {"items": n_all, "dropped": n_drop, "kept": n_all - n_drop}
+                if dist.is_main:
+                    log.info("  %s: dropped %d of %d items whose native and English label tokens overlap", lang,
+                             n_drop, n_all)
+                if not lp.items:
+                    continue
+            kept[lang] = lp
+            part_path = part_of(lang)
+            z, prompt_sha = load_part(part_path, lp)
+            done = None
+            if z is not None:
+                done = LensArrays.from_npz(lang, z)
+            if done is not None and done.n >= len(lp.items):
+                if dist.is_main:
+                    log.info("  %s: %d items already done", lang, done.n)
+                results.append(done.take(item_order(lp, done.index)))  # parts are saved in batch order
                 continue
-        part_path = out / "parts" / f"lens_{lang}.npz"
-        z, prompt_sha = load_part(part_path, lp)
-        done = None
-        if z is not None:
+            total = len(lp.items) if not dist.enabled else -(-(len(lp.items) - (done.n if done else 0)) // dist.world)
+            own = rank_part(part_path, dist.rank) if dist.enabled else part_path
+
+            def save(part: LensArrays, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
+                     total: int = total) -> None:
+                for values in part.values.values():
+                    check_finite(values, f"language {lang!r}", lm.dtype)
+                save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
+                if dist.is_main:
+                    progress(lang, part.n, total, rate)
+
+            sets = sets or sets_for(lang, lp)
+            energy = energy or Energy(scorer)
+            results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=scorer.batch_size,
+                                    on_batch=save, entropy_unit=args.entropy_unit, energy=energy, shard=shard,
+                                    keep_done=not dist.enabled, sizer=started.sizer))
+
+    dist.agree(compute)
+    dist.on_main(lambda: _write_outputs(args, out, dist.enabled, results, kept, dropped, per_item))
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, out: Path, gathered: bool, results: list[Any], kept: dict[str, Any],
+                   dropped: dict[str, dict[str, int]], per_item: tuple[str, ...]) -> None:
+    """Main process: lens.npz, lens_layers.csv, the filter counts and the figure; in a multi-process run the results
+    are first gathered from the processes' part files."""
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_npz, save_npz
+    from qtalign.analysis.lens import LensArrays, summarize
+
+    if gathered:
+        results = []
+        for lang, lp in kept.items():
+            path = out / "parts" / f"lens_{lang}.npz"
+            gather_rank_parts(path, per_item)
+            z = load_npz(path)
+            if z is None or len(z["index"]) < len(lp.items):
+                raise QtalignError(f"{path}: {0 if z is None else len(z['index'])} of {len(lp.items)} items after "
+                                   "gathering the processes' parts; rerun the same command to finish")
             done = LensArrays.from_npz(lang, z)
-        if done is not None and done.n >= len(lp.items):
-            log.info("  %s: %d items already done", lang, done.n)
-            results.append(done.take(item_order(lp, done.index)))  # parts are saved in batch order
-            continue
-        total = len(lp.items)
-
-        def save(part: LensArrays, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
-                 total: int = total) -> None:
-            for values in part.values.values():
-                check_finite(values, f"language {lang!r}", lm.dtype)
-            save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-            progress(lang, part.n, total, rate)
-
-        sets = sets or sets_for(lang, lp)
-        energy = energy or Energy(scorer)
-        results.append(run_lens(scorer, lp, setup.task, sets, done=done, batch_size=sizer, on_batch=save,
-                                entropy_unit=args.entropy_unit, energy=energy))
+            results.append(done.take(item_order(lp, done.index)))
     if args.drop_overlap:
         atomic_write_text(out / "lens_filter.json", json.dumps(dropped, indent=1) + "\n")
     if not results:
@@ -190,4 +266,3 @@ def run(args: argparse.Namespace) -> int:
     extra = [out / "lens_filter.json"] if args.drop_overlap else []
     for path in [out / "lens.npz", out / "lens_layers.csv", *extra, *draw(out, args.compare)]:
         print(path)
-    return 0

@@ -65,13 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from qtalign.distributed import DISTRIBUTED_COMMANDS, ReportedElsewhere, launched_rank, launched_world, shutdown
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    world, rank = launched_world(), launched_rank()
+    # in a multi-process launch the main process logs; the others only show errors
+    level = logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.ERROR
+    logging.basicConfig(level=level, format="%(message)s")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if world > 1 and args.command not in DISTRIBUTED_COMMANDS:
+            if rank != 0:
+                return 2
+            raise QtalignError(f"qtalign {args.command} runs in one process; launch it without torchrun / accelerate "
+                               f"launch (multi-process: {', '.join(sorted(DISTRIBUTED_COMMANDS))})")
         return int(args.func(args) or 0)
+    except ReportedElsewhere:
+        if args.verbose:
+            raise
+        return 2
     except QtalignError as e:
         if args.verbose:
             raise
@@ -80,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qtalign: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        shutdown()  # a multi-process run leaves its process group before the interpreter exits
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ import numpy as np
 from qtalign.cli.common_options import (
     add_data_options,
     add_model_options,
-    load_model_from_args,
     model_settings,
     prompts_from_args,
 )
-from qtalign.cli.lens import add_run_options, open_analysis, progress, write_csv
+from qtalign.cli.lens import add_run_options, progress, start_analysis, write_csv
 from qtalign.errors import QtalignError
 
 log = logging.getLogger(__name__)
@@ -86,48 +85,89 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
     if args.compare and not (Path(args.compare) / "pca.npz").is_file():
         raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
-    from qtalign.analysis.common import item_order, load_part, save_npz
-    from qtalign.analysis.pca import Pooled, alignment_scores, collect_pooled, pca_layers
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.pca import Pooled, collect_pooled
+    from qtalign.distributed import get_dist
     from qtalign.models import check_finite
-    from qtalign.scoring import Scorer
 
-    setup = prompts_from_args(args)  # also resolves the --protocol preset into args (--pool, --langs, --labels)
-    n_states = model_layers(args.model, args.trust_remote_code) + 1
-    layers = parse_layers(args.layers, n_states)
-    settings = {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
-                "layers": list(layers)}
-    run_folder = open_analysis(args, settings, PCA_OUTPUTS)
-    out = run_folder.path
-    lm = load_model_from_args(args)
-    run_folder.commit()
-    from qtalign.batchsize import batch_sizer, memory_key
+    dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each pools its share
+    args.device = dist.local_device(args.device)
+    setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset (--pool, --langs, ...)
 
-    sizer = batch_sizer(args.batch_size, lm.device, memory_key("pca", args.model, setup.task.name, lm.device, lm.dtype,
-                                                              lm.quantization))
-    scorer = Scorer(lm.model, lm.tokenizer, batch_size=sizer.size)
+    def layers_and_settings() -> tuple[tuple[int, ...], dict[str, Any]]:
+        layers = parse_layers(args.layers, model_layers(args.model, args.trust_remote_code) + 1)
+        return layers, {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
+                        "layers": list(layers)}
+
+    layers, settings = dist.agree(layers_and_settings)
+    out = Path(args.out)
+    part_of = lambda lang: out / "parts" / f"pooled_{lang}.npz"
+
+    def gather() -> None:  # what a killed multi-process run left
+        for lang in setup.langs:
+            gather_rank_parts(part_of(lang), POOLED_PER_ITEM)
+
+    started = start_analysis(args, dist, settings, PCA_OUTPUTS, gather)
+    lm, scorer = started.lm, started.scorer
+    shard = dist.shard()
     pooled: list[Pooled] = []
-    for lang in setup.langs:
-        lp = setup.prompts[lang]
-        part_path = out / "parts" / f"pooled_{lang}.npz"
-        z, prompt_sha = load_part(part_path, lp)
-        done = None
-        if z is not None:
+
+    def compute() -> None:
+        for lang in setup.langs:
+            lp = setup.prompts[lang]
+            part_path = part_of(lang)
+            z, prompt_sha = load_part(part_path, lp)
+            done = None
+            if z is not None:
+                done = Pooled.from_npz(lang, z)
+            if done is not None and len(done.index) >= len(lp.items):
+                if dist.is_main:
+                    log.info("  %s: %d items already done", lang, len(done.index))
+                rows = item_order(lp, done.index)  # parts are saved in batch order
+                pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
+                continue
+            left = len(lp.items) - (len(done.index) if done else 0)
+            total = len(lp.items) if not dist.enabled else -(-left // dist.world)
+            own = rank_part(part_path, dist.rank) if dist.enabled else part_path
+
+            def save(part: Pooled, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
+                     total: int = total) -> None:
+                check_finite(part.states, f"language {lang!r}", lm.dtype)
+                save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
+                if dist.is_main:
+                    progress(lang, len(part.index), total, rate)
+
+            pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=scorer.batch_size,
+                                         on_batch=save, shard=shard, keep_done=not dist.enabled, sizer=started.sizer))
+
+    dist.agree(compute)
+    dist.on_main(lambda: _write_outputs(args, out, layers, setup, pooled if not dist.enabled else None))
+    return 0
+
+
+POOLED_PER_ITEM = ("index", "states")  # the arrays of a pooled part file with one row per item
+
+
+def _write_outputs(args: argparse.Namespace, out: Path, layers: tuple[int, ...], setup: Any,
+                   pooled: list[Any] | None) -> None:
+    """Main process: pca.npz, pca_corr.csv, alignment.csv and the figures; pooled None (a multi-process run): first
+    gather the processes' part files."""
+    from qtalign.analysis.common import gather_rank_parts, item_order, load_npz, save_npz
+    from qtalign.analysis.pca import Pooled, alignment_scores, pca_layers
+
+    if pooled is None:
+        pooled = []
+        for lang in setup.langs:
+            lp = setup.prompts[lang]
+            path = out / "parts" / f"pooled_{lang}.npz"
+            gather_rank_parts(path, POOLED_PER_ITEM)
+            z = load_npz(path)
+            if z is None or len(z["index"]) < len(lp.items):
+                raise QtalignError(f"{path}: {0 if z is None else len(z['index'])} of {len(lp.items)} items after "
+                                   "gathering the processes' parts; rerun the same command to finish")
             done = Pooled.from_npz(lang, z)
-        if done is not None and len(done.index) >= len(lp.items):
-            log.info("  %s: %d items already done", lang, len(done.index))
-            rows = item_order(lp, done.index)  # parts are saved in batch order
+            rows = item_order(lp, done.index)
             pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
-            continue
-        total = len(lp.items)
-
-        def save(part: Pooled, rate: float, lang: str = lang, path: Path = part_path, sha: str = prompt_sha,
-                 total: int = total) -> None:
-            check_finite(part.states, f"language {lang!r}", lm.dtype)
-            save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-            progress(lang, len(part.index), total, rate)
-
-        pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=sizer,
-                                     on_batch=save))
     res = pca_layers(pooled)
     save_npz(out / "pca.npz", {
         "layers": np.array(layers), "lang": res[0].langs.astype(str), "index": res[0].index,
@@ -138,4 +178,3 @@ def run(args: argparse.Namespace) -> int:
     write_csv(out / "alignment.csv", alignment_scores(pooled))
     for path in [out / "pca.npz", out / "pca_corr.csv", out / "alignment.csv", *draw(out, args.compare)]:
         print(path)
-    return 0

@@ -89,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if not settings.data or not settings.out:
         raise QtalignError("qtalign train needs --data and --out (or data/out in --config)")
     result = train(settings, overwrite=args.overwrite)
+    from qtalign.distributed import get_dist
+
+    if not get_dist().is_main:  # in a multi-process run the main process reports
+        return 0
     if result.stopped_early:
         print(f"stopped after {result.steps} steps; rerun the same command to continue (checkpoint in "
               f"{result.out}/checkpoint)")
