@@ -10,7 +10,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .gpu/site ]; then export PYTHONPATH="$PYTHONPATH:$PWD/.gpu/site"; fi
+# .gpu/site is for the GPU machine's Python only (its compiled packages would shadow this venv's in a dry run)
+if [ -d .gpu/site ] && [[ " $* " != *" --cpu-dry-run "* ]]; then export PYTHONPATH="$PYTHONPATH:$PWD/.gpu/site"; fi
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 OUTDIR=${OUT:-runs/gpu_check}
 args=("$@")
