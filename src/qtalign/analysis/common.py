@@ -146,3 +146,14 @@ def gather_rank_parts(path: Path, per_item: Sequence[str]) -> None:
         save_npz(path, merged)
     for part in parts:
         part.unlink()
+
+
+def gathered_language(path: Path, per_item: Sequence[str], n_items: int) -> dict[str, np.ndarray]:
+    """A language's part file once the processes' parts are gathered into it (gather_rank_parts); fewer than n_items
+    items is a QtalignError (a process stopped before finishing its share)."""
+    gather_rank_parts(path, per_item)
+    z = load_npz(path)
+    if z is None or len(z[per_item[0]]) < n_items:
+        raise QtalignError(f"{path}: {0 if z is None else len(z[per_item[0]])} of {n_items} items after gathering the "
+                           "processes' parts; rerun the same command to finish")
+    return z

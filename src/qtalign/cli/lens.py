@@ -234,18 +234,13 @@ def _write_outputs(args: argparse.Namespace, out: Path, gathered: bool, results:
                    dropped: dict[str, dict[str, int]], per_item: tuple[str, ...]) -> None:
     """Main process: lens.npz, lens_layers.csv, the filter counts and the figure; in a multi-process run the results
     are first gathered from the processes' part files."""
-    from qtalign.analysis.common import gather_rank_parts, item_order, load_npz, save_npz
+    from qtalign.analysis.common import gathered_language, item_order, save_npz
     from qtalign.analysis.lens import LensArrays, summarize
 
     if gathered:
         results = []
         for lang, lp in kept.items():
-            path = out / "parts" / f"lens_{lang}.npz"
-            gather_rank_parts(path, per_item)
-            z = load_npz(path)
-            if z is None or len(z["index"]) < len(lp.items):
-                raise QtalignError(f"{path}: {0 if z is None else len(z['index'])} of {len(lp.items)} items after "
-                                   "gathering the processes' parts; rerun the same command to finish")
+            z = gathered_language(out / "parts" / f"lens_{lang}.npz", per_item, len(lp.items))
             done = LensArrays.from_npz(lang, z)
             results.append(done.take(item_order(lp, done.index)))
     if args.drop_overlap:

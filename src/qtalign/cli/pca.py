@@ -152,19 +152,14 @@ def _write_outputs(args: argparse.Namespace, out: Path, layers: tuple[int, ...],
                    pooled: list[Any] | None) -> None:
     """Main process: pca.npz, pca_corr.csv, alignment.csv and the figures; pooled None (a multi-process run): first
     gather the processes' part files."""
-    from qtalign.analysis.common import gather_rank_parts, item_order, load_npz, save_npz
+    from qtalign.analysis.common import gathered_language, item_order, save_npz
     from qtalign.analysis.pca import Pooled, alignment_scores, pca_layers
 
     if pooled is None:
         pooled = []
         for lang in setup.langs:
             lp = setup.prompts[lang]
-            path = out / "parts" / f"pooled_{lang}.npz"
-            gather_rank_parts(path, POOLED_PER_ITEM)
-            z = load_npz(path)
-            if z is None or len(z["index"]) < len(lp.items):
-                raise QtalignError(f"{path}: {0 if z is None else len(z['index'])} of {len(lp.items)} items after "
-                                   "gathering the processes' parts; rerun the same command to finish")
+            z = gathered_language(out / "parts" / f"pooled_{lang}.npz", POOLED_PER_ITEM, len(lp.items))
             done = Pooled.from_npz(lang, z)
             rows = item_order(lp, done.index)
             pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
