@@ -242,14 +242,20 @@ def get_dist(device: str = "auto") -> Dist:
     return _DIST
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = False) -> None:
     """Leave the process group at the end of a command: a process that exits while in it can abort ("terminate called
-    without an active exception") as the group's threads are torn down. Local to this process (no collective)."""
+    without an active exception") as the group's threads are torn down. When the command finished in every process
+    (finished), a last barrier first makes sure no process tears its connections down while another still talks."""
     global _DIST
     if _DIST is not None and _DIST.enabled:
         import torch.distributed as td
 
         if td.is_initialized():
+            if finished:
+                try:
+                    td.barrier()
+                except Exception as e:  # another process already left (it failed): nothing to wait for
+                    log.debug("last barrier: %s", e)
             td.destroy_process_group()
     _DIST = None
 

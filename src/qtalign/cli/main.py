@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -75,13 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    finished = False
     try:
         if world > 1 and args.command not in DISTRIBUTED_COMMANDS:
             if rank != 0:
                 return 2
             raise QtalignError(f"qtalign {args.command} runs in one process; launch it without torchrun / accelerate "
                                f"launch (multi-process: {', '.join(sorted(DISTRIBUTED_COMMANDS))})")
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        finished = True
+        return code
     except ReportedElsewhere:
         if args.verbose:
             raise
@@ -95,8 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("qtalign: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
-        shutdown()  # a multi-process run leaves its process group before the interpreter exits
+        shutdown(finished)  # a multi-process run leaves its process group before the interpreter exits
+
+
+def entry() -> None:
+    """The console script and `python -m qtalign`: main(), then exit. A process of a multi-process launch exits at once
+    (os._exit, after flushing its output) rather than through interpreter finalization, where C++ threads left by the
+    process group's backend can abort a run that has already finished and written everything."""
+    from qtalign.distributed import launched_world
+
+    code = main()
+    if launched_world() > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
