@@ -45,12 +45,17 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def _first_comparison(compare_json: Path) -> tuple[list[str], dict[str, Any]]:
+    """The scoring modes (raw first, then calibration modes) and the first comparison of a compare.json."""
+    doc = json.loads(compare_json.read_text(encoding="utf-8"))
+    return list(doc.get("modes", ["raw"])), doc["comparisons"][0]
+
+
 def headline(compare_json: Path) -> list[str]:
     """Lines for the mean gain of the tuned run over the base run, raw and each calibration mode, from compare.json."""
-    doc = json.loads(compare_json.read_text(encoding="utf-8"))
-    comp = doc["comparisons"][0]
+    modes, comp = _first_comparison(compare_json)
     lines = []
-    for mode in doc.get("modes", ["raw"]):
+    for mode in modes:
         m = comp["scores"][mode]["mean"]
         lo, hi = m["ci95"]
         verdict = ("interval excludes 0" if m.get("excludes_zero") else "interval includes 0: no clear effect")
@@ -66,10 +71,9 @@ def headline(compare_json: Path) -> list[str]:
 
 def gain_line(compare_json: Path) -> str:
     """One line per comparison: the mean gain with its interval in each scoring mode (raw, calibrated)."""
-    doc = json.loads(compare_json.read_text(encoding="utf-8"))
-    comp = doc["comparisons"][0]
+    modes, comp = _first_comparison(compare_json)
     parts = []
-    for mode in doc.get("modes", ["raw"]):
+    for mode in modes:
         m = comp["scores"][mode]["mean"]
         lo, hi = m["ci95"]
         parts.append(f"{mode} {_pts(m['diff'])} [{_pts(lo)}, {_pts(hi)}]")
