@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from qtalign.compat import output_cache
+from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
-from qtalign.scoring import PrefixState, Scorer
+from qtalign.scoring import PrefixState, Scorer, length_batches
 from qtalign.store import atomic_write_bytes, check_run_record
 
 
@@ -102,6 +103,18 @@ def item_order(lp: Any, index: np.ndarray) -> np.ndarray:
     """Rows that put results (item indices `index`, e.g. in batch order) in the prompts' item order."""
     pos = {it.index: k for k, it in enumerate(lp.items)}
     return np.argsort([pos.get(int(i), len(pos)) for i in index], kind="stable")
+
+
+def pending_batches(lp: Any, ids: Sequence[list[int]], have: set[int], batch_size: int,
+                    shard: Shard | None = None) -> Iterator[tuple[list[int], list[int]]]:
+    """The batches of a language's prompts this process still reads: (batch, keep), batch = item positions (batches of
+    batch_size from the full item list, as the scorer's, so an item is read with the same companions whatever was done
+    before or how the work is shared), keep = positions within batch of items not in have. A shard takes every
+    world-th batch that has work left."""
+    for batch in length_batches([len(x) for x in ids], batch_size):
+        keep = [j for j, k in enumerate(batch) if lp.items[k].index not in have]
+        if keep and (shard is None or shard.mine()):
+            yield batch, keep
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray] | None:

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from qtalign.analysis.common import final_norm, layer_states, prefix_layers
+from qtalign.analysis.common import final_norm, item_order, layer_states, pending_batches, prefix_layers
 from qtalign.batchsize import BatchSizer, run_split
 from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_mean
 from qtalign.prompts import LangPrompts
 from qtalign.protocol import paper_label_token_sets
-from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets, length_batches
+from qtalign.scoring import PrefixState, Scorer, TokenIndex, label_token_sets
 from qtalign.tasks import Task
 
 # per item and layer; p_* are probabilities (summed over a token set); entropy in nats or bits (run setting
@@ -224,10 +224,7 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
     pre = None
     start, n_done = time.perf_counter(), 0
     sizer = sizer or BatchSizer(batch_size)
-    for batch in length_batches([len(x) for x in ids], batch_size):
-        keep = [j for j, k in enumerate(batch) if lp.items[k].index not in have]
-        if not keep or (shard is not None and not shard.mine()):
-            continue
+    for batch, keep in pending_batches(lp, ids, have, batch_size, shard):
         pre = pre or prefix_layers(scorer, scorer.encode_prefix(lp.prefix))  # only where this process reads a batch
         parts = [part for _, part in run_split(sizer, batch, lambda piece, state=pre.state: lens_batch(
             scorer, state, [ids[k] for k in piece], [task.labels.index(lp.items[k].label) for k in piece],
@@ -239,8 +236,7 @@ def run_lens(scorer: Scorer, lp: LangPrompts, task: Task, sets: LensSets, done: 
         n_done += len(keep)
         if on_batch is not None:
             on_batch(result, n_done / max(time.perf_counter() - start, 1e-9))
-    order = {it.index: k for k, it in enumerate(lp.items)}
-    return result.take(np.argsort([order.get(int(i), len(order)) for i in result.index], kind="stable"))
+    return result.take(item_order(lp, result.index))
 
 
 def _concat(a: LensArrays, b: LensArrays) -> LensArrays:

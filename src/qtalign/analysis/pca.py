@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qtalign.analysis.common import PrefixLayers, layer_states, prefix_layers
+from qtalign.analysis.common import PrefixLayers, item_order, layer_states, pending_batches, prefix_layers
 from qtalign.batchsize import BatchSizer, run_split
 from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
-from qtalign.scoring import Scorer, length_batches
+from qtalign.scoring import Scorer
 
 # mean: over all prompt tokens (prefix + item; the paper's choice); item: over the item's tokens only;
 # last: the last prompt token's state
@@ -84,10 +84,7 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
     pre = None
     start, n_done = time.perf_counter(), 0
     sizer = sizer or BatchSizer(batch_size)
-    for batch in length_batches([len(x) for x in ids], batch_size):
-        keep = [j for j, k in enumerate(batch) if lp.items[k].index not in have]
-        if not keep or (shard is not None and not shard.mine()):
-            continue
+    for batch, keep in pending_batches(lp, ids, have, batch_size, shard):
         pre = pre or prefix_layers(scorer, scorer.encode_prefix(lp.prefix))  # only where this process pools a batch
         states = np.concatenate([part for _, part in run_split(sizer, batch, lambda piece, prefix=pre: pool_batch(
             scorer, prefix, [ids[k] for k in piece], layers, pool))])[keep]  # [len(keep), k, H]
@@ -103,8 +100,7 @@ def collect_pooled(scorer: Scorer, lp: LangPrompts, layers: Sequence[int], pool:
             return Pooled(lp.lang, np.zeros(0, dtype=np.int64), tuple(layers),
                           np.zeros((0, len(layers), hidden), dtype=np.float32))
         raise QtalignError(f"no items to pool for language {lp.lang!r}")
-    order = {it.index: k for k, it in enumerate(lp.items)}
-    rows = np.argsort([order.get(int(i), len(order)) for i in result.index], kind="stable")
+    rows = item_order(lp, result.index)
     return Pooled(lp.lang, result.index[rows], result.layers, result.states[rows])
 
 
