@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -18,8 +18,8 @@ def make_pairs(n: int) -> list[tuple[str, str]]:
     """~100-token question-translation pairs (German => English, SNLI-like)."""
     base_de = "Prämisse: Ein Mann in einem blauen Hemd spielt auf einer Bühne Gitarre, während Menschen zuschauen"
     base_en = "Premise: A man in a blue shirt plays guitar on a stage while people watch"
-    return [(f'{base_de} {i}.\nHypothese: Ein Musiker tritt auf.\nAntwort: "\nTranslate the input from German to '
-             'English:\n', f'{base_en} {i}.\nHypothesis: A musician performs.\nAnswer: "') for i in range(n)]
+    return [((f'{base_de} {i}.\nHypothese: Ein Musiker tritt auf.\nAntwort: "\nTranslate the input from German to '
+              'English:\n'), f'{base_en} {i}.\nHypothesis: A musician performs.\nAnswer: "') for i in range(n)]
 
 
 class PeakRss:
@@ -34,7 +34,7 @@ class PeakRss:
             self.peak = max(self.peak, self.proc.memory_info().rss)
             time.sleep(0.01)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self.peak = self.proc.memory_info().rss
         self.t.start()
         return self
@@ -59,7 +59,7 @@ def worker(mode: str, model_name: str, steps: int, batch: int) -> dict[str, Any]
 
     torch.manual_seed(0)
     s = TrainSettings(batch_size=batch, grad_accum=1, device="cpu")
-    model, tok, dev = load_trainable(model_name, "cpu")
+    model, tok, _dev = load_trainable(model_name, "cpu")
     model.config.use_cache = False
     peft_model = add_lora(model, s)
     examples = encode_pairs(tok, make_pairs(steps * batch), 512, False)

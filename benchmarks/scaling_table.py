@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def table(check: dict[str, Any], grid: dict[str, int]) -> str:
             if prec.endswith("auto") and not prec.startswith("nf4"):
                 lines.append(f"| eval {task}, {half}, batch auto ({r['batch_size_used']}) | {r['net_tokens_per_s']:,.0f} "
                              f"| {tokens / 1e6:.2f} M tokens | {hours(t)} |")
-        if total != total:  # nan: this precision was not measured
+        if math.isnan(total):  # this precision was not measured
             continue
         totals[prec] = total
         label = f"**eval, one model (32,000 prompts), {half}**" if not prec.startswith("nf4") else \

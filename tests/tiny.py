@@ -15,7 +15,7 @@ MAX_TINY_PARAMS = 2_000_000
 def _corpus() -> list[str]:
     lines = []
     for task in TASKS.values():
-        for lang, entry in task.table.items():
+        for entry in task.table.values():
             lines += [entry.cue, *entry.fields, *entry.labels.values()]
             lines += [w for ws in entry.variants.values() for w in ws]
     lines += ["The movie was great and I loved it.", "A man is playing a guitar on stage.", "Premise Hypothesis Answer"]
@@ -61,9 +61,10 @@ def build_model(arch: str, vocab_size: int, seed: int = 0) -> Any:
     """A random causal LM of the given family ("llama" or "gemma3"), small enough for unit tests."""
     from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
 
-    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=2048,
-                  pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    common: dict[str, Any] = {
+        "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 2048,
+        "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2}
     if arch == "llama":
         config = LlamaConfig(**common, tie_word_embeddings=False)
     elif arch == "gemma3":

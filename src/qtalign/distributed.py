@@ -254,7 +254,7 @@ def shutdown(finished: bool = False) -> None:
             if finished:
                 try:
                     td.barrier()
-                except Exception as e:  # another process already left (it failed): nothing to wait for
+                except Exception as e:  # noqa: BLE001 -- another process already left (it failed): nothing to wait for
                     log.debug("last barrier: %s", e)
             td.destroy_process_group()
     _DIST = None

@@ -22,8 +22,9 @@ def write_pairs(path: Path, n: int = 12) -> Path:
 
 
 def settings(model: Path, data: Path, out: Path, **kw: object) -> TrainSettings:
-    base = dict(model=str(model), data=str(data), out=str(out), batch_size=2, grad_accum=2, epochs=2,
-                lr=5e-3, val_ratio=0.2, save_every=1, device="cpu", seed=1)
+    base: dict[str, object] = {"model": str(model), "data": str(data), "out": str(out), "batch_size": 2,
+                               "grad_accum": 2, "epochs": 2, "lr": 5e-3, "val_ratio": 0.2, "save_every": 1,
+                               "device": "cpu", "seed": 1}
     base.update(kw)
     return TrainSettings(**base)
 

@@ -59,7 +59,8 @@ class Task:
             entry = self.lang(lang)
             return tuple(entry.labels[label] for label in self.labels)
         if isinstance(mode, str):
-            raise ValueError(f"labels must be 'en', 'native' or a list of {len(self.labels)} words, got {mode!r}")
+            msg = f"labels must be 'en', 'native' or a list of {len(self.labels)} words, got {mode!r}"
+            raise ValueError(msg)  # noqa: TRY004 -- a wrong word, not a wrong type
         words = tuple(mode)
         if len(words) != len(self.labels) or len(set(words)) != len(words) or not all(w.strip() for w in words):
             raise ValueError(
