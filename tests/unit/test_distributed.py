@@ -226,6 +226,39 @@ def test_lens_and_pca_two_processes_equal_one(tiny_gemma: Path, tmp_path: Path, 
     assert not list((tmp_path / "two" / "parts").glob("*.rank*.npz"))  # gathered into one part per language
 
 
+@pytest.mark.parametrize("cmd,npz,stem", [("lens", "lens.npz", "lens"), ("pca", "pca.npz", "pooled")])
+def test_rerun_gathers_the_parts_a_killed_multi_process_analysis_left(tiny_gemma: Path, tmp_path: Path, cmd: str,
+                                                                     npz: str, stem: str) -> None:
+    """A 2-process lens/pca run killed after both processes saved their parts, rerun in one process: the main
+    process gathers the rank parts before the model loads, and the outputs equal an uninterrupted run's."""
+    from qtalign.analysis.common import load_npz, rank_part, save_npz
+    from qtalign.analysis.lens import QUANTITIES
+    from qtalign.cli.pca import POOLED_PER_ITEM
+
+    per_item = ("index", *QUANTITIES, "top_id") if cmd == "lens" else POOLED_PER_ITEM
+    data = write_paper_folder(tmp_path / "data", n=14)
+    ref, killed = tmp_path / "one", tmp_path / "killed"
+    run(1, *_analysis_args(cmd, tiny_gemma, data, ref))
+    shutil.copytree(ref, killed)
+    for f in killed.iterdir():  # what the run writes once every language is done
+        if f.is_file() and f.name != "settings.json":
+            f.unlink()
+    langs = sorted((killed / "parts").glob(f"{stem}_*.npz"))
+    assert [p.name for p in langs] == [f"{stem}_de.npz", f"{stem}_en.npz"]
+    for part in langs:  # each process's share: every other item
+        z = load_npz(part)
+        assert z is not None
+        for rank in (0, 1):
+            save_npz(rank_part(part, rank), {**z, **{k: z[k][rank::2] for k in per_item}})
+        part.unlink()
+    run(1, *_analysis_args(cmd, tiny_gemma, data, killed))
+    assert not list((killed / "parts").glob("*.rank*.npz"))
+    a, b = np.load(ref / npz), np.load(killed / npz)
+    assert a.files == b.files
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 # ---- training ---------------------------------------------------------------------------------------------------
 # Tolerance of a 2-process run against the one-process run (same global batch): each micro-batch's gradient is the
 # same; only the order of their float32 sums differs. Measured on this test: adapter max |diff| 3.7e-8 (weights up

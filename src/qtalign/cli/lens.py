@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,17 +104,20 @@ class Started:
 
 
 def start_analysis(args: argparse.Namespace, dist: Any, settings: dict[str, Any], outputs: tuple[str, ...],
-                   gather: Callable[[], None]) -> Started:
+                   parts: Sequence[Path], per_item: Sequence[str]) -> Started:
     """The setup of lens and pca, in one process or several: the main process checks and claims --out
-    (open_analysis) before the model loads and gathers the part files a killed multi-process run left (gather());
+    (open_analysis) before the model loads and gathers into each of parts (one per language) the processes' part
+    files a killed multi-process run left (their per-item arrays: per_item);
     every process checks that it sees the folder and loads the model (each node's first process first); the main
     process writes the run record once the model has loaded. Every process takes the main process's batch size."""
+    from qtalign.analysis.common import gather_rank_parts
     from qtalign.batchsize import batch_sizer, memory_key
     from qtalign.scoring import Scorer
 
     def claim() -> Any:
         run = open_analysis(args, settings, outputs)
-        gather()
+        for part in parts:
+            gather_rank_parts(part, per_item)
         return run
 
     run = dist.on_main(claim)
@@ -144,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
     if args.compare and not (Path(args.compare) / "lens_layers.csv").is_file():
         raise QtalignError(f"--compare {args.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
-    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.common import item_order, load_part, rank_part, save_npz
     from qtalign.analysis.lens import QUANTITIES, Energy, LensArrays, LensSets, drop_overlapping, run_lens
     from qtalign.distributed import get_dist
     from qtalign.models import check_finite
@@ -159,12 +162,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     per_item = ("index", *QUANTITIES, "top_id")
     part_of = lambda lang: out / "parts" / f"lens_{lang}.npz"
-
-    def gather() -> None:  # what a killed multi-process run left
-        for lang in setup.langs:
-            gather_rank_parts(part_of(lang), per_item)
-
-    started = start_analysis(args, dist, settings, LENS_OUTPUTS, gather)
+    started = start_analysis(args, dist, settings, LENS_OUTPUTS, [part_of(lang) for lang in setup.langs], per_item)
     lm, scorer = started.lm, started.scorer
     index: TokenIndex | None = None  # built only when needed (it reads the whole vocabulary)
     energy: Energy | None = None

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
     if args.compare and not (Path(args.compare) / "pca.npz").is_file():
         raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
-    from qtalign.analysis.common import gather_rank_parts, item_order, load_part, rank_part, save_npz
+    from qtalign.analysis.common import item_order, load_part, rank_part, save_npz
     from qtalign.analysis.pca import Pooled, collect_pooled
     from qtalign.distributed import get_dist
     from qtalign.models import check_finite
@@ -102,12 +102,8 @@ def run(args: argparse.Namespace) -> int:
     layers, settings = dist.agree(layers_and_settings)
     out = Path(args.out)
     part_of = lambda lang: out / "parts" / f"pooled_{lang}.npz"
-
-    def gather() -> None:  # what a killed multi-process run left
-        for lang in setup.langs:
-            gather_rank_parts(part_of(lang), POOLED_PER_ITEM)
-
-    started = start_analysis(args, dist, settings, PCA_OUTPUTS, gather)
+    started = start_analysis(args, dist, settings, PCA_OUTPUTS, [part_of(lang) for lang in setup.langs],
+                             POOLED_PER_ITEM)
     lm, scorer = started.lm, started.scorer
     shard = dist.shard()
     pooled: list[Pooled] = []
