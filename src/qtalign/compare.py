@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from qtalign.errors import QtalignError
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean, bootstrap_mean_accuracy
-from qtalign.store import atomic_write_json, atomic_write_text, read_jsonl_rows
+from qtalign.store import atomic_write_json, atomic_write_text, read_json_object, read_jsonl_rows
 
 RAW = "raw"
 ALPHA = 0.05
@@ -63,16 +62,6 @@ class Run:
 
 
 # ---- reading runs ---------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        raise QtalignError(f"{path}: not valid JSON") from None
-    return data if isinstance(data, dict) else None
-
-
 def _find(path_text: str, anchors: Sequence[Path]) -> Path | None:
     """path_text as given (absolute or from the working directory), else relative to each anchor folder."""
     p = Path(path_text)
@@ -102,14 +91,14 @@ def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list
     train_dir = next((d for d in (found, found.parent) if (d / "train_settings.json").is_file()), None)
     if train_dir is None:
         return None, f"{found}: no train_settings.json here or one folder up"
-    ts = _read_json(train_dir / "train_settings.json") or {}
+    ts = read_json_object(train_dir / "train_settings.json", strict=True) or {}
     data = ts.get("data")
     if not data:
         return None, f"{train_dir / 'train_settings.json'}: no `data` entry"
     pairs = _find(str(data), [train_dir, *_anchors(train_dir)])
     if pairs is None:
         return None, f"{train_dir / 'train_settings.json'}: pairs file {data} not found"
-    manifest = _read_json(pairs.with_name("manifest.json"))
+    manifest = read_json_object(pairs.with_name("manifest.json"), strict=True)
     if manifest is None:
         return None, f"{pairs.with_name('manifest.json')}: not found"
     s = manifest.get("settings", {})
@@ -127,7 +116,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     pred_path = path / "predictions.jsonl"
     if not pred_path.is_file():
         raise QtalignError(f"{path}: no predictions.jsonl (not a `qtalign eval` run folder)")
-    results = _read_json(path / "results.json")
+    results = read_json_object(path / "results.json", strict=True)
     rows_all = read_jsonl_rows(pred_path)
     tasks = list(dict.fromkeys(r.get("task") for r in rows_all))
     task = results.get("task") if results else (tasks[0] if len(tasks) == 1 else None)
@@ -155,7 +144,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     cal_order += sorted((modes or set()) - set(cal_order))
     model = (results or {}).get("model") or {}
     settings = (results or {}).get("settings") or {}
-    run_record = _read_json(path / "run.json") or {}
+    run_record = read_json_object(path / "run.json", strict=True) or {}
     adapter = model.get("adapter") or settings.get("adapter") or run_record.get("adapter")
     run = Run(name or path.name, path, task, langs, labels, rows, items, results, cal_order, adapter=adapter)
     if results is not None and not results.get("complete", True):

@@ -47,6 +47,21 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+def read_json_object(path: str | Path, strict: bool = False) -> dict[str, Any] | None:
+    """A JSON file holding an object: its content; None when the file is missing or holds something else. Invalid
+    JSON is None too, or with strict a QtalignError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        if strict:
+            raise QtalignError(f"{path}: not valid JSON") from None
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
     """Complete rows of a JSONL file written by JsonlWriter; a torn last line (from a kill) is ignored."""
     path = Path(path)

@@ -15,7 +15,7 @@ from qtalign.compare import RAW, Run, compare_runs, load_run, training_languages
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.report.render import Block, Cell, Figure, Heading, Items, Pre, Table, Text, render_html, render_md
-from qtalign.store import atomic_write_text, read_jsonl_rows
+from qtalign.store import atomic_write_text, read_json_object, read_jsonl_rows
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ class Builder:
         curves = []
         for t in self.s.trains:
             folder = self.s.root / t.get("run", "")
-            summary = _read_json(folder / "train_summary.json") or {}
+            summary = read_json_object(folder / "train_summary.json") or {}
             langs, note = training_languages(str(folder), [self.s.root])
             name = str(t.get("mix") or t.get("id")) + (f" [{t['control']}]" if t.get("control") and
                                                        t["control"] not in str(t.get("mix")) else "") + \
@@ -607,10 +607,10 @@ class Builder:
             self.blocks.append(Table("models-table", head, rows))
         for t in self.s.trains:
             folder = self.s.root / t.get("run", "")
-            ts = _read_json(folder / "train_settings.json") or {}
+            ts = read_json_object(folder / "train_settings.json") or {}
             if ts.get("data"):
-                manifest = _read_json(Path(ts["data"]).with_name("manifest.json")) or \
-                    _read_json((folder / ts["data"]).with_name("manifest.json")) or {}
+                manifest = read_json_object(Path(ts["data"]).with_name("manifest.json")) or \
+                    read_json_object((folder / ts["data"]).with_name("manifest.json")) or {}
                 if manifest.get("pairs_sha256"):
                     data_rows[f"{ts['data']} (pairs of {t.get('id')})"] = manifest["pairs_sha256"]
         if data_rows:
@@ -630,14 +630,6 @@ class Builder:
             self.blocks.append(Items(list(dict.fromkeys(self.s.notes))))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:

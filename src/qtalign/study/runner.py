@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import gc
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 from qtalign import __version__
 from qtalign.errors import QtalignError
-from qtalign.store import atomic_write_json
+from qtalign.store import atomic_write_json, read_json_object
 from qtalign.study.config import StudyConfig
 from qtalign.study.plan import Plan, Step, make_plan
 from qtalign.study.steps import EXECUTORS, Context, missing_support
@@ -47,14 +46,8 @@ class RunSummary:
 
 def read_marker(root: Path, step: Step) -> dict[str, Any] | None:
     """The finished-step marker of a step's folder when it matches the step's hash."""
-    path = root / step.out / MARKER
-    if not path.is_file():
-        return None
-    try:
-        marker = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return marker if marker.get("hash") == step.hash else None
+    marker = read_json_object(root / step.out / MARKER)
+    return marker if marker is not None and marker.get("hash") == step.hash else None
 
 
 def study_document(cfg: StudyConfig, plan: Plan, states: dict[str, StepState]) -> dict[str, Any]:
