@@ -25,6 +25,7 @@ from qtalign.config import Settings
 from qtalign.data.check import context_problems
 from qtalign.data.demos_file import load_demos_file, resolve_demos_file
 from qtalign.data.parallel import apply_gold_from, reference_items
+from qtalign.data.ranges import parse_item_range, select_dataset, select_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
@@ -71,6 +72,7 @@ class EvalSettings(Settings):
     seed: int = 0
     demos: str | None = None
     limit: int | None = Field(None, ge=1)
+    items: str | None = Field(None, pattern=r"^\d+:\d+$")  # START:END: read only these item indices of each file (qtalign.data.ranges)
     batch_size: BatchSize = 8  # a positive integer, or auto (largest that fits; qtalign.batchsize)
     device: str = "auto"
     dtype: str | None = None
@@ -148,7 +150,8 @@ def prepare(s: EvalSettings) -> Prepared:
             task.lang(lang)
     except ValueError as e:
         raise QtalignError(str(e)) from None
-    data = read_dataset(task, s.data, s.langs)
+    rng = parse_item_range(s.items) if s.items is not None else None
+    data = select_dataset(read_dataset(task, s.data, s.langs), rng)
     if data.errors:
         n = len(data.errors)
         raise QtalignError(
@@ -163,6 +166,8 @@ def prepare(s: EvalSettings) -> Prepared:
         if demo_data.errors:
             raise QtalignError("problems in the demonstration data:\n  " + summarize_problems(demo_data))
     reference = reference_items(task, s.data, data)
+    if reference is not None and rng is not None:
+        reference = select_items(reference, rng)
     disagreements = parallel_disagreements(data, ref=reference)
     for lang, idx in disagreements.items():
         if idx:
@@ -175,6 +180,8 @@ def prepare(s: EvalSettings) -> Prepared:
             )
     if s.gold_from:
         gold_ref = reference if s.gold_from == "en" else reference_items(task, s.data, data, s.gold_from)
+        if gold_ref is not None and rng is not None:
+            gold_ref = select_items(gold_ref, rng)
         data = apply_gold_from(task, data, gold_ref, s.gold_from)
     labels = parse_labels(s.labels)
     demos_path = resolve_demos_file(task, s.demos_file, s.data)

@@ -33,6 +33,9 @@ def add_data_options(parser: argparse.ArgumentParser, required: bool = True) -> 
     g.add_argument("--langs", default=None,
                    help="comma list of language codes (default: the languages present in --data)")
     g.add_argument("--limit", type=int, default=None, help="score only the first N items per language")
+    g.add_argument("--items", default=None, metavar="START:END",
+                   help="read only items START..END-1 of each file (demonstrations and scored items both come from "
+                        "them), e.g. 0:250 when items 250:500 were used to build training pairs")
     g.add_argument("--shots", type=int, default=None, help="demonstrations per prompt (default: the task's)")
     g.add_argument("--labels", default=None, help="en, native, or a comma list of label words (default: en)")
     g.add_argument("--seed", type=int, default=0, help="seed of the demonstration choice (default: 0)")
@@ -128,7 +131,8 @@ def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
             "task": args.task, "data": args.data, "model": getattr(args, "model", DEFAULT_MODEL),
             "adapter": str(resolve_adapter(adapter)) if adapter else None,
             "langs": tuple(parse_langs(args.langs, args.task, args.data)), "shots": args.shots, "labels": args.labels,
-            "seed": args.seed, "demos": args.demos, "limit": args.limit, "batch_size": args.batch_size,
+            "seed": args.seed, "demos": args.demos, "limit": args.limit,
+            "items": getattr(args, "items", None), "batch_size": args.batch_size,
             "device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", None),
             "load_in_4bit": getattr(args, "load_in_4bit", False),
             "trust_remote_code": getattr(args, "trust_remote_code", False),
@@ -152,6 +156,8 @@ def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
                 "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos,
                 "protocol": s.protocol, "demos_file": s.demos_file, "keep_demo_items": s.keep_demo_items,
                 "gold_from": s.gold_from, "label_tokens": s.label_tokens}
+    if s.items is not None:  # only when given, so that runs made before the option resume unchanged
+        settings["items"] = s.items
     return PromptSetup(prep.task, list(s.langs), prep.prompts, settings, s)
 
 

@@ -38,6 +38,10 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--parallel", default=None, metavar="FILE",
                    help="JSONL of {lang: text} per line (general parallel sentences), for --control parallel; "
                         "'demo': the sample shipped with qtalign")
+    p.add_argument("--test-items", default=None, metavar="START:END",
+                   help="build the pairs from items START..END-1 of the parallel *test* files in --data (e.g. 250:500), "
+                        "for in-task data where no training questions were released; needs --exclude FOLDER, whose "
+                        "items outside the range are checked field by field; evaluate with --items 0:START")
     p.add_argument("--mt-batch-size", type=int, default=16, help="sentences per MT batch (default 16)")
     p.add_argument("--mt-max-new-tokens", type=int, default=256, help="MT output length limit (default 256)")
     p.add_argument("--template", default=None, metavar="NAME",
@@ -74,20 +78,30 @@ def run_build(args: argparse.Namespace) -> int:
     if args.per_lang < 1:
         raise QtalignError(f"--per-lang {args.per_lang}: must be at least 1")
     check_control(args.control, args.parallel, args.target)
+    test_items = None
+    if args.test_items is not None:
+        from qtalign.data.ranges import parse_item_range
+
+        test_items = parse_item_range(args.test_items, "--test-items")
+        if args.translate_with:
+            raise QtalignError("--test-items and --translate-with: the test files are parallel already; use one")
     settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
                 "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
                 "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
                 "control": args.control, "parallel": args.parallel, "template": args.template}
+    if test_items is not None:  # only when given, so that earlier builds resume unchanged
+        settings["test_items"] = str(test_items)
     new_folders = missing_folders(Path(args.out).parent)
     out = claim_build(args.out, settings, args.overwrite)
     try:
-        return _build(args, task, sources, settings, out)
+        return _build(args, task, sources, settings, out, test_items)
     except BaseException:
         remove_empty_folders(new_folders)  # a failed build leaves no empty output folder behind
         raise
 
 
-def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path) -> int:
+def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path,
+           test_items: Any = None) -> int:
     from qtalign.data.build import build_pairs, write_outputs
 
     translate = None
@@ -98,7 +112,8 @@ def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: di
                                device=args.device, batch_size=args.mt_batch_size,
                                max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
     report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
-                         args.allow_contamination, translate, args.translate_with, args.control, args.parallel)
+                         args.allow_contamination, translate, args.translate_with, args.control, args.parallel,
+                         test_items=test_items)
     write_outputs(report, out, settings)
     parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
     kind = f"{args.control} control " if args.control else ""
@@ -110,7 +125,9 @@ def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: di
     if args.exclude is not None:
         total = sum(report.contaminated.values())
         action = "kept (--allow-contamination)" if args.allow_contamination else "refused"
-        print(f"contamination check against {args.exclude}: {total} pair(s) equal to evaluation items {action}")
+        what = ("sharing a text with an item outside " + str(test_items) if test_items is not None
+                else "equal to evaluation items")
+        print(f"contamination check against {args.exclude}: {total} pair(s) {what} {action}")
     return 0
 
 

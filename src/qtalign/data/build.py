@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qtalign.data.ranges import ItemRange, select_items
 from qtalign.data.readers import find_lang_file, load_records, parse_records, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, language
@@ -48,6 +49,7 @@ class BuildReport:
     files: dict[str, str] = field(default_factory=dict)  # written file -> sha256
     length_profile: dict[str, Any] = field(default_factory=dict)  # unit, ratios, real (+ control, difference)
     control: dict[str, Any] | None = None  # kind, what it isolates and was derived from (None: the real mix)
+    item_ranges: dict[str, Any] | None = None  # --test-items: the training range and what it was checked against
 
 
 def pair_row(pair: Pair) -> dict[str, Any]:
@@ -165,8 +167,9 @@ def scan_sources(task: Task, paths: Sequence[str | Path]) -> Sources:
 
 
 # ---- contamination --------------------------------------------------------------------------------------------
-def evaluation_questions(task: Task, folder: str | Path) -> set[str]:
-    """Every evaluation (test split) item of the task in every language found, rendered as a question."""
+def evaluation_questions(task: Task, folder: str | Path, skip: ItemRange | None = None) -> set[str]:
+    """Every evaluation (test split) item of the task in every language found, rendered as a question (items whose
+    index lies in skip, the range training pairs are built from, left out)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise QtalignError(f"{folder}: --exclude expects a folder of evaluation (test) files")
@@ -176,8 +179,11 @@ def evaluation_questions(task: Task, folder: str | Path) -> set[str]:
             continue
         ds = read_dataset(task, folder, [lang], split="test")
         for it in ds.items[lang]:
-            rendered.add(_norm(task.render_item(lang, it.texts)))
+            if skip is None or it.index not in skip:
+                rendered.add(_norm(task.render_item(lang, it.texts)))
     if not rendered:
+        if skip is not None:
+            raise QtalignError(f"{folder}: no {task.name} test items outside {skip} to check the pairs against")
         raise QtalignError(f"{folder}: no {task.name} test files found for --exclude")
     return rendered
 
@@ -190,15 +196,17 @@ def is_contaminated(pair: Pair, questions: set[str]) -> bool:
     return _norm(question_of(pair)) in questions or _norm(pair.output) in questions
 
 
-def evaluation_texts(task: Task, folder: str | Path) -> set[str]:
-    """Every field text (e.g. each premise and hypothesis) of every evaluation item found, whitespace-normalized."""
+def evaluation_texts(task: Task, folder: str | Path, skip: ItemRange | None = None) -> set[str]:
+    """Every field text (e.g. each premise and hypothesis) of every evaluation item found, whitespace-normalized
+    (items whose index lies in skip left out)."""
     folder = Path(folder)
     texts: set[str] = set()
     for lang in task.table:
         if find_lang_file(task, folder, lang, "test") is None:
             continue
         for it in read_dataset(task, folder, [lang], split="test").items[lang]:
-            texts.update(_norm(t) for t in it.texts)
+            if skip is None or it.index not in skip:
+                texts.update(_norm(t) for t in it.texts)
     return texts
 
 
@@ -242,12 +250,16 @@ def build_pairs(
     translator_name: str | None = None,
     control: str | None = None,
     parallel: str | Path | None = None,
+    test_items: ItemRange | None = None,
 ) -> BuildReport:
     """Pairs for each source language (question files first, then parallel files, then machine translation of
     the target side), contamination-filtered, sampled per language with the seed, mixed and shuffled.
 
     control: build this control mix (qtalign.data.controls.CONTROLS) instead, standing position by position for
     the real mix the same arguments build; parallel: the {lang: text} JSONL file the `parallel` control needs.
+    test_items: build the pairs from these items of the parallel *test* files in data instead (the paper's test
+    files hold more items than a CPU study scores); exclude then checks the items outside the range, field by field,
+    and the manifest records both ranges.
     """
     from qtalign.data import controls
 
@@ -261,13 +273,25 @@ def build_pairs(
         raise QtalignError(f"source language {target!r} equals the target language")
     if per_lang is not None and per_lang < 1:
         raise QtalignError(f"--per-lang must be >= 1, got {per_lang}")
-    found = scan_sources(task, data)
-    questions = evaluation_questions(task, exclude) if exclude is not None else set()
+    if test_items is not None and exclude is None and not allow_contamination:
+        raise QtalignError(f"--test-items {test_items}: pairs from test files need --exclude FOLDER (the evaluation "
+                           "files, whose items outside the range are checked against the pairs) or "
+                           "--allow-contamination")
+    found = scan_sources(task, data) if test_items is None else Sources()
+    questions = evaluation_questions(task, exclude, skip=test_items) if exclude is not None else set()
+    eval_texts = evaluation_texts(task, exclude, skip=test_items) if exclude is not None and test_items else set()
     report = BuildReport([], {}, {}, {}, {})
     mixed: list[Pair] = []
     for src in sources:
-        candidates, origin, needs_mt = _candidates(task, found, src, target, translate, translator_name)
         n_bad = 0
+        if test_items is not None:
+            candidates, origin, needs_mt = *_test_range_candidates(task, data, src, target, test_items), False
+            shared = [p for p in candidates if _shares_text(task, p, eval_texts)]
+            n_bad += len(shared)
+            if shared and not allow_contamination:
+                candidates = [p for p in candidates if not _shares_text(task, p, eval_texts)]
+        else:
+            candidates, origin, needs_mt = _candidates(task, found, src, target, translate, translator_name)
         if needs_mt:
             # filter on the target side, sample, then translate only what is kept (and check the X side again)
             if questions:
@@ -299,6 +323,11 @@ def build_pairs(
     report.length_profile = {"unit": controls.LENGTH_UNIT, "ratios": {k: round(v, 4) for k, v in ratios.items()},
                              "template": {k: controls.template_chars(task, k) for k in ratios}, "real": real_profile}
     report.pairs = mixed
+    if test_items is not None:
+        report.item_ranges = {"pairs_from": test_items.as_list(), "checked_against": str(exclude) if exclude else None,
+                              "evaluation_items": f"every item outside {test_items} of each test file there",
+                              "pairs_sharing_a_text_kept": 0 if not allow_contamination else sum(
+                                  _shares_text(task, p, eval_texts) for p in mixed)}
     if control is None:
         return report
     texts = (evaluation_texts(task, exclude) if control == "parallel" and exclude is not None
@@ -322,6 +351,39 @@ def build_pairs(
     report.pairs = pairs
     report.control = info
     return report
+
+
+def _test_range_candidates(task: Task, data: Sequence[str | Path], src: str, tgt: str, rng: ItemRange
+                           ) -> tuple[list[Pair], str]:
+    """Pairs from the items in rng of the parallel test files of src and tgt (the first folder of data holding
+    both), the same index on both sides."""
+    for raw in data:
+        folder = Path(raw)
+        if not folder.is_dir():
+            raise QtalignError(f"{folder}: --test-items expects folders of test files (the paper's layout)")
+        f_src, f_tgt = find_lang_file(task, folder, src, "test"), find_lang_file(task, folder, tgt, "test")
+        if f_src is None or f_tgt is None:
+            continue
+        ds = read_dataset(task, folder, [src, tgt], split="test")
+        items = {lang: {it.index: it.texts for it in select_items(ds.items[lang], rng)} for lang in (src, tgt)}
+        if len(ds.items[src]) != len(ds.items[tgt]):
+            raise QtalignError(f"{f_src}: {len(ds.items[src])} items but {f_tgt} has {len(ds.items[tgt])}; "
+                               "--test-items needs parallel files")
+        common = sorted(set(items[src]) & set(items[tgt]))
+        if not common:
+            raise QtalignError(f"{f_src}: no items in range {rng}")
+        pairs = [make_pair(task, src, tgt, items[src][i], items[tgt][i], i) for i in common]
+        return pairs, f"{f_src} + {f_tgt} items {rng}"
+    raise QtalignError(f"source language {src!r}: no {task.file_stem} test files for both {src} and {tgt} in "
+                       f"{', '.join(map(str, data))}")
+
+
+def _shares_text(task: Task, pair: Pair, texts: set[str]) -> bool:
+    """Whether any field text of either side of the pair equals an evaluation item's field text."""
+    if not texts:
+        return False
+    sides = ((pair.source_lang, question_of(pair)), (pair.target_lang, pair.output))
+    return any(_norm(t) in texts for lang, rendered in sides for t in _texts_from_rendered(task, lang, rendered))
 
 
 def _sample(pairs: list[Pair], n: int | None, seed: int, lang: str) -> list[Pair]:
@@ -475,6 +537,8 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
     }
     if report.control is not None:
         manifest["control"] = report.control
+    if report.item_ranges is not None:
+        manifest["item_ranges"] = report.item_ranges
     atomic_write_json(out.with_name("manifest.json"), manifest)
     report.files = hashes
     return hashes

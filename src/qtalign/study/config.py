@@ -56,12 +56,19 @@ class MixSpec(Settings):
     control: Literal["shuffled", "copy", "english", "parallel"] | None = None
     control_of: str | None = None  # the real mix this control is compared with (default: same task/sources/target)
     parallel: str | None = None  # JSONL of {lang: text}, for control: parallel
+    test_items: str | None = Field(None, pattern=r"^\d+:\d+$")  # pairs from these items of parallel test files
+    demo_seeds: tuple[int, ...] | None = None  # evaluate this mix's adapters with these of seeds.demo (default all)
     recipe: dict[str, Any] = Field(default_factory=dict)  # TrainSettings overrides on top of the study's recipe
 
     @field_validator("data", "sources", mode="before")
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("demo_seeds", mode="before")
+    @classmethod
+    def _one_seed(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) else v
 
 
 class EvalTask(Settings):
@@ -71,6 +78,7 @@ class EvalTask(Settings):
     demos: str | None = None  # demonstrations from this data instead of the test items
     shots: int | None = Field(None, ge=0)
     limit: int | None = Field(None, ge=1)
+    items: str | None = Field(None, pattern=r"^\d+:\d+$")  # read only these item indices (START:END) of each file
     langs: tuple[str, ...] | None = None
 
 
@@ -309,6 +317,13 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         langs = cfg.task_langs(name)
         known_langs(f"eval.tasks.{name}.langs" if t.langs else "eval.langs", task, langs)
         _check_eval_data(f"eval.tasks.{name}.data", task, t.data, langs, "test", fail)
+        if t.items is not None:
+            from qtalign.data.ranges import parse_item_range
+
+            try:
+                parse_item_range(t.items, "items")
+            except QtalignError as e:
+                fail(f"eval.tasks.{name}.items", str(e))
         if t.demos is not None:
             _check_eval_data(f"eval.tasks.{name}.demos", task, t.demos, langs, "train", fail)
         for mode in cfg.eval.labels:
@@ -357,7 +372,14 @@ def check_study(cfg: StudyConfig, source: str) -> None:
                 fail(f"{key}.data", f"{d}: no such file or folder")
         if m.exclude is not None and not Path(m.exclude).is_dir():
             fail(f"{key}.exclude", f"{m.exclude}: no such folder")
-        _check_mix_sources(key, task, m, fail)
+        for s in m.demo_seeds or ():
+            if s not in cfg.seeds.demo:
+                fail(f"{key}.demo_seeds", f"seed {s} is not in seeds.demo ({', '.join(map(str, cfg.seeds.demo))}): "
+                                          "the base model is evaluated with seeds.demo only")
+        if m.test_items is not None:
+            _check_test_items(key, task, m, cfg, fail)
+        else:
+            _check_mix_sources(key, task, m, fail)
         _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, fail)
 
     # analyses
@@ -429,6 +451,35 @@ def _check_mix_sources(key: str, task: Any, m: MixSpec, fail: Any) -> None:
                                f"found languages: {', '.join(have) or 'none'})")
 
 
+def _check_test_items(key: str, task: Any, m: MixSpec, cfg: StudyConfig, fail: Any) -> None:
+    """Pairs from a range of test items: test files of every source and the target, the range valid, and disjoint
+    from the items every evaluation of the same data reads."""
+    from qtalign.data.ranges import parse_item_range
+    from qtalign.data.readers import find_lang_file
+
+    try:
+        rng = parse_item_range(m.test_items or "", "test_items")
+    except QtalignError as e:
+        fail(f"{key}.test_items", str(e))
+    if m.exclude is None and not m.allow_contamination:
+        fail(f"{key}.exclude", "pairs from test items (test_items) need `exclude`: the evaluation folder whose other "
+                               "items are checked against them")
+    for lang in (*m.sources, m.target):
+        if not any(Path(d).is_dir() and find_lang_file(task, Path(d), lang, "test") for d in m.data):
+            fail(f"{key}.data", f"no {task.file_stem} test file for {lang!r} in {', '.join(m.data)} (test_items "
+                                "reads the test files)")
+    for name, t in cfg.eval.tasks.items():
+        same = m.exclude is not None and Path(t.data) == Path(m.exclude)
+        if not same:
+            continue
+        if t.items is None:
+            fail(f"eval.tasks.{name}.items", f"mix {m.name} trains on items {rng} of {t.data}: give the evaluation "
+                                             f"a disjoint range (e.g. items: 0:{rng.start})")
+        ev = parse_item_range(t.items, f"eval.tasks.{name}.items")
+        if ev.start < rng.end and rng.start < ev.end:
+            fail(f"eval.tasks.{name}.items", f"{ev} overlaps mix {m.name}'s test_items {rng}")
+
+
 def _check_recipe(key: str, recipe: dict[str, Any], fail: Any) -> None:
     from qtalign.train import TrainSettings
 
@@ -493,6 +544,7 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
         "task": task, "data": t.data, "model": model.id, "adapter": adapter, "langs": list(cfg.task_langs(task)),
         "shots": t.shots if t.shots is not None else cfg.eval.shots, "labels": labels, "scoring": cfg.eval.scoring,
         "seed": demo_seed, "demos": t.demos, "limit": t.limit or cfg.eval.limit, "batch_size": cfg.eval.batch_size,
+        **({"items": t.items} if t.items is not None else {}),
         "device": cfg.device, "dtype": model.dtype, "load_in_4bit": model.load_in_4bit,
         "trust_remote_code": model.trust_remote_code, "n_boot": cfg.eval.n_boot, **cfg.eval.extra,
     }

@@ -104,9 +104,12 @@ def mix_data_files(cfg: StudyConfig, mix_name: str) -> list[Path]:
 
     m = cfg.mix(mix_name)
     task = get_task(m.task)
-    found = scan_sources(task, list(m.data))
     out: list[Path] = []
-    for lang in (*m.sources, m.target):
+    if m.test_items is not None:  # pairs from the test files' range; exclude adds the rest of the folder below
+        out += [f for lang in (*m.sources, m.target) for d in m.data if Path(d).is_dir()
+                if (f := find_lang_file(task, Path(d), lang, "test")) is not None]
+    found = scan_sources(task, list(m.data)) if m.test_items is None else None
+    for lang in (*m.sources, m.target) if found is not None else ():
         out += found.question_files.get(lang, [])
         if lang in found.train_files:
             out.append(found.train_files[lang])
@@ -137,6 +140,8 @@ def make_plan(cfg: StudyConfig) -> Plan:
         params = {"task": m.task, "data": list(m.data), "sources": list(m.sources), "target": m.target,
                   "per_lang": m.per_lang, "seed": m.seed, "exclude": m.exclude,
                   "allow_contamination": m.allow_contamination, "control": m.control, "parallel": m.parallel}
+        if m.test_items is not None:  # only when set: the hashes of earlier studies stay as they were
+            params["test_items"] = m.test_items
         steps.append(Step(f"build:{m.name}", "build", (), params,
                           fingerprint={"files": files_digest(mix_data_files(cfg, m.name))}))
 
@@ -167,6 +172,9 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                                                         **eval_fp[key]}, record)
 
     grid = [(task, labels, d) for task in cfg.eval.tasks for labels in cfg.eval.labels for d in cfg.seeds.demo]
+
+    def mix_grid(m: Any) -> list[tuple[str, str, int]]:
+        return [g for g in grid if m.demo_seeds is None or g[2] in m.demo_seeds]
     # base evaluations first: quick feedback before the long training steps
     for model in cfg.models:
         for task, labels, d in grid:
@@ -186,11 +194,11 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                   {"device": cfg.device}, {"model": model_fingerprint(model)},
                                   {"id": sid, "model": model.key, "mix": m.name, "control": m.control,
                                    "train_seed": seed}))
-                for task, labels, d in grid:
+                for task, labels, d in mix_grid(m):
                     steps.append(eval_step(model, m.name, seed, task, labels, d))
                 if cfg.compare is None:
                     continue
-                for task, labels, d in grid:
+                for task, labels, d in mix_grid(m):
                     tail = f"{task}:{labels_key(labels)}:d{d}"
                     other = f"eval:{model.key}:{m.name}:s{seed}:{tail}"
                     pairs = [("vs-base", f"eval:{model.key}:base:{tail}", "base", m.name)]
@@ -215,6 +223,8 @@ def make_plan(cfg: StudyConfig) -> Plan:
         common = {"task": task, "data": t.data, "langs": list(a.langs or cfg.task_langs(task)), "limit": a.limit,
                   "shots": t.shots if t.shots is not None else cfg.eval.shots, "labels": labels0, "seed": demo0,
                   "demos": t.demos, "protocol": a.protocol}
+        if t.items is not None:
+            common["items"] = t.items
         if kind == "lens":
             common["bootstrap"] = a.bootstrap
         else:

@@ -47,6 +47,10 @@ def run_build(step: Step, ctx: Context) -> None:
             raise QtalignError(f"control {p['control']!r} needs qtalign.data.build.build_pairs(control=...), "
                                "which this installation lacks")
         kwargs = {"control": p["control"], "parallel": p["parallel"]}
+    if p.get("test_items") is not None:
+        from qtalign.data.ranges import parse_item_range
+
+        kwargs["test_items"] = parse_item_range(p["test_items"], "test_items")
     report = build_pairs(get_task(p["task"]), p["data"], p["sources"], p["target"], p["per_lang"], p["seed"],
                          p["exclude"], p["allow_contamination"], **kwargs)
     settings = {k: p[k] for k in ("task", "data", "sources", "target", "per_lang", "seed", "exclude",
@@ -54,6 +58,8 @@ def run_build(step: Step, ctx: Context) -> None:
     settings["translate_with"] = None
     if p["control"] is not None:
         settings.update(control=p["control"], parallel=p["parallel"])
+    if p.get("test_items") is not None:
+        settings["test_items"] = p["test_items"]
     write_outputs(report, ctx.out(step) / PAIRS, settings)
 
 
@@ -97,7 +103,7 @@ def _analysis_argv(step: Step, ctx: Context) -> list[str]:
     if not p.get("protocol"):  # a protocol presets its own label words
         argv += ["--labels", p["labels"]]
     for flag, key in (("--limit", "limit"), ("--shots", "shots"), ("--demos", "demos"), ("--dtype", "dtype"),
-                      ("--protocol", "protocol")):
+                      ("--protocol", "protocol"), ("--items", "items")):
         if p.get(key) is not None:
             argv += [flag, str(p[key])]
     if p.get("trust_remote_code"):
