@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "report",
     "run": "run",
     "demo": "demo",
+    "evidence": "evidence",
 }
 
 

@@ -1,0 +1,61 @@
+"""`qtalign evidence`: pack a study's per-item evidence into one small file; recheck every table from such a file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from qtalign.errors import QtalignError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "evidence", help="pack a study's per-item evidence; recompute its report from an evidence file (no model)",
+        description="`pack STUDY --out FILE` keeps what every table and interval of a study's report is computed from "
+                    "(per-item predictions and calibrated predictions, run records, training logs, lens/PCA "
+                    "summaries; no weights, no data texts) in one gzip JSON file of a few hundred kB. "
+                    "`check FILE` rebuilds the study folder from it and recomputes the report: every comparison "
+                    "and interval is computed again from the per-item rows.")
+    sub = p.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
+    pk = sub.add_parser("pack", help="write a study folder's evidence file")
+    pk.add_argument("study", metavar="STUDY", help="a `qtalign run` output folder (holds study.json)")
+    pk.add_argument("--out", required=True, help="evidence file to write, e.g. docs/evidence/intask.json.gz")
+    pk.set_defaults(func=run_pack)
+    ck = sub.add_parser("check", help="recompute a study's report from its evidence file")
+    ck.add_argument("file", metavar="FILE", help="an evidence file written by `qtalign evidence pack`")
+    ck.add_argument("--out", default=None,
+                    help="folder to rebuild the study in (default: runs/evidence/NAME, NAME from the file name)")
+    ck.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ck.set_defaults(func=run_check)
+    return p
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from qtalign.evidence import pack
+
+    out = Path(args.out)
+    if not out.name.endswith(".json.gz"):
+        raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
+    summary = pack(args.study, out)
+    print(f"wrote {summary['out']}: {summary['evals']} evaluation(s), {summary['files']} file(s), "
+          f"{summary['bytes'] / 1024:.0f} kB")
+    if summary["missing_evals"]:
+        print(f"note: {len(summary['missing_evals'])} evaluation(s) not finished, left out: "
+              + ", ".join(summary["missing_evals"][:5]))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from qtalign.evidence import unpack
+    from qtalign.report import build_report
+    from qtalign.store import claim_out
+
+    name = Path(args.file).name.removesuffix(".json.gz")
+    out = claim_out(args.out or Path("runs") / "evidence" / name)
+    root = unpack(args.file, out)
+    paths = build_report(root, n_boot=args.bootstrap)
+    print(f"rebuilt {root} from {args.file}; every comparison recomputed from the per-item rows")
+    print(f"report: {paths['html']}")
+    print(f"markdown: {paths['md']}")
+    return 0

@@ -1,0 +1,79 @@
+"""Evidence files: a study's per-item rows packed small, and every comparison recomputed from them equal to the study's."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fakeruns import write_study
+
+from qtalign.cli.main import main
+from qtalign.compare import compare_runs, load_run
+from qtalign.errors import QtalignError
+from qtalign.evidence import pack, read_pack, unpack
+
+
+def _strip_paths(result: dict) -> dict:
+    for r in result["runs"]:
+        r.pop("path")
+        r.pop("adapter")
+    for c in result["comparisons"]:
+        c.pop("seen_from")
+    return result
+
+
+def test_pack_unpack_recomputes_the_same_comparisons(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "study", n=30)
+    out = tmp_path / "ev.json.gz"
+    summary = pack(study, out)
+    assert summary["evals"] == 4 and not summary["missing_evals"]
+    assert out.stat().st_size < 200_000
+    runs = ["eval/base", "eval/eval-zh_es-s1"]
+    before = compare_runs([study / r for r in runs], names=["b", "o"], n_boot=300)
+    moved = tmp_path / "moved"
+    shutil.move(study, moved)  # the original folder is gone: nothing may be read from it
+    rebuilt = unpack(out, tmp_path / "rebuilt")
+    after = compare_runs([rebuilt / r for r in runs], names=["b", "o"], n_boot=300)
+    assert _strip_paths(after) == _strip_paths(before)
+    # the training languages (seen/unseen) are still found through the kept manifest
+    run = load_run(rebuilt / "eval/eval-zh_es-s1")
+    assert run.train_langs == ["zh", "es", "en"]
+    # the training pairs (data texts) are never packed
+    assert (rebuilt / "train/train-zh_es-s1/data/pairs.jsonl").read_text() == ""
+
+
+def test_same_study_packs_to_the_same_bytes(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "study", n=10)
+    pack(study, tmp_path / "a.json.gz")
+    pack(study, tmp_path / "b.json.gz")
+    assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
+
+
+def test_check_command_rebuilds_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = write_study(tmp_path / "study", n=20)
+    assert main(["evidence", "pack", str(study), "--out", str(tmp_path / "s.json.gz")]) == 0
+    assert main(["evidence", "check", str(tmp_path / "s.json.gz"), "--out", str(tmp_path / "re"),
+                 "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "recomputed" in out
+    md = (tmp_path / "re" / "report" / "report.md").read_text(encoding="utf-8")
+    assert "zh_es" in md
+
+
+def test_bad_evidence_files_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(QtalignError, match="not a qtalign evidence file"):
+        read_pack(bad)
+    escape = tmp_path / "escape.json.gz"
+    escape.write_bytes(gzip.compress(json.dumps({"format": "qtalign-evidence/1", "root": "/x",
+                                                 "files": {"../evil.txt": "x"}}).encode()))
+    with pytest.raises(QtalignError, match="leaves the study folder"):
+        read_pack(escape)
+    assert main(["evidence", "check", str(tmp_path / "missing.json.gz"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such evidence file" in err[0]
+    assert main(["evidence", "pack", str(tmp_path), "--out", str(tmp_path / "x.json.gz")]) == 2
