@@ -308,6 +308,8 @@ def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pyt
     doc = json.loads((out / "study.json").read_text())
     modes = json.loads((out / doc["compares"][0]["out"] / "compare.json").read_text())["modes"]
     assert all(f"calibrated ({m})" in text for m in modes if m != "raw")  # where evaluation calibrates
-    assert [c["kind"] for c in doc["compares"]] == ["vs-base"] and len(doc["analyses"]) == 2
+    # the copy control: tuned, compared with base and with the real mix (issue 17); lens of base and the real mix
+    assert [c["kind"] for c in doc["compares"]] == ["vs-base", "vs-base", "vs-control"] and len(doc["analyses"]) == 2
+    assert "copy control (the same questions, not translated) minus zh-es-en" in text
     assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     assert "nothing to do" in capsys.readouterr().out

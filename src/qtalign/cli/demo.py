@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.study.demo import demo_config, headline
+    from qtalign.study.demo import demo_config, gain_line, headline
     from qtalign.study.runner import run_study
 
     cfg = demo_config(args.data, args.model, args.limit, args.pairs)
@@ -53,4 +53,11 @@ def run(args: argparse.Namespace) -> int:
               f"sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")
         for line in headline(out / vs_base[0]["out"] / "compare.json"):
             print(line)
+    for c in doc["compares"]:
+        if c["kind"] == "vs-control" and (out / c["out"] / "compare.json").is_file():
+            print(f"{c['control']} control (the same questions, not translated) minus {c['mix']}, same seed, paired "
+                  f"on the same items: {gain_line(out / c['out'] / 'compare.json')}")
+    if not any(c["kind"] == "vs-control" for c in doc["compares"]):
+        print("no control mix was run: the change above may not be specific to question translation "
+              "(docs/controls.md)")
     return 0

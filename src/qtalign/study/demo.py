@@ -28,8 +28,8 @@ def demo_config(data: str | None = None, model: str | None = None, limit: int | 
             if not (root / sub).is_dir():
                 raise QtalignError(f"--data {data}: expected the paper's layout with {sub}/ inside (see "
                                    "../shared/data/paper/README.md or `qtalign data fetch`)")
-        mix = {**raw["mixes"][0], "task": "nli", "data": str(root / "snli"), "exclude": str(root / "snli")}
-        over["mixes"] = [mix]
+        over["mixes"] = [{**m, "task": "nli", "data": str(root / "snli"), "exclude": str(root / "snli")}
+                         for m in raw["mixes"]]
         over["eval"] = {**raw["eval"], "tasks": {"emotion": str(root / "emotion")}}
         over["name"] = "demo-paper"
     if pairs is not None:
