@@ -176,6 +176,8 @@ def make_plan(cfg: StudyConfig) -> Plan:
     for model in cfg.models:
         for m in cfg.mixes:
             real = cfg.real_of(m)
+            tasks = cfg.mix_tasks(m)
+            mix_grid = [g for g in grid if g[0] in tasks]  # the whole grid unless the mix names eval_tasks
             for seed in cfg.seeds.train:
                 recipe = {**cfg.recipe, **m.recipe}
                 settings = {**recipe, "model": model.id, "seed": seed,
@@ -186,11 +188,11 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                   {"device": cfg.device}, {"model": model_fingerprint(model)},
                                   {"id": sid, "model": model.key, "mix": m.name, "control": m.control,
                                    "train_seed": seed}))
-                for task, labels, d in grid:
+                for task, labels, d in mix_grid:
                     steps.append(eval_step(model, m.name, seed, task, labels, d))
                 if cfg.compare is None:
                     continue
-                for task, labels, d in grid:
+                for task, labels, d in mix_grid:
                     tail = f"{task}:{labels_key(labels)}:d{d}"
                     other = f"eval:{model.key}:{m.name}:s{seed}:{tail}"
                     pairs = [("vs-base", f"eval:{model.key}:base:{tail}", "base", m.name)]
