@@ -81,6 +81,12 @@ def local_path(remote: str) -> str:
     return "scripts/" + remote
 
 
+def kind_of(remote: str) -> str:
+    if remote.endswith(".py"):
+        return "script"
+    return "train" if remote.endswith(("_train.json", "_question.json")) else "test"
+
+
 def manifest(repo: dict[str, bytes], unpinned: tuple[str, ...] = ("paws", "scripts"), **override: bytes) -> Manifest:
     """A file table for repo: pinned sha256/size (from override bytes where given), unpinned for some folders."""
     entries = []
@@ -88,7 +94,7 @@ def manifest(repo: dict[str, bytes], unpinned: tuple[str, ...] = ("paws", "scrip
         path = local_path(remote)
         ref = override.get(remote, data)
         pinned = not path.startswith(unpinned)
-        entries.append(RemoteFile(path, remote, "test", hashlib.sha256(ref).hexdigest() if pinned else None,
+        entries.append(RemoteFile(path, remote, kind_of(remote), hashlib.sha256(ref).hexdigest() if pinned else None,
                                   len(ref) if pinned else None))
     return Manifest("someone/repo", "0" * 40, "http://unused.invalid", entries, {})
 
@@ -413,3 +419,176 @@ def test_a_file_url_mirror(tmp_path: Path) -> None:
     (mirror / "data/ap_emotion/emotion_en500_test.json").unlink()
     with pytest.raises(QtalignError, match="no such file in the mirror"):
         fetch_paper(tmp_path / "d2", mirror.as_uri(), manifest(fake_repo()), tasks=["emotion"], progress=False)
+
+
+# ---- training files: mixes, --split, unlisted names, the repository's listing -----------------------------------
+def question_rows(task_name: str, texts: dict[str, list[tuple[str, ...]]]) -> bytes:
+    """A question-translation file in the paper's shape: each source language's items => English, interleaved."""
+    from qtalign.data.build import make_pair
+    from qtalign.tasks import get_task
+
+    task = get_task(task_name)
+    rows = []
+    for i, en in enumerate(texts["en"]):
+        for lang, items in texts.items():
+            if lang != "en":
+                p = make_pair(task, lang, "en", items[i], en, i)
+                rows.append({"input": p.input, "answer": p.output})
+    return _json(rows)
+
+
+REVIEWS = {"en": [("Loved it.",), ("Too loud.",)], "zh": [("喜欢。",), ("太吵了。",)],
+           "es": [("Me encantó.",), ("Demasiado ruidoso.",)]}
+PAIRS = {"en": [("A man sings.", "A person sings.")], "sw": [("Mwanamume anaimba.", "Mtu anaimba.")],
+         "hi": [("एक आदमी गाता है।", "एक व्यक्ति गाता है।")]}
+
+
+def training_repo() -> dict[str, bytes]:
+    """fake_repo plus training files in the shapes of the released ones: mixes of two sources, one single-language
+    question file, English training items."""
+    return {**fake_repo(),
+            "data/ap_emotion/emotion_zhes10k_question.json": question_rows("emotion", REVIEWS),
+            "data/ap_emotion/emotion_en10k_train.json": _json([{"input": "Nice.", "answer": "positive"}] * 3),
+            "data/snli/snli_swhi10k_question.json": question_rows("nli", PAIRS),
+            "data/paws/paws_zh10k_train_question.json": question_rows(
+                "paraphrase", {"en": [("A b .", "B a .")], "zh": [("甲 乙 。", "乙 甲 。")]}),
+            "data/paws/paws_en10k_train.json": _json([{"sentence1": "a .", "sentence2": "b .", "answer": "no"}] * 2)}
+
+
+@pytest.fixture
+def train_server() -> Iterator[Server]:
+    s = Server(training_repo())
+    yield s
+    s.close()
+
+
+def test_split_and_only_select_test_or_training_files(train_server: Server, tmp_path: Path) -> None:
+    repo = training_repo()
+    man = manifest(repo)
+    train = run(tmp_path / "t", train_server, man, split="train")
+    assert {f.path for f in train.files} == {local_path(r) for r in repo if kind_of(r) == "train"}
+    assert train.demos == {} and not (tmp_path / "t" / "demos").exists()
+    test = run(tmp_path / "e", train_server, man, split="test")
+    assert {f.path for f in test.files} == {local_path(r) for r in repo if kind_of(r) in ("test", "script")}
+    assert set(test.demos) == {"emotion", "snli", "paws"}
+    emo = run(tmp_path / "o", train_server, man, tasks=["emotion"], split="train")
+    assert sorted(f.path for f in emo.files) == ["emotion/emotion_en10k_train.json",
+                                                 "emotion/emotion_zhes10k_question.json"]
+    with pytest.raises(QtalignError, match="--split: unknown split 'dev'"):
+        run(tmp_path / "x", train_server, man, split="dev")
+
+
+def test_a_fetched_mix_is_what_data_build_reads(train_server: Server, tmp_path: Path) -> None:
+    from qtalign.data.build import build_pairs
+    from qtalign.tasks import get_task
+
+    dest = tmp_path / "paper"
+    run(dest, train_server, manifest(training_repo()), split="all")
+    r = build_pairs(get_task("emotion"), [dest / "emotion"], ["zh", "es"], "en", per_lang=None,
+                    exclude=dest / "emotion")
+    # "Loved it." is also an English test item: the contamination guard drops that pair in both languages
+    assert r.counts == {"zh": 1, "es": 1} and r.contaminated == {"zh": 1, "es": 1}
+    assert set(r.sources.values()) == {str(dest / "emotion" / "emotion_zhes10k_question.json")}
+    nli = build_pairs(get_task("nli"), [dest / "snli" / "snli_swhi10k_question.json"], ["sw", "hi"], "en",
+                      per_lang=None)
+    assert nli.counts == {"sw": 1, "hi": 1}
+
+
+def test_unlisted_names_the_commit_lacks_are_skipped_and_reported(train_server: Server, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from qtalign.cli.data_fetch import summary
+
+    man = manifest(training_repo())
+    man.files.append(RemoteFile("snli/snli_zhit10k_question.json", "data/snli/snli_zhit10k_question.json", "train",
+                                None, None, listed=False, sources=("zh", "it"), target="en"))
+    dest = tmp_path / "d"
+    result = run(dest, train_server, man, split="train")
+    status = {f.path: f.action for f in result.files}
+    assert status["snli/snli_zhit10k_question.json"] == "absent"
+    assert status["snli/snli_swhi10k_question.json"] == "downloaded"
+    assert not (dest / "snli" / "snli_zhit10k_question.json").exists() and not list(dest.rglob("*.part"))
+    assert "snli/snli_zhit10k_question.json" not in json.loads((dest / LOCK_NAME).read_text())["files"]
+    text = summary(result, man.commit)
+    assert "1 file(s) named in qtalign's table but never confirmed by a listing are not at this commit" in text
+    assert "snli/snli_zhit10k_question.json" in text and f"{len(result.files) - 1} files" in text
+    # a listed name the server lacks stays an error
+    del train_server.files["data/snli/snli_swhi10k_question.json"]
+    with pytest.raises(QtalignError, match=r"snli_swhi10k_question\.json: HTTP 404"):
+        run(tmp_path / "d2", train_server, man, split="train")
+
+
+def tree(repo: dict[str, bytes]) -> bytes:
+    return json.dumps({"sha": "0" * 40, "truncated": False,
+                       "tree": [{"path": "data", "type": "tree"}] +
+                               [{"path": p, "type": "blob", "size": len(b)} for p, b in repo.items()]}).encode()
+
+
+def test_the_repository_listing_adds_training_files_and_drops_absent_names(train_server: Server,
+                                                                           tmp_path: Path) -> None:
+    repo = training_repo()
+    train_server.files["data/paws/paws_swbn10k_question.json"] = question_rows(
+        "paraphrase", {"en": [("A b .", "B a .")], "sw": [("A b .", "B a .")], "bn": [("ক খ ।", "খ ক ।")]})
+    train_server.files["data/paws/notes/readme_question.json"] = b"[]"  # not in a data folder itself: ignored
+    train_server.files["git-tree"] = tree({k: v for k, v in train_server.files.items() if k != "git-tree"})
+    man = manifest({k: v for k, v in repo.items() if "paws_zh10k" not in k})
+    man.files += [RemoteFile("paws/paws_zh10k_train_question.json", "data/paws/paws_zh10k_train_question.json",
+                             "train", None, None, listed=False, sources=("zh",), target="en"),
+                  RemoteFile("paws/paws_zhit10k_question.json", "data/paws/paws_zhit10k_question.json", "train",
+                             None, None, listed=False, sources=("zh", "it"), target="en")]
+    result = run(tmp_path / "d", train_server, man, tasks=["paws"], split="train", discover=True,
+                 tree_url=train_server.url + "/git-tree")
+    assert result.listing.startswith("checked against") and result.discovered == ["paws/paws_swbn10k_question.json"]
+    assert sorted(f.path for f in result.files) == ["paws/paws_en10k_train.json", "paws/paws_swbn10k_question.json",
+                                                    "paws/paws_zh10k_train_question.json"]
+    assert not any(p.endswith("paws_zhit10k_question.json") for p, _ in train_server.requests)  # never asked for
+    lock = json.loads((tmp_path / "d" / LOCK_NAME).read_text())
+    assert lock["files"]["paws/paws_swbn10k_question.json"]["check"] == "recorded on first download"
+    # no listing to be had: the table as it is, with a note
+    again = run(tmp_path / "e", train_server, man, tasks=["paws"], split="train", discover=True,
+                tree_url=train_server.url + "/no-such-tree")
+    assert again.listing.startswith("unavailable") and again.discovered == []
+    assert {f.path: f.action for f in again.files}["paws/paws_zhit10k_question.json"] == "absent"
+
+
+def test_cli_split_and_only(train_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    from qtalign.cli.main import main
+
+    monkeypatch.setattr(fetch_mod, "load_manifest", lambda path=None: manifest(training_repo()))
+    dest = tmp_path / "d"
+    rc = main(["data", "fetch", "paper", "--dest", str(dest), "--base-url", train_server.url, "--no-progress",
+               "--split", "train", "--only", "snli,paws"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "4 files" in out and "demos:" not in out
+    assert sorted(p.name for p in dest.rglob("*.json") if p.name != LOCK_NAME) == [
+        "paws_en10k_train.json", "paws_zh10k_train_question.json", "snli_en10k_train.json",
+        "snli_swhi10k_question.json"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices
+        main(["data", "fetch", "paper", "--dest", str(dest), "--split", "dev"])
+    assert exit_info.value.code == 2 and "invalid choice: 'dev'" in capsys.readouterr().err
+
+
+def test_packaged_table_lists_every_released_training_file() -> None:
+    from qtalign.data.fetch import FOLDERS, question_languages
+
+    man = load_manifest()
+    by_path = {e.path: e for e in man.files}
+    assert len(by_path) == len(man.files)
+    mixes = ("zhes", "zhde", "zhit", "swhi", "swbn")
+    for stem, folder in (("emotion", "emotion"), ("snli", "snli"), ("paws", "paws")):
+        assert f"{folder}/{stem}_en10k_train.json" in by_path
+        for m in mixes:
+            e = by_path[f"{folder}/{stem}_{m}10k_question.json"]
+            assert e.kind == "train" and e.sources == (m[:2], m[2:]) and e.target == "en"
+    for lang in ("de", "es", "it", "sw", "zh"):
+        assert by_path[f"snli/snli_{lang}10k_train_question.json"].listed
+        assert by_path[f"paws/paws_{lang}10k_train_question.json"].sources == (lang,)
+    for e in man.files:
+        remote_folder = next(f for f in (*FOLDERS, "") if e.remote.startswith(f))
+        assert e.path == (FOLDERS[remote_folder] if remote_folder else "scripts/") + e.remote[len(remote_folder):]
+        name = e.path.rsplit("/", 1)[-1]
+        assert e.sources == question_languages(name), name
+        assert (e.kind == "train") == name.endswith(("_train.json", "_question.json"))
+        assert e.listed or e.sha256 is None  # an unlisted name cannot have been hashed
+    assert len(select := [e for e in man.files if e.kind == "train"]) == 1 + 5 + 1 + 5 + 5 + 1 + 5 + 5
+    assert all(e.path.split("/")[0] in ("emotion", "snli", "paws") for e in select)

@@ -253,34 +253,15 @@ def test_dry_run_prints_plan_and_runs_nothing(tiny_llama: Path, tmp_path: Path, 
 def test_presets_validate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--presets"]) == 0
     names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
-    assert {"preset:paper-main", "preset:cpu-small", "preset:controls-cpu", "preset:demo"} <= set(names)
+    assert {"preset:paper-main", "preset:paper-taskgen", "preset:cpu-small", "preset:controls-cpu",
+            "preset:demo"} <= set(names)
     assert main(["run", "preset:nope", "--dry-run"]) == 2
     assert "no such preset" in capsys.readouterr().err
 
 
-def test_paper_and_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
-    """The shipped presets validate against the paper's data layout and plan the grids they describe."""
-    root = tmp_path / "paper"
-    root.mkdir()
-    for sub in ("emotion", "snli", "demos"):
-        (root / sub).symlink_to(paper_data / sub)
-    (root / "paws").mkdir()  # the paraphrase files are not in ../shared/data: stand-ins with the paper's names
-    from qtalign.languages import PAPER_LANGS
-
-    for lang in PAPER_LANGS:
-        rows = [{"sentence1": f"a {i}", "sentence2": f"b {i}", "answer": "same" if i % 2 else "different"}
-                for i in range(4)]
-        (root / "paws" / f"paws_{lang}500_test.json").write_text(json.dumps(rows), encoding="utf-8")
-    plan = make_plan(load_study("preset:paper-main", data_root=str(root)))
-    kinds = [s.kind for s in plan.steps]
-    # 2 models x (3 base + 4 mixes x 3 tasks) evals; 4 builds shared by both models; 8 trainings
-    assert kinds.count("build") == 4 and kinds.count("train") == 8 and kinds.count("eval") == 30
-    assert kinds.count("compare") == 24 and kinds.count("lens") == 10 and kinds.count("report") == 1
-    train = plan["train:qwen1.5-1.8b:zh-es-en:s42"]
-    assert train.params["settings"]["model"] == "Qwen/Qwen1.5-1.8B" and train.params["settings"]["protocol"] == "paper"
-    assert plan["build:zh-es-en"].params["per_lang"] == 10000
-    ev = plan["eval:mistral-7b:base:paraphrase:en:d0"].params["settings"]
-    assert ev["protocol"] == "paper" and ev["demos_file"] == "auto" and ev["keep_demo_items"] and ev["paper_gold"]
+def test_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
+    """The shipped CPU presets validate against the paper's data and plan the grids they describe (the paper's
+    GPU presets: test_study_presets.py)."""
     controls = make_plan(load_study("preset:controls-cpu", data_root=str(paper_data)))
     vs = [s for s in controls.steps if s.kind == "compare" and s.record["kind"] == "vs-control"]
     assert len(vs) == 2 * 2 and {s.record["control"] for s in vs} == {"shuffled", "copy"}

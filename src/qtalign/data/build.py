@@ -81,7 +81,21 @@ def _refuse_test(path: Path) -> None:
 
 
 def question_file_pattern(task: Task, lang: str) -> re.Pattern[str]:
+    """A single-language question file, e.g. snli_zh10k_train_question.json."""
     return re.compile(rf"^{re.escape(task.file_stem)}_{re.escape(lang)}\d*k?_train_question\.jsonl?$")
+
+
+QUESTION_SUFFIXES = ("_question.json", "_question.jsonl")
+
+
+def question_file_langs(task: Task, name: str) -> tuple[str, ...]:
+    """The source languages a question file's name announces: one (snli_zh10k_train_question.json) or a released
+    mix's several (emotion_zhes10k_question.json: zh and es); () when the name is not a question file of the task."""
+    m = re.match(rf"^{re.escape(task.file_stem)}_((?:[a-z]{{2}})+)\d*k?(?:_train)?_question\.jsonl?$", name)
+    if m is None:
+        return ()
+    codes = tuple(m.group(1)[i : i + 2] for i in range(0, len(m.group(1)), 2))
+    return codes if all(c in LANGUAGES for c in codes) and len(set(codes)) == len(codes) else ()
 
 
 def read_question_file(task: Task, path: Path, tgt: str | None = None) -> list[Pair]:
@@ -143,7 +157,7 @@ def scan_sources(task: Task, paths: Sequence[str | Path]) -> Sources:
             raise QtalignError(f"{path}: no such file or folder")
         if path.is_file():
             _refuse_test(path)
-            if path.name.endswith(("_train_question.json", "_train_question.jsonl")):
+            if path.name.endswith(QUESTION_SUFFIXES):  # single-language or a released mix: languages from content
                 pairs = read_question_file(task, path)
                 for lang in sorted({p.source_lang for p in pairs}):
                     found.question_files.setdefault(lang, []).append(path)
@@ -155,9 +169,11 @@ def scan_sources(task: Task, paths: Sequence[str | Path]) -> Sources:
                                        f"(expected {task.file_stem}_<lang>..._train.json or <lang>.jsonl)")
                 found.train_files[lang] = path
             continue
+        named = sorted((p, question_file_langs(task, p.name)) for p in path.iterdir() if p.is_file())
         for lang in LANGUAGES:
-            pattern = question_file_pattern(task, lang)
-            qfiles = sorted(p for p in path.iterdir() if pattern.match(p.name))
+            # single-language files first, then released mixes holding this language (e.g. {stem}_zhes10k_question)
+            qfiles = [p for p, langs in named if langs == (lang,)] + \
+                     [p for p, langs in named if len(langs) > 1 and lang in langs]
             if qfiles:
                 found.question_files.setdefault(lang, []).extend(qfiles)
             f = find_lang_file(task, path, lang, "train")

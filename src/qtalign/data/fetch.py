@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "paper_files.lock.json"  # in DEST: every file's sha256, url and whether it was pinned or recorded
 CHUNK = 1 << 16
 USER_AGENT = "qtalign-data-fetch"
+SPLITS: dict[str, tuple[str, ...]] = {"test": ("test", "script"), "train": ("train",), "all": ("test", "script", "train")}
+# the repository's data folders and where their files go under DEST
+FOLDERS: dict[str, str] = {"data/ap_emotion/": "emotion/", "data/snli/": "snli/", "data/paws/": "paws/"}
+GITHUB_TREE = "https://api.github.com/repos/{repository}/git/trees/{commit}?recursive=1"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class RemoteFile:
     kind: str  # test, train or script
     sha256: str | None  # pinned; None = recorded on first download
     size: int | None
+    listed: bool = True  # False: named by the paper's text or an issue, never seen in a listing of the repository;
+    #                      at the pinned commit it may be absent, which is reported, not an error
+    sources: tuple[str, ...] = ()  # question-translation files: the source languages of the questions
+    target: str | None = None  # ... and the language they are translated into
 
 
 @dataclass
@@ -50,7 +59,8 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
         text = Path(path).read_text(encoding="utf-8") if path else \
             package_files("qtalign.data").joinpath("paper_files.json").read_text(encoding="utf-8")
         data = json.loads(text)
-        entries = [RemoteFile(e["path"], e["remote"], e.get("kind", ""), e.get("sha256"), e.get("size"))
+        entries = [RemoteFile(e["path"], e["remote"], e.get("kind", ""), e.get("sha256"), e.get("size"),
+                              bool(e.get("listed", True)), tuple(e.get("sources", ())), e.get("target"))
                    for e in data["files"]]
         return Manifest(data["repository"], data["commit"], data["base_url"], entries,
                         dict(data.get("demo_tables_sha256", {})))
@@ -94,6 +104,10 @@ class _Transient(Exception):
     """A download that stopped early (connection dropped, timeout, 5xx): resumable."""
 
 
+class _Absent(Exception):
+    """The server has no such file (HTTP 404, or a file:// mirror without it)."""
+
+
 def _open(url: str, offset: int, timeout: float) -> Any:
     headers = {"User-Agent": USER_AGENT}
     if offset:
@@ -105,12 +119,14 @@ def _open(url: str, offset: int, timeout: float) -> Any:
             return e  # the .part already holds the whole file
         if e.code >= 500 or e.code == 429:
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
+        if e.code == 404:
+            raise _Absent(f"HTTP 404 {e.reason}") from None
         raise QtalignError(f"{url}: HTTP {e.code} {e.reason} (is the file at this commit? is --base-url right?)") \
             from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, HTTPException) as e:
         reason = getattr(e, "reason", e)
         if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file
-            raise QtalignError(f"{url}: no such file in the mirror") from None
+            raise _Absent("no such file in the mirror") from None
         raise _Transient(str(reason)) from None
 
 
@@ -165,7 +181,7 @@ def _download_part(url: str, part: Path, expected_size: int | None, timeout: flo
 @dataclass
 class FileStatus:
     path: str
-    action: str  # downloaded, resumed, present
+    action: str  # downloaded, resumed, present; absent: an unlisted file the server does not have (nothing written)
     check: str  # pinned (matched the packaged sha256), locked (matched DEST's lock), recorded (first download)
     sha256: str
     size: int
@@ -195,6 +211,12 @@ def fetch_file(entry: RemoteFile, dest: Path, base_url: str, lock: dict[str, Any
         resumed_from = part.stat().st_size if part.exists() else 0
         try:
             action = _download_part(url, part, entry.size, timeout, bar)
+        except _Absent as e:
+            part.unlink(missing_ok=True)
+            if entry.listed:
+                hint = "" if "mirror" in str(e) else " (is the file at this commit? is --base-url right?)"
+                raise QtalignError(f"{url}: {e}{hint}") from None
+            return FileStatus(entry.path, "absent", "absent", "", 0)
         except _Transient as e:
             if attempt > retries:
                 kept = part.stat().st_size if part.exists() else 0
@@ -219,6 +241,76 @@ def fetch_file(entry: RemoteFile, dest: Path, base_url: str, lock: dict[str, Any
         return FileStatus(entry.path, action, check, digest, size)
 
 
+# ---- which files ----------------------------------------------------------------------------------------------
+def select_files(entries: Sequence[RemoteFile], tasks: Sequence[str] | None = None, split: str = "all"
+                 ) -> list[RemoteFile]:
+    """The entries of the tasks (emotion, snli, paws; None: all) and split (test: test files and the evaluation
+    scripts; train: English training items and question-translation files; all)."""
+    from qtalign.data.paper_demos import SCRIPTS
+
+    if split not in SPLITS:
+        raise QtalignError(f"--split: unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    out = [e for e in entries if e.kind in SPLITS[split]]
+    if tasks is not None:
+        unknown = sorted(set(tasks) - set(SCRIPTS))
+        if unknown:
+            raise QtalignError(f"--only: unknown task(s) {', '.join(unknown)} (choose from {', '.join(SCRIPTS)})")
+        scripts = {SCRIPTS[t].script for t in tasks}
+        out = [e for e in out if e.path in scripts or e.path.split("/", 1)[0] in tasks]
+    return out
+
+
+def question_languages(name: str) -> tuple[str, ...]:
+    """Source languages a released question file's name announces: snli_zh10k_train_question.json -> (zh,),
+    emotion_zhes10k_question.json -> (zh, es); () for other names."""
+    m = re.match(r"^[a-z]+_((?:[a-z]{2})+)\d*k?(?:_train)?_question\.jsonl?$", name)
+    return tuple(m.group(1)[i : i + 2] for i in range(0, len(m.group(1)), 2)) if m else ()
+
+
+def list_repository(tree_url: str, timeout: float = 60.0) -> dict[str, int]:
+    """Repository path -> size of every file at the pinned commit, from a git tree listing
+    ({"tree": [{"path", "type", "size"}], "truncated"}, as GitHub's API answers)."""
+    try:
+        req = urllib.request.Request(tree_url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = json.loads(resp.read().decode("utf-8"))
+        tree = data["tree"]
+        listing = {str(t["path"]): int(t.get("size") or 0) for t in tree if t.get("type") == "blob"}
+    except (OSError, ValueError, KeyError, TypeError, HTTPException) as e:
+        raise QtalignError(f"{tree_url}: no file listing ({getattr(e, 'reason', e)})") from None
+    if data.get("truncated"):
+        raise QtalignError(f"{tree_url}: the file listing is truncated")
+    return listing
+
+
+def apply_listing(entries: Sequence[RemoteFile], listing: dict[str, int]) -> tuple[list[RemoteFile], list[str]]:
+    """The table checked against a listing of the commit: unlisted names it confirms become listed (with its size
+    where none is pinned), unlisted names it lacks are dropped; training files of the data folders that the table lacks are
+    added (trust on first use). Returns (entries, paths added)."""
+    out: list[RemoteFile] = []
+    for e in entries:
+        if e.remote not in listing:
+            if e.listed:  # kept: its download then fails with a message naming the URL
+                out.append(e)
+            continue
+        size = e.size if e.size is not None else listing[e.remote]
+        out.append(RemoteFile(e.path, e.remote, e.kind, e.sha256, size, True, e.sources, e.target))
+    known = {e.remote for e in entries}
+    added: list[str] = []
+    for remote, size in sorted(listing.items()):
+        folder = next((f for f in FOLDERS if remote.startswith(f)), None)
+        name = remote.rsplit("/", 1)[-1]
+        if folder is None or remote in known or "/" in remote[len(folder):]:
+            continue
+        if not name.endswith(("_train.json", "_train.jsonl", "_question.json", "_question.jsonl")):
+            continue
+        langs = question_languages(name)
+        out.append(RemoteFile(FOLDERS[folder] + name, remote, "train", None, size, True, langs,
+                              "en" if langs else None))
+        added.append(FOLDERS[folder] + name)
+    return out, added
+
+
 # ---- all of it ------------------------------------------------------------------------------------------------
 @dataclass
 class FetchResult:
@@ -227,13 +319,20 @@ class FetchResult:
     files: list[FileStatus]
     demos: dict[str, Path]
     lock: Path
+    listing: str = "not used"  # how the table was checked against the repository's file listing
+    discovered: list[str] = field(default_factory=list)  # files the listing had and the table lacked
 
 
 def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifest | None = None,
                 tasks: Sequence[str] | None = None, demos: bool = True, retries: int = 3, timeout: float = 60.0,
-                progress: bool = True, backoff: float = 1.0) -> FetchResult:
+                progress: bool = True, backoff: float = 1.0, split: str = "all", discover: bool | None = None,
+                tree_url: str | None = None) -> FetchResult:
     """Fetch the paper's files into DEST, verify each (pinned sha256, else DEST's lock), then write
-    DEST/demos/{task}_demos.json from the scripts' literal tables. Every path is checked before anything is written."""
+    DEST/demos/{task}_demos.json from the scripts' literal tables. Every path is checked before anything is written.
+
+    discover: first list the repository at the pinned commit (tree_url; default GitHub's API) so that training files
+    the table lacks are fetched too and unlisted names it lacks are skipped; None = only when fetching from the
+    table's own base URL. A listing that cannot be had is logged and the table is used as it is."""
     from qtalign.data.paper_demos import SCRIPTS, build_demos, tables_digest
 
     man = manifest or load_manifest()
@@ -241,13 +340,18 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
     base = base_url or man.base_url
     if urllib.parse.urlparse(base).scheme not in ("http", "https", "file"):
         raise QtalignError(f"--base-url {base!r}: expected an http(s):// or file:// URL")
-    entries = man.files
-    if tasks is not None:
-        unknown = sorted(set(tasks) - set(SCRIPTS))
-        if unknown:
-            raise QtalignError(f"--only: unknown task(s) {', '.join(unknown)} (choose from {', '.join(SCRIPTS)})")
-        keep = {SCRIPTS[t].script for t in tasks} | {t + "/" for t in tasks}
-        entries = [e for e in entries if e.path in keep or any(e.path.startswith(k) for k in keep if k.endswith("/"))]
+    entries = select_files(man.files, tasks, split)  # validates the selection before any request
+    listing_note, discovered = "not used", []
+    if discover if discover is not None else base.rstrip("/") == man.base_url.rstrip("/"):
+        url = tree_url or GITHUB_TREE.format(repository=man.repository, commit=man.commit)
+        try:
+            checked, discovered = apply_listing(man.files, list_repository(url, timeout))
+            entries = select_files(checked, tasks, split)
+            discovered = [p for p in discovered if p in {e.path for e in entries}]
+            listing_note = f"checked against {url}"
+        except QtalignError as e:
+            log.warning("%s; fetching the files of qtalign's table as they are", e)
+            listing_note = f"unavailable ({e})"
     for e in entries:  # refuse escapes before touching the disk
         safe_target(dest, e.path)
         safe_target(dest, e.remote, "remote path")
@@ -267,6 +371,9 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
             if st.action == "present" and e.size:
                 bar.update(e.size)
             statuses.append(st)
+            if st.action == "absent":
+                log.info("%s: not in the repository at this commit (an unlisted name); skipped", e.remote)
+                continue
             lock["files"][e.path] = {"sha256": st.sha256, "size": st.size, "url": base.rstrip("/") + "/" + e.remote,
                                      "check": "pinned" if e.sha256 else "recorded on first download"}
             atomic_write_json(dest / LOCK_NAME, lock)
@@ -288,4 +395,4 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
             path = dest / "demos" / f"{task}_demos.json"
             atomic_write_json(path, out)
             written[task] = path
-    return FetchResult(dest, base, statuses, written, dest / LOCK_NAME)
+    return FetchResult(dest, base, statuses, written, dest / LOCK_NAME, listing_note, discovered)

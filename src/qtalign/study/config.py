@@ -59,8 +59,9 @@ class MixSpec(Settings):
     test_items: str | None = Field(None, pattern=r"^\d+:\d+$")  # pairs from these items of parallel test files
     demo_seeds: tuple[int, ...] | None = None  # evaluate this mix's adapters with these of seeds.demo (default all)
     recipe: dict[str, Any] = Field(default_factory=dict)  # TrainSettings overrides on top of the study's recipe
+    eval_tasks: tuple[str, ...] | None = Field(None, min_length=1)  # evaluation tasks of its adapters (None: all)
 
-    @field_validator("data", "sources", mode="before")
+    @field_validator("data", "sources", "eval_tasks", mode="before")
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -199,6 +200,10 @@ class StudyConfig(Settings):
         same = [m.name for m in self.mixes if m.control is None and (m.task, m.sources, m.target) ==
                 (mix.task, mix.sources, mix.target)]
         return same[0] if len(same) == 1 else None
+
+    def mix_tasks(self, mix: MixSpec) -> tuple[str, ...]:
+        """The evaluation tasks a mix's adapters are evaluated on, in eval.tasks order (all of them by default)."""
+        return tuple(t for t in self.eval.tasks if mix.eval_tasks is None or t in mix.eval_tasks)
 
     def task_langs(self, task: str) -> tuple[str, ...]:
         return self.eval.tasks[task].langs or self.eval.langs
@@ -381,6 +386,16 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         else:
             _check_mix_sources(key, task, m, fail)
         _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, fail)
+        for t in m.eval_tasks or ():
+            if t not in cfg.eval.tasks:
+                fail(f"{key}.eval_tasks", f"{t!r} is not an evaluation task (eval.tasks: {', '.join(cfg.eval.tasks)})")
+        if m.eval_tasks is not None and len(set(m.eval_tasks)) != len(m.eval_tasks):
+            fail(f"{key}.eval_tasks", "a task is listed twice")
+        real = cfg.real_of(m)
+        if real is not None and not set(cfg.mix_tasks(m)) <= set(cfg.mix_tasks(cfg.mix(real))):
+            missing = sorted(set(cfg.mix_tasks(m)) - set(cfg.mix_tasks(cfg.mix(real))))
+            fail(f"{key}.eval_tasks", f"its real mix {real!r} is not evaluated on {', '.join(missing)}; "
+                                      "a control is compared on its real mix's tasks only")
 
     # analyses
     for kind in ("lens", "pca"):

@@ -172,9 +172,6 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                                                         **eval_fp[key]}, record)
 
     grid = [(task, labels, d) for task in cfg.eval.tasks for labels in cfg.eval.labels for d in cfg.seeds.demo]
-
-    def mix_grid(m: Any) -> list[tuple[str, str, int]]:
-        return [g for g in grid if m.demo_seeds is None or g[2] in m.demo_seeds]
     # base evaluations first: quick feedback before the long training steps
     for model in cfg.models:
         for task, labels, d in grid:
@@ -184,6 +181,9 @@ def make_plan(cfg: StudyConfig) -> Plan:
     for model in cfg.models:
         for m in cfg.mixes:
             real = cfg.real_of(m)
+            tasks = cfg.mix_tasks(m)
+            # the whole grid unless the mix names eval_tasks or demo_seeds
+            mix_grid = [g for g in grid if g[0] in tasks and (m.demo_seeds is None or g[2] in m.demo_seeds)]
             for seed in cfg.seeds.train:
                 recipe = {**cfg.recipe, **m.recipe}
                 settings = {**recipe, "model": model.id, "seed": seed,
@@ -194,11 +194,11 @@ def make_plan(cfg: StudyConfig) -> Plan:
                                   {"device": cfg.device}, {"model": model_fingerprint(model)},
                                   {"id": sid, "model": model.key, "mix": m.name, "control": m.control,
                                    "train_seed": seed}))
-                for task, labels, d in mix_grid(m):
+                for task, labels, d in mix_grid:
                     steps.append(eval_step(model, m.name, seed, task, labels, d))
                 if cfg.compare is None:
                     continue
-                for task, labels, d in mix_grid(m):
+                for task, labels, d in mix_grid:
                     tail = f"{task}:{labels_key(labels)}:d{d}"
                     other = f"eval:{model.key}:{m.name}:s{seed}:{tail}"
                     pairs = [("vs-base", f"eval:{model.key}:base:{tail}", "base", m.name)]
