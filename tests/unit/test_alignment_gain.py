@@ -70,3 +70,25 @@ def test_gain_table_pairs_languages() -> None:
     by = {c.measure: c for c in cors}
     assert by["cos"].n == 3 and by["cos"].r > 0.9
     assert by["p_en"].n == 0 and math.isnan(by["p_en"].r)
+
+
+def test_report_section_from_a_study(tmp_path: Path) -> None:
+    """The report sets each analysed adapter's per-language alignment change beside its accuracy change."""
+    from fakeruns import STUDY_LANGS, write_study
+
+    from qtalign.report import build_report
+
+    analyses = []
+    for name, mix, seed, shift in (("base", None, None, 0.0), ("t1", "zh_es", 1, 0.1)):
+        rows = [{"layer": layer, "lang_a": a, "lang_b": "en", "n": 5, "cos": 0.5 + shift * (k + 1) / 6,
+                 "cos_other": 0.1, "retrieval": 0.5, "retrieval_centered": 0.5}
+                for layer in range(6) for k, a in enumerate(STUDY_LANGS) if a != "en"]
+        _write(tmp_path / "study" / "pca" / name / "alignment.csv", rows)
+        analyses.append({"id": f"pca-{name}", "kind": "pca", "model": "tiny", "mix": mix, "train_seed": seed,
+                         "run": f"pca/{name}"})
+    study = write_study(tmp_path / "study", n=30, analyses=analyses)
+    md = build_report(study, n_boot=200)["md"].read_text(encoding="utf-8")
+    assert "Does alignment predict the gain?" in md
+    section = md.split("Does alignment predict the gain?")[1]
+    assert "zh_es (seed 1)" in section and "Pearson r" in section
+    assert "| sw |" in section and "| en |" not in section.split("Pearson")[0]  # English is the anchor
