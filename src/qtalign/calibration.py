@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 
 from qtalign.errors import QtalignError
-from qtalign.metrics import bootstrap_accuracy, bootstrap_mean, bootstrap_mean_accuracy
+from qtalign.metrics import (
+    INDEPENDENT_UNKNOWN,
+    Resampling,
+    boot_indices,
+    bootstrap_accuracy,
+    bootstrap_mean,
+    bootstrap_mean_accuracy,
+    resampling_scheme,
+)
 
 # Calibration modes, in the order they are reported. "none" on the command line means no calibrated columns.
 MODES: tuple[str, ...] = ("batch", "content-free")
@@ -204,11 +212,6 @@ def predictions(rows: Sequence[Mapping[str, Any]], mode: str | None = None) -> l
         raise QtalignError(f"prediction rows have no {mode!r} calibrated prediction") from None
 
 
-def _boot_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_boot, n] resampled item indices, drawn exactly as qtalign.metrics draws them."""
-    return rng.integers(0, n, size=(n_boot, n))
-
-
 def _f1_boot(g: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """one-hot gold/pred [n, L], indices [B, n] -> macro-F1 of each resample [B]."""
     return _macro_f1_counts((g * p)[idx].sum(1), g[idx].sum(1), p[idx].sum(1))
@@ -224,7 +227,7 @@ def summarize(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], n
     n = len(gold)
     f1 = macro_f1(gold, pred, labels)
     if n >= 2:
-        boots = _f1_boot(g, p, _boot_indices(n, n_boot, np.random.default_rng(seed)))
+        boots = _f1_boot(g, p, boot_indices(n, n_boot, np.random.default_rng(seed)))
         f1_ci = [float(np.nanquantile(boots, 0.025)), float(np.nanquantile(boots, 0.975))]
     else:
         f1_ci = [f1, f1]
@@ -242,11 +245,14 @@ def summarize(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], n
 
 
 def summarize_mean(by_lang: Mapping[str, tuple[Sequence[str], Sequence[str]]], labels: Sequence[str],
-                   n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Unweighted means over languages of accuracy, macro-F1 and predicted shares, by_lang: lang -> (gold, pred);
-    intervals resample each language independently (accuracy exactly as metrics.bootstrap_mean_accuracy)."""
+                   n_boot: int = 1000, seed: int = 0, resampling: Resampling = INDEPENDENT_UNKNOWN) -> dict[str, Any]:
+    """Unweighted means over languages of accuracy, macro-F1 and predicted shares, by_lang: lang -> (gold, pred) in
+    item order; intervals resample items as `resampling` says: jointly (one item-position draw per replicate for
+    every language; the languages must have the same items in the same order) or each language independently
+    (accuracy exactly as metrics.bootstrap_mean_accuracy)."""
     langs = [lang for lang, (g, _) in by_lang.items() if len(g)]
-    acc = bootstrap_mean_accuracy({lang: [a == b for a, b in zip(*by_lang[lang])] for lang in langs}, n_boot, seed)
+    acc = bootstrap_mean_accuracy({lang: [a == b for a, b in zip(*by_lang[lang])] for lang in langs}, n_boot, seed,
+                                  resampling=resampling)
     out: dict[str, Any] = {"accuracy": acc.value, "ci95": [acc.lo, acc.hi]}
     if not langs:
         nan = float("nan")
@@ -257,10 +263,13 @@ def summarize_mean(by_lang: Mapping[str, tuple[Sequence[str], Sequence[str]]], l
     share_boot = np.zeros((n_boot, len(labels)))
     f1_point, share_point = 0.0, np.zeros(len(labels))
     counts = np.zeros(len(labels))
+    shared = boot_indices(len(by_lang[langs[0]][0]), n_boot, rng) if resampling.joint else None  # [B, n]
     for lang in langs:
         gold, pred = by_lang[lang]
         g, p = _one_hot(gold, labels), _one_hot(pred, labels)
-        idx = _boot_indices(len(gold), n_boot, rng)  # [B, n]
+        idx = shared if shared is not None else boot_indices(len(gold), n_boot, rng)  # [B, n]
+        if idx.shape[1] != len(gold):
+            raise ValueError("joint resampling needs the same items in every language")
         f1_point += macro_f1(gold, pred, labels)
         f1_boot += _f1_boot(g, p, idx)
         share_point += p.mean(0)
@@ -280,13 +289,18 @@ def summarize_mean(by_lang: Mapping[str, tuple[Sequence[str], Sequence[str]]], l
 
 
 def run_summaries(rows_by_lang: Mapping[str, Sequence[Mapping[str, Any]]], labels: Sequence[str],
-                  modes: Sequence[str], n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+                  modes: Sequence[str], n_boot: int = 1000, seed: int = 0, resampling: Resampling | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bias-aware metrics of a run, from its prediction rows per language (with 'pred_cal' for each mode).
 
     Returns (per language, mean), each {macro_f1, macro_f1_ci95, predicted_share, predicted_share_ci95,
     calibrated: {mode: {accuracy, ci95, macro_f1, macro_f1_ci95, predicted, predicted_share,
     predicted_share_ci95}}}: the raw predictions' macro-F1 and shares, and every metric of each calibrated mode.
+    Means resample items as `resampling` says (None: joint when every language has the same item indices, see
+    metrics.resampling_scheme); the mean records it under "resampling".
     """
+    if resampling is None:
+        resampling = resampling_scheme({lang: [int(r["index"]) for r in rows] for lang, rows in rows_by_lang.items()})
     raw_keys = ("macro_f1", "macro_f1_ci95", "predicted_share", "predicted_share_ci95")
     per_lang: dict[str, Any] = {}
     pairs: dict[str | None, dict[str, tuple[list[str], list[str]]]] = {m: {} for m in (None, *modes)}
@@ -303,7 +317,8 @@ def run_summaries(rows_by_lang: Mapping[str, Sequence[Mapping[str, Any]]], label
             else:
                 entry["calibrated"][mode] = summary
         per_lang[lang] = entry
-    raw_mean = summarize_mean(pairs[None], labels, n_boot, seed)
+    raw_mean = summarize_mean(pairs[None], labels, n_boot, seed, resampling)
     mean: dict[str, Any] = {k: raw_mean[k] for k in raw_keys}
-    mean["calibrated"] = {m: summarize_mean(pairs[m], labels, n_boot, seed) for m in modes}
+    mean["calibrated"] = {m: summarize_mean(pairs[m], labels, n_boot, seed, resampling) for m in modes}
+    mean["resampling"] = resampling.record()
     return per_lang, mean

@@ -1,4 +1,4 @@
-"""Paired comparison of evaluation runs scored on the same items: bootstrap intervals, exact McNemar, Holm."""
+"""Paired comparison of evaluation runs scored on the same items: bootstrap intervals, exact McNemar, Holm, power."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ from typing import Any
 import numpy as np
 
 from qtalign.errors import QtalignError
-from qtalign.metrics import bootstrap_accuracy, bootstrap_mean, bootstrap_mean_accuracy
+from qtalign.metrics import (
+    Resampling,
+    bootstrap_accuracy,
+    bootstrap_language_mean,
+    bootstrap_mean,
+    bootstrap_mean_accuracy,
+    detectable_change,
+    resampling_scheme,
+)
 from qtalign.store import atomic_write_json, atomic_write_text, read_json_object, read_jsonl_rows
 
 RAW = "raw"
 ALPHA = 0.05
+POWER = 0.8  # the power at which compare reports the smallest detectable mean change
 # Holm-corrected p below each threshold earns one more star
 MARKS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 # settings that fix the prompts; compared when rows carry no prompt_sha
@@ -55,6 +64,13 @@ class Run:
         if mode == RAW:
             return np.array([bool(r["correct"]) for r in rows])
         return np.array([bool(r["correct_cal"][mode]) for r in rows])
+
+    def resampling(self, langs: Sequence[str] | None = None) -> Resampling:
+        """How a mean over langs (default: all) resamples items: joint when the languages share the same item
+        indices and the eval's record of the parallel audit (results.json) does not say otherwise."""
+        recorded = (((self.results or {}).get("mean") or {}).get("resampling") or {}).get("parallel_audit")
+        return resampling_scheme({lang: self.items[lang] for lang in (self.langs if langs is None else langs)},
+                                 recorded)
 
     def preds(self, lang: str, mode: str) -> list[str]:
         rows = [self.rows[lang, i] for i in self.items[lang]]
@@ -233,15 +249,18 @@ def _interval(lo: float, hi: float) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def _group(diffs: dict[str, np.ndarray], langs: Sequence[str], n_boot: int, seed: int) -> dict[str, Any] | None:
-    """Mean over the languages of the paired per-item differences (other - base), each language resampled on its
-    own (the same items for both runs)."""
+def _group(diffs: dict[str, np.ndarray], langs: Sequence[str], resampling: Resampling, n_boot: int, seed: int
+           ) -> dict[str, Any] | None:
+    """Mean over the languages of the paired per-item differences (other - base; the same items for both runs),
+    items resampled as `resampling` says (jointly across languages when they are parallel); with the smallest mean
+    change detectable at POWER (two-sided ALPHA) from the bootstrap SD of the mean difference."""
     langs = [lang for lang in langs if lang in diffs]
     if not langs:
         return None
-    iv = bootstrap_mean_accuracy({lang: diffs[lang] for lang in langs}, n_boot, seed)
+    iv = bootstrap_mean_accuracy({lang: diffs[lang] for lang in langs}, n_boot, seed, resampling=resampling)
     return {"langs": list(langs), "diff": iv.value, "ci95": _interval(iv.lo, iv.hi),
-            "excludes_zero": bool(iv.lo > 0 or iv.hi < 0)}
+            "excludes_zero": bool(iv.lo > 0 or iv.hi < 0), "sd": iv.sd,
+            "mde80": detectable_change(iv.sd, ALPHA, POWER), "resampling": resampling.record()}
 
 
 def _shares(preds: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
@@ -249,15 +268,27 @@ def _shares(preds: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
     return {label: sum(p == label for p in preds) / n for label in labels}
 
 
+def _share_change(base: Run, other: Run, lang: str, mode: str) -> np.ndarray:
+    """[n, labels] per-item change of the one-hot predicted label (other - base)."""
+    def one_hot(preds: list[str]) -> np.ndarray:
+        return np.array([[p == label for label in base.labels] for p in preds], dtype=np.float64).reshape(
+            len(preds), len(base.labels))
+
+    return one_hot(other.preds(lang, mode)) - one_hot(base.preds(lang, mode))
+
+
 def compare_pair(base: Run, other: Run, mode: str, seen: Sequence[str] | None, n_boot: int, seed: int
                  ) -> dict[str, Any]:
-    """One scoring mode of base vs other: per language, mean, seen/unseen groups, prior shift."""
+    """One scoring mode of base vs other: per language, mean, seen/unseen groups, prior shift. Means over languages
+    resample items jointly when the languages are parallel (base.resampling)."""
     per_lang: dict[str, Any] = {}
     diffs: dict[str, np.ndarray] = {}
+    share_diffs: dict[str, np.ndarray] = {}
     for lang in base.langs:
         ca, cb = base.correct(lang, mode), other.correct(lang, mode)
         d = cb.astype(np.float64) - ca.astype(np.float64)  # [n]
         diffs[lang] = d
+        share_diffs[lang] = _share_change(base, other, lang, mode)  # [n, labels]
         mean, lo, hi = bootstrap_mean(d, n_boot, seed)
         counts, p = mcnemar_exact(ca, cb)
         sa, sb = _shares(base.preds(lang, mode), base.labels), _shares(other.preds(lang, mode), base.labels)
@@ -272,18 +303,21 @@ def compare_pair(base: Run, other: Run, mode: str, seen: Sequence[str] | None, n
         per_lang[lang]["p_holm"] = p_holm
         per_lang[lang]["significant"] = p_holm < ALPHA
         per_lang[lang]["mark"] = mark(p_holm)
-    mean = _group(diffs, base.langs, n_boot, seed)
+    resampling = base.resampling()
+    mean = _group(diffs, base.langs, resampling, n_boot, seed)
     assert mean is not None
     mean["base"] = float(np.mean([v["base"] for v in per_lang.values()]))
     mean["other"] = float(np.mean([v["other"] for v in per_lang.values()]))
     out: dict[str, Any] = {"languages": per_lang, "mean": mean}
     if seen is not None:
-        out["seen"] = _group(diffs, [lang for lang in base.langs if lang in seen], n_boot, seed)
-        out["unseen"] = _group(diffs, [lang for lang in base.langs if lang not in seen], n_boot, seed)
+        for key, langs in (("seen", [lang for lang in base.langs if lang in seen]),
+                           ("unseen", [lang for lang in base.langs if lang not in seen])):
+            out[key] = _group(diffs, langs, base.resampling(langs), n_boot, seed) if langs else None
+    _, lo, hi, _ = bootstrap_language_mean(share_diffs, resampling, n_boot, seed)  # each [labels]
     out["predicted_share"] = {
-        label: {k: float(np.mean([v["predicted_share"][label][k] for v in per_lang.values()]))
-                for k in ("base", "other", "change")}
-        for label in base.labels}
+        label: {**{k: float(np.mean([v["predicted_share"][label][k] for v in per_lang.values()]))
+                   for k in ("base", "other", "change")}, "change_ci95": _interval(lo[i], hi[i])}
+        for i, label in enumerate(base.labels)}
     return out
 
 
@@ -294,8 +328,11 @@ def _run_accuracy(run: Run, modes: Sequence[str], n_boot: int, seed: int) -> dic
         for lang in run.langs:
             iv = bootstrap_accuracy(run.correct(lang, mode).tolist(), n_boot, seed)
             per[lang] = {"accuracy": iv.value, "ci95": _interval(iv.lo, iv.hi)}
-        m = bootstrap_mean_accuracy({lang: run.correct(lang, mode) for lang in run.langs}, n_boot, seed)
-        out[mode] = {"languages": per, "mean": {"accuracy": m.value, "ci95": _interval(m.lo, m.hi)}}
+        resampling = run.resampling()
+        m = bootstrap_mean_accuracy({lang: run.correct(lang, mode) for lang in run.langs}, n_boot, seed,
+                                    resampling=resampling)
+        out[mode] = {"languages": per, "mean": {"accuracy": m.value, "ci95": _interval(m.lo, m.hi),
+                                                "resampling": resampling.record()}}
     return out
 
 
@@ -319,7 +356,10 @@ def compare_runs(runs: Sequence[Path], names: Sequence[str] | None = None, n_boo
     Per other run and scoring mode (raw, then each calibration mode every run carries): per language the accuracy
     of both, the difference (other - base) with a paired percentile bootstrap interval, the exact McNemar p-value
     and its Holm correction over languages; the mean over languages with a paired interval; seen/unseen groups
-    (languages of the adapters' training mixes, or `seen` if given); each label's predicted-share change.
+    (languages of the adapters' training mixes, or `seen` if given); each label's predicted-share change. Means over
+    languages resample item indices jointly across languages when every language has the same items (they are
+    translations of one item set) and independently otherwise; `resampling` records which, and each mean carries
+    the smallest change detectable at 80% power (`mde80`).
     """
     if len(runs) < 2:
         raise QtalignError("give at least two eval run folders to compare")
@@ -359,6 +399,8 @@ def compare_runs(runs: Sequence[Path], names: Sequence[str] | None = None, n_boo
         "n_boot": n_boot,
         "seed": seed,
         "alpha": ALPHA,
+        "power": POWER,
+        "resampling": base.resampling().record(),
         "runs": [{"name": r.name, "path": str(r.path), "adapter": r.adapter, "train_langs": r.train_langs,
                   "n_items": len(r.rows),
                   "model": ((r.results or {}).get("model") or {}).get("model"),
@@ -411,8 +453,12 @@ def _shift_rows(c: dict[str, Any], mode: str, labels: Sequence[str]) -> tuple[li
     head = ["lang"] + [f"{label} share" for label in labels]
     rows = []
     for lang, v in list(s["languages"].items()) + [("mean", {"predicted_share": s["predicted_share"]})]:
-        rows.append([lang] + [f"{_pct(v['predicted_share'][lb]['base'])} → {_pct(v['predicted_share'][lb]['other'])}"
-                              f" ({_pct(v['predicted_share'][lb]['change'], True)})" for lb in labels])
+        cells = [lang]
+        for lb in labels:
+            x = v["predicted_share"][lb]
+            ci = f" {_ci(x['change_ci95'])}" if x.get("change_ci95") else ""
+            cells.append(f"{_pct(x['base'])} → {_pct(x['other'])} ({_pct(x['change'], True)}{ci})")
+        rows.append(cells)
     return head, rows
 
 
@@ -449,12 +495,34 @@ def _summary_line(c: dict[str, Any], mode: str) -> str:
     return "; ".join(parts)
 
 
+def power_line(mean: dict[str, Any], alpha: float = ALPHA, power: float = POWER) -> str:
+    """How small a mean change this design could detect: reads 'not significant' correctly."""
+    if mean.get("mde80") is None or not np.isfinite(mean["mde80"]):
+        return "power: not computed for this comparison"
+    return (f"power: the smallest mean change this design detects at {100 * power:.0f}% power (two-sided α = {alpha}) "
+            f"is ±{100 * mean['mde80']:.1f} points (from the bootstrap SD of the mean difference, "
+            f"{100 * mean['sd']:.1f}); a true change smaller than that will often come out not significant")
+
+
+def scheme_line(result: dict[str, Any]) -> str:
+    """Which resampling the means' intervals used ('' for a compare.json written before it was recorded)."""
+    r = result.get("resampling")
+    return f"intervals of means over languages: {r['text']}" if r else ""
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def format_compare(result: dict[str, Any]) -> str:
     """The printed tables: per comparison and scoring mode, per language, then the prior shift."""
     out = [f"task {result['task']}; {LEGEND}"]
+    if scheme_line(result):
+        out.append(scheme_line(result))
     for c in result["comparisons"]:
         for mode in result["modes"]:
             out.append(f"\n{c['other']} vs {c['base']}, {_mode_title(mode)}: {_summary_line(c, mode)}")
+            out.append(power_line(c["scores"][mode]["mean"], result.get("alpha", ALPHA), result.get("power", POWER)))
             out.append(_text_table(*_comparison_rows(c, mode)))
         out.append(f"seen languages: {', '.join(c['seen_langs']) if c['seen_langs'] else 'unknown'}"
                    f" ({c['seen_from']})")
@@ -467,6 +535,8 @@ def format_compare(result: dict[str, Any]) -> str:
 
 def format_compare_md(result: dict[str, Any]) -> str:
     out = [f"# Paired comparison, task {result['task']}", "", LEGEND + ".", ""]
+    if scheme_line(result):
+        out += [_sentence(scheme_line(result)), ""]
     out += ["Runs:", ""] + [f"- **{r['name']}**: `{r['path']}`" + (f", adapter `{r['adapter']}`" if r["adapter"] else "")
                             for r in result["runs"]] + [""]
     for c in result["comparisons"]:
@@ -475,7 +545,8 @@ def format_compare_md(result: dict[str, Any]) -> str:
                 ""]
         for mode in result["modes"]:
             out += [f"### {_mode_title(mode).capitalize()}", "", _summary_line(c, mode) + ".", "",
-                    md_table(*_comparison_rows(c, mode)), ""]
+                    _sentence(power_line(c["scores"][mode]["mean"], result.get("alpha", ALPHA),
+                                         result.get("power", POWER))), "", md_table(*_comparison_rows(c, mode)), ""]
         for mode in result["modes"]:
             out += [f"### Predicted share, {_mode_title(mode)}", "", md_table(*_shift_rows(c, mode, result["labels"])),
                     ""]

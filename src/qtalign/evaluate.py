@@ -30,7 +30,7 @@ from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset
 from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS, language
-from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy
+from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy, resampling_scheme
 from qtalign.models import DEFAULT_MODEL, check_finite
 from qtalign.prompts import LangPrompts, build_file_prompts, build_prompts, parse_labels, prompt_rows
 from qtalign.protocol import paper_correct, paper_label_token_sets
@@ -120,6 +120,7 @@ class Prepared:
     prompts: dict[str, LangPrompts]
     data_hashes: dict[str, str]
     disagreements: dict[str, list[int]]
+    parallel_audit: bool | None = None  # every language's file parallel to English (None: no English file)
 
 
 def summarize_problems(data: Dataset, limit: int = 5) -> str:
@@ -206,7 +207,9 @@ def prepare(s: EvalSettings) -> Prepared:
     sources |= {reference[0].source} if reference else set()
     for src in sorted(sources):
         hashes[src] = sha256_file(src) if Path(src).is_file() else "unhashed"
-    return Prepared(task, data, prompts, hashes, disagreements)
+    audit = None if not reference else all(lang == "en" or lang in disagreements
+                                            for lang, its in data.items.items() if its)
+    return Prepared(task, data, prompts, hashes, disagreements, audit)
 
 
 def prompt_task_name(s: EvalSettings, task: Task) -> str:
@@ -567,14 +570,17 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
             paper_by_lang[lang] = paper
             pci = bootstrap_accuracy(paper, s.n_boot, s.seed)
             per_lang[lang].update({"paper_accuracy": pci.value, "paper_ci95": [pci.lo, pci.hi]})
-    mean = bootstrap_mean_accuracy(correct_by_lang, s.n_boot, s.seed)
+    rows_by_lang = {lang: [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
+                    for lang, lp in prep.prompts.items()}
+    resampling = resampling_scheme({lang: [int(r["index"]) for r in got] for lang, got in rows_by_lang.items()},
+                                   prep.parallel_audit)
+    mean = bootstrap_mean_accuracy(correct_by_lang, s.n_boot, s.seed, resampling=resampling)
     mean_row: dict[str, Any] = {"accuracy": mean.value, "ci95": [mean.lo, mean.hi], "n_languages": len(per_lang)}
     if paper_by_lang:
-        pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed)
+        pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed, resampling=resampling)
         mean_row.update({"paper_accuracy": pm.value, "paper_ci95": [pm.lo, pm.hi]})
-    bias_lang, bias_mean = calibration.run_summaries(
-        {lang: [by_key[(lang, it.index)] for it in lp.items if (lang, it.index) in by_key]
-         for lang, lp in prep.prompts.items()}, prep.task.labels, s.calibrate, s.n_boot, s.seed)
+    bias_lang, bias_mean = calibration.run_summaries(rows_by_lang, prep.task.labels, s.calibrate, s.n_boot, s.seed,
+                                                     resampling)
     for lang, extra in bias_lang.items():
         per_lang[lang].update(extra)
     mean_row.update(bias_mean)
@@ -623,6 +629,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append(f"{'mean':<5}{'':>5} " + "  ".join(block(x) for x in [m, *(m["calibrated"][k] for k in modes)]))
     lines.append(f"mean: unweighted over {m['n_languages']} languages; F1: macro-F1; {share_head}: % of items predicted "
                  + ", ".join(labels))
+    if m.get("resampling"):
+        lines.append(f"mean intervals: {m['resampling']['text']}")
     if "paper_accuracy" in m:  # --paper-gold: the paper scripts' exact gold-string matching, on lines of its own
         accs = [f"{lang} {r['paper_accuracy']:.3f}" for lang, r in langs.items()] + [f"mean {m['paper_accuracy']:.3f}"]
         lines += textwrap.wrap("acc by the paper scripts' exact gold-string matching (paper): " + ", ".join(accs), 118,

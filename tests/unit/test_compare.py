@@ -65,10 +65,14 @@ def test_known_difference_matches_binomial_formula_and_normal_interval(tmp_path:
     assert en["ci95"][1] == pytest.approx(d.mean() + half, abs=0.03)
     mean = res["comparisons"][0]["scores"]["raw"]["mean"]
     assert mean["diff"] == pytest.approx((en["diff"] + de["diff"]) / 2)
+    # the languages share item indices: items are resampled jointly, so the mean's interval is the normal interval
+    # of the per-item mean over languages
     d_de = np.array(other["de"], float) - np.array(base["de"], float)
-    se = np.sqrt(d.var(ddof=1) / n + d_de.var(ddof=1) / n) / 2
-    assert mean["ci95"][0] == pytest.approx(mean["diff"] - 1.96 * se, abs=0.02)
-    assert mean["ci95"][1] == pytest.approx(mean["diff"] + 1.96 * se, abs=0.02)
+    se = ((d + d_de) / 2).std(ddof=1) / np.sqrt(n)
+    assert mean["ci95"][0] == pytest.approx(mean["diff"] - 1.96 * se, abs=0.01)
+    assert mean["ci95"][1] == pytest.approx(mean["diff"] + 1.96 * se, abs=0.01)
+    assert mean["resampling"]["scheme"] == "joint" and res["resampling"]["scheme"] == "joint"
+    assert mean["mde80"] == pytest.approx(2.8 * mean["sd"], rel=0.01) and mean["sd"] == pytest.approx(se, rel=0.1)
     # predicted share: wrong items predict the other label; gold alternates positive/negative
     share = en["predicted_share"]["positive"]
     preds_a = ["positive" if (i % 2 == 0) == ok else "negative" for i, ok in enumerate(base["en"])]

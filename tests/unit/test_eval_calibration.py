@@ -151,6 +151,7 @@ def test_rescoring_a_finished_run_gives_exactly_a_fresh_calibrated_run(tiny_llam
     before = json.loads((rescored / "results.json").read_text())
     assert before["languages"]["en"]["calibrated"] == {} and before["mean"]["calibrated"] == {}
     assert "macro_f1" in before["languages"]["en"] and "predicted_share_ci95" in before["mean"]
+    assert before["mean"]["resampling"]["scheme"] == "joint"  # en and de are parallel: items resampled jointly
 
     import qtalign.models
 

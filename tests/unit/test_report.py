@@ -196,3 +196,43 @@ def test_runner_compare_json_with_several_runs_is_matched_by_path(tmp_path: Path
     s1 = multi["comparisons"][1]["scores"]["raw"]["languages"]["zh"]
     assert _md_row(md, "— raw", "zh_es (seed 1)")[2].startswith(f"{100 * s1['other']:.1f} ({100 * s1['diff']:+.1f}")
     assert "unreadable" not in md
+
+
+def test_report_says_how_intervals_resample_and_adds_seeds(tmp_path: Path) -> None:
+    """Intervals of means resample the parallel items jointly and say so; the real mix's two training seeds give a
+    seed-aware interval and a variance breakdown; the one-seed control says what it leaves out; a power line."""
+    from qtalign.compare import load_run
+    from qtalign.uncertainty import seed_aware_interval
+
+    root = write_study(tmp_path / "s", n=60)
+    md = build_report(root, n_boot=300)["md"].read_text(encoding="utf-8")
+    assert "items resampled jointly across 6 languages" in md.split("## Accuracy by language")[0]
+    head = md.split("## Accuracy by language")[0]
+    assert "zh_es vs base, over 2 training seeds x 1 demonstration set" in head
+    assert "(demonstration variance not included)" in head
+    assert "zh_es [shuffled] vs base, over 1 training seed x 1 demonstration set" in head
+    assert "training-seed variance not included; demonstration variance not included" in head
+    row = _md_row(md, "## Uncertainty", "emotion · tiny · labels en")
+    assert row[1] == "zh_es" and row[2] == "raw" and row[3].startswith("over 2 training seeds x 1 demonstration set")
+    # the same computation on the runs' arrays: (training seed, demonstration seed) -> [L, n] paired differences
+    base = load_run(root / "eval/base")
+    cells = {}
+    for seed in (1, 2):
+        run = load_run(root / f"eval/eval-zh_es-s{seed}")
+        cells[seed, 0] = np.stack([run.correct(lang, "raw").astype(float) - base.correct(lang, "raw").astype(float)
+                                   for lang in base.langs])
+    iv = seed_aware_interval(cells, 300, 0)
+    assert row[4] == f"{100 * iv.value:+.1f} [{100 * iv.lo:+.1f}, {100 * iv.hi:+.1f}]"
+    power = _md_row(md, "### Power of each comparison", "emotion · tiny · labels en · demo seed 0")
+    assert power[4] == "items resampled jointly across 6 languages" and power[5].startswith("±")
+
+
+def test_compare_json_without_a_scheme_is_recomputed(tmp_path: Path) -> None:
+    root = write_study(tmp_path / "s", n=20)
+    path = root / "compare/zh_es-s1-vs-base/compare.json"
+    doc = json.loads(path.read_text())
+    for mode in doc["comparisons"][0]["scores"].values():
+        del mode["mean"]["resampling"]
+    path.write_text(json.dumps(doc))
+    md = build_report(root, n_boot=50)["md"].read_text(encoding="utf-8")
+    assert "written before intervals recorded their resampling scheme; recomputed" in md

@@ -286,6 +286,8 @@ def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pyt
     text = capsys.readouterr().out
     assert f"report: {out / 'report' / 'report.html'}" in text
     assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "predicted-label share" in text
+    assert "intervals of the mean over languages: items resampled jointly across" in text
+    assert "detectable at 80% power" in text
     doc = json.loads((out / "study.json").read_text())
     modes = json.loads((out / doc["compares"][0]["out"] / "compare.json").read_text())["modes"]
     assert all(f"calibrated ({m})" in text for m in modes if m != "raw")  # where evaluation calibrates

@@ -16,6 +16,8 @@ from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.report.render import Block, Cell, Figure, Heading, Items, Pre, Table, Text, render_html, render_md
 from qtalign.store import atomic_write_text, read_json_object, read_jsonl_rows
+from qtalign.uncertainty import Cell as DiffCell
+from qtalign.uncertainty import SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,10 @@ class Study:
                         result = _pick_comparison(json.loads(path.read_text(encoding="utf-8")), other.run)
                     except (ValueError, KeyError, IndexError, TypeError):
                         self.notes.append(f"{path}: unreadable; recomputed from the predictions")
+                    if result is not None and "resampling" not in result["scores"][RAW]["mean"]:
+                        self.notes.append(f"{path}: written before intervals recorded their resampling scheme; "
+                                          f"recomputed from the predictions")
+                        result = None
                 break
         if result is None and self.run(base) is not None and self.run(other) is not None:
             try:
@@ -158,6 +164,17 @@ def _accuracy(run: Run | None, mode: str, lang: str) -> float | None:
     return float(run.correct(lang, mode).mean())
 
 
+Arm = tuple[str, str, str, str, str | None]  # (model, task, labels, mix, control): one tuned setting over its seeds
+
+
+@dataclass(frozen=True)
+class ArmUncertainty:
+    """The seed- and demonstration-aware change of one arm in one scoring mode, with its variance breakdown."""
+
+    interval: SeedAwareInterval
+    breakdown: VarianceBreakdown
+
+
 class Builder:
     """Assembles the report's blocks; figures are written under out/figures."""
 
@@ -167,6 +184,7 @@ class Builder:
         self.fig_dir = out / "figures"
         self.blocks: list[Block] = []
         self.figures: dict[str, Path] = {}
+        self._arms: dict[tuple[Arm, str], ArmUncertainty] | None = None
 
     # ---- helpers ----------------------------------------------------------------------------------------------
     def figure(self, name: str, draw: Any, caption: str) -> None:
@@ -226,6 +244,64 @@ class Builder:
                 have |= set(r.modes)
         return [RAW] + [m for m in MODE_ORDER[1:] if m in have] + sorted(have - set(MODE_ORDER))
 
+    def scheme_note(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]) -> str:
+        """How the intervals of means resampled items, over every comparison shown (e.g. 'items resampled jointly
+        across 6 languages')."""
+        texts = dict.fromkeys((sc["mean"].get("resampling") or {}).get("text", "resampling not recorded")
+                              for es in groups.values() for _, c in self.comparisons(es) for sc in c["scores"].values())
+        return "; ".join(texts) or "no comparison"
+
+    @staticmethod
+    def arm_name(arm: Arm) -> str:
+        mix, control = arm[3], arm[4]
+        return mix + (f" [{control}]" if control and control not in mix else "")
+
+    def arm_cells(self, es: Sequence[EvalEntry], groups: dict[tuple[str, str, str, int], list[EvalEntry]], mode: str
+                  ) -> tuple[dict[tuple[Any, Any], DiffCell], bool]:
+        """(training seed, demonstration seed) -> the run's paired per-item differences from the base run with the
+        same demonstration seed ([L, n] when parallel, else one array per language); and whether every run scored
+        the same items (one item draw can serve them all)."""
+        cells: dict[tuple[Any, Any], DiffCell] = {}
+        items: set[tuple[tuple[int, ...], ...]] = set()
+        for e in es:
+            base = self.base_of(groups.get(e.group, []))
+            if base is None or self.s.pair(base, e) is None:
+                continue
+            rb, re = self.s.run(base), self.s.run(e)
+            assert rb is not None and re is not None
+            if mode != RAW and not (mode in rb.modes and mode in re.modes):
+                continue
+            key = (e.train_seed, e.demo_seed)
+            if key in cells:
+                self.s.notes.append(f"eval {e.id}: a second run of training seed {key[0]}, demonstration seed "
+                                    f"{key[1]}; left out of the seed-aware interval")
+                continue
+            per = [re.correct(lang, mode).astype(np.float64) - rb.correct(lang, mode).astype(np.float64)
+                   for lang in rb.langs]  # each [n_lang]
+            joint = rb.resampling().joint
+            cells[key] = np.stack(per) if joint else per  # [L, n] or L x [n_lang]
+            items.add(tuple(tuple(rb.items[lang]) for lang in rb.langs) if joint else ((),))
+        return cells, len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
+
+    def arm_uncertainty(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]
+                        ) -> dict[tuple[Arm, str], ArmUncertainty]:
+        """Per arm (model, task, labels, mix, control) and scoring mode: the seed- and demonstration-aware change
+        (uncertainty.seed_aware_interval) and its variance breakdown; computed once."""
+        if self._arms is None:
+            arms: dict[Arm, list[EvalEntry]] = {}
+            for e in self.s.evals:
+                if e.mix is not None and self.s.run(e) is not None:
+                    arms.setdefault((e.model, e.task, e.labels, e.mix, e.control), []).append(e)
+            self._arms = {}
+            for arm, es in arms.items():
+                for mode in self.modes(es):
+                    cells, shared = self.arm_cells(es, groups, mode)
+                    if cells:
+                        self._arms[arm, mode] = ArmUncertainty(
+                            seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
+                            variance_breakdown(cells, shared_items=shared))
+        return self._arms
+
     @staticmethod
     def group_title(g: tuple[str, str, str, int]) -> str:
         model, task, labels, demo_seed = g
@@ -251,11 +327,21 @@ class Builder:
                     parts.append(f"{_mode_title(mode)} {_pct(m['base'])} → {_pct(m['other'])} "
                                  f"({_signed(m['diff'])} {_ci(m['ci95'])})")
                 lines.append(f"{self.group_title(g)}: {self.row_name(e, es)} vs base — mean accuracy " + "; ".join(parts))
+        by_arm: dict[Arm, tuple[SeedAwareInterval, list[str]]] = {}
+        for (arm, mode), u in self.arm_uncertainty(groups).items():
+            iv = u.interval
+            by_arm.setdefault(arm, (iv, []))[1].append(f"{_mode_title(mode)} {_signed(iv.value)} {_ci([iv.lo, iv.hi])}")
+        for arm, (iv, parts) in by_arm.items():
+            left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
+            lines.append(f"{arm[1]} · {arm[0]} · labels {arm[2]}: {self.arm_name(arm)} vs base, {iv.text}{left} — "
+                         "mean change " + "; ".join(parts))
         if not lines:
             lines.append("no tuned run compared with a base run yet")
         self.blocks.append(Items(lines))
         self.blocks.append(Text("Means are unweighted over languages; brackets are paired 95% bootstrap intervals "
-                                "of the change (points)."))
+                                f"of the change (points), {self.scheme_note(groups)}. The lines 'over N training "
+                                "seeds x M demonstration sets' resample training seeds, demonstration seeds and "
+                                "items (see Uncertainty); with one of each they leave that variance out."))
 
     def paper_tables(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]) -> None:
         self.blocks.append(Heading(2, "Accuracy by language (paper-style table)", "accuracy"))
@@ -263,7 +349,8 @@ class Builder:
                                 "columns: languages grouped high-/low-resource as in the paper, then the mean. Each "
                                 "cell: accuracy (%) and, below it, the change from base in points. " + SIG_LEGEND +
                                 ". Mean column: change with its paired 95% bootstrap interval (coloured when the "
-                                "interval excludes 0). Shaded cells: languages in that row's training mix (seen)."))
+                                f"interval excludes 0; {self.scheme_note(groups)}). Shaded cells: languages in that "
+                                "row's training mix (seen)."))
         for gi, (g, es) in enumerate(groups.items()):
             base = self.base_of(es)
             langs_all = self.s.run(base).langs if base is not None and self.s.run(base) else \
@@ -326,7 +413,7 @@ class Builder:
         self.blocks.append(Heading(2, "Seen vs unseen languages", "seen-unseen"))
         self.blocks.append(Text("Seen: languages of the adapter's training mix (its manifest's sources and target); "
                                 "unseen: every other evaluated language. Mean change from base (points) with a paired "
-                                "95% bootstrap interval."))
+                                f"95% bootstrap interval ({self.scheme_note(groups)})."))
         rows: list[list[Cell | str]] = []
         for g, es in groups.items():
             for e, c in self.comparisons(es):
@@ -484,6 +571,51 @@ class Builder:
         if not found:
             self.blocks.append(Text("Every configuration was run with one seed: no spread to show. Add seeds in the "
                                     "study config to see how much of a difference is seed noise.", "note"))
+
+    def uncertainty(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]) -> None:
+        self.blocks.append(Heading(2, "Uncertainty: items, demonstrations, training seeds", "uncertainty"))
+        self.blocks.append(Text(
+            "Per tuned setting: the mean change from base over all its runs (each run paired with the base run of "
+            "the same demonstration seed) and a two-level bootstrap interval that resamples training seeds, "
+            "demonstration seeds and then items (one item draw for every language). With 2–3 seeds the seed level is "
+            "coarse and the interval approximate. SD columns: the standard deviation of the mean change that one "
+            "run's items, one demonstration set and one training seed contribute (item noise removed from the seed "
+            "levels, floored at 0; – where there is one seed); spend compute on the largest. docs/report.md says "
+            "how each is computed."))
+        rows: list[list[Cell | str]] = []
+        sd = lambda x: "–" if x is None else _pct(x)
+        for (arm, mode), u in self.arm_uncertainty(groups).items():
+            iv, b = u.interval, u.breakdown
+            cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
+            rows.append([Cell(f"{arm[1]} · {arm[0]} · labels {arm[2]}", cls="label"),
+                         Cell(self.arm_name(arm), cls="label"), _mode_title(mode),
+                         Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
+                         Cell(_signed(iv.value), sub=_ci([iv.lo, iv.hi]), cls=cls),
+                         sd(b.items), sd(b.demos), sd(b.train), sd(b.grand_sd)])
+        if rows:
+            head = [Cell("task · model", cls="label"), Cell("mix", cls="label"), "scoring", Cell("runs", cls="label"),
+                    "Δ mean", "SD items", "SD demo set", "SD training seed", "SD of Δ mean"]
+            self.blocks.append(Table("uncertainty-table", head, rows,
+                                     caption="mean change (points) over seeds and demonstrations; SDs in points"))
+        else:
+            self.blocks.append(Text("no tuned run compared with a base run", "note"))
+        power: list[list[Cell | str]] = []
+        for g, es in groups.items():
+            for e, c in self.comparisons(es):
+                for mode, sc in c["scores"].items():
+                    m = sc["mean"]
+                    power.append([Cell(self.group_title(g), cls="label"), Cell(self.row_name(e, es), cls="label"),
+                                  _mode_title(mode), Cell(_signed(m["diff"]), sub=_ci(m["ci95"])),
+                                  Cell((m.get("resampling") or {}).get("text", "–"), cls="label"),
+                                  f"±{_pct(m['mde80'])}" if m.get("mde80") is not None else "–"])
+        if power:
+            self.blocks.append(Heading(3, "Power of each comparison"))
+            self.blocks.append(Text("The smallest mean change each single comparison could detect at 80% power "
+                                    "(two-sided α = 0.05): (1.96 + 0.84) times the bootstrap SD of its mean change. "
+                                    "A 'not significant' change smaller than this is not evidence of no effect."))
+            head = [Cell("task · model", cls="label"), Cell("mix", cls="label"), "scoring", "Δ mean",
+                    Cell("items resampled", cls="label"), "detectable at 80% power"]
+            self.blocks.append(Table("power-table", head, power, caption="points"))
 
     @staticmethod
     def _spread_cell(values: Sequence[float]) -> Cell:
@@ -712,6 +844,7 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     b.prior_shift(groups)
     b.controls(groups)
     b.spread(groups)
+    b.uncertainty(groups)
     b.training()
     b.analyses()
     b.alignment_vs_gain()

@@ -54,14 +54,16 @@ def _first_comparison(compare_json: Path) -> tuple[list[str], dict[str, Any]]:
 def headline(compare_json: Path) -> list[str]:
     """Lines for the mean gain of the tuned run over the base run, raw and each calibration mode, from compare.json."""
     modes, comp = _first_comparison(compare_json)
-    lines = []
+    scheme = (comp["scores"][modes[0]]["mean"].get("resampling") or {}).get("text")
+    lines = [f"  intervals of the mean over languages: {scheme or 'resampling scheme not recorded'}"]
     for mode in modes:
         m = comp["scores"][mode]["mean"]
         lo, hi = m["ci95"]
         verdict = ("interval excludes 0" if m.get("excludes_zero") else "interval includes 0: no clear effect")
         name = "raw" if mode == "raw" else f"calibrated ({mode})"
+        power = f"; detectable at 80% power: ±{100 * m['mde80']:.1f}" if m.get("mde80") is not None else ""
         lines.append(f"  {name:<22} mean accuracy {m['base']:.3f} -> {m['other']:.3f}: gain {_pts(m['diff'])} points "
-                     f"[95% CI {_pts(lo)}, {_pts(hi)}] ({verdict})")
+                     f"[95% CI {_pts(lo)}, {_pts(hi)}] ({verdict}{power})")
     shares = comp["scores"]["raw"].get("predicted_share") or {}
     if shares:
         lines.append("  predicted-label share (mean over languages): " + ", ".join(
@@ -77,4 +79,5 @@ def gain_line(compare_json: Path) -> str:
         m = comp["scores"][mode]["mean"]
         lo, hi = m["ci95"]
         parts.append(f"{mode} {_pts(m['diff'])} [{_pts(lo)}, {_pts(hi)}]")
-    return "; ".join(parts)
+    scheme = comp["scores"][modes[0]]["mean"].get("resampling")
+    return "; ".join(parts) + (f" ({scheme['scheme']} resampling)" if scheme else "")

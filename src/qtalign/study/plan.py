@@ -16,7 +16,8 @@ from qtalign.study.config import ModelSpec, StudyConfig, eval_fields
 
 KINDS: tuple[str, ...] = ("build", "train", "eval", "compare", "lens", "pca", "report")
 # bump a kind's version when what its step computes changes, so cached results of older code are not reused
-STEP_VERSIONS: dict[str, int] = {"build": 1, "train": 1, "eval": 1, "compare": 1, "lens": 1, "pca": 1, "report": 1}
+# compare 2, report 2: intervals of means resample parallel items jointly, record the scheme, power, seed-aware report
+STEP_VERSIONS: dict[str, int] = {"build": 1, "train": 1, "eval": 1, "compare": 2, "lens": 1, "pca": 1, "report": 2}
 
 
 @dataclass
