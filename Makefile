@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-all bench clean
+.PHONY: setup demo test test-unit test-all bench evidence clean
 
 $(BIN)/qtalign: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-unit: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m "" $(PYTEST_ARGS)
+
+# recompute every published table and interval from the per-item evidence kept in docs/evidence/ (no model, minutes)
+evidence: setup
+	for f in docs/evidence/*.json.gz; do $(BIN)/qtalign evidence check "$$f" || exit 1; done
 
 bench: setup
 	$(BIN)/python benchmarks/bench_eval.py
