@@ -69,9 +69,9 @@ def output_errors(path: str | Path | None = None) -> Iterator[None]:
 def library_write_error(e: BaseException) -> OSError | None:
     """A failed write reported by torch or safetensors as their own exception, as the OSError behind it (else None)."""
     text = str(e)
-    found = re.search(r"Os \{ code: (\d+)", text)
+    found = re.search(r"Os \{ code: (\d+)|\(os error (\d+)\)", text)  # Rust's io::Error, two spellings
     if found:
-        code = int(found.group(1))
+        code = int(found.group(1) or found.group(2))
         return OSError(code, os.strerror(code))
     if "file write failed" in text or "PytorchStreamWriter failed" in text:
         return OSError(errno.EIO, "file write failed (no space left or the file system refused it)")

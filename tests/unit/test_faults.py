@@ -47,6 +47,13 @@ def one_line_error(p: subprocess.CompletedProcess[str] | tuple[int, str]) -> str
     return lines[0]
 
 
+def error_among_progress(p: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a command that also shows progress bars and log lines (train has no --no-progress)."""
+    found = [x[x.index("qtalign: error: "):] for x in p.stderr.splitlines() if "qtalign: error: " in x]
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(found) == 1, p.stderr
+    return found[0]
+
+
 def eval_argv(model: Path, data: Path, out: Path) -> list[str]:
     return ["eval", "--task", "emotion", "--data", str(data), "--model", str(model), "--langs", "en,de", "--device",
             "cpu", "--batch-size", "1", "--out", str(out), "--no-progress"]
@@ -148,7 +155,7 @@ def test_no_space_in_data_build_and_train(tiny_llama: Path, tmp_path: Path) -> N
         tr = ["train", "--model", str(tiny_llama), "--data", str(out), "--device", "cpu", "--batch-size", "2",
               "--grad-accum", "1", "--epochs", "1", "--lr", "0.01", "--save-every", "1"]
         filler = fill(disk, leave=8 * 4096)
-        line = one_line_error(qtalign(*tr, "--out", str(disk / "T")))
+        line = error_among_progress(qtalign(*tr, "--out", str(disk / "T")))
         assert "no space left on device" in line or "file write failed" in line
         filler.unlink()
         p = qtalign(*tr, "--out", str(disk / "T"))
@@ -217,6 +224,8 @@ def test_library_write_errors_are_translated() -> None:
             output_errors("/x/adapter.tmp"):
         raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
                            'left on device" })')
+    with pytest.raises(OutputError, match=r"^/x/a.tmp: no space left on device; "), output_errors("/x/a.tmp"):
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     with pytest.raises(OutputError, match="file write failed"), output_errors("/x/checkpoint.tmp"):
         raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file "
                            "data/0: file write failed")
