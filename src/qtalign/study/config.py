@@ -307,6 +307,18 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if len(set(langs)) != len(langs):
             fail(key, "a language is listed twice")
 
+    def own_recipe_fail(key: str, m: MixSpec, fail: Any) -> Any:
+        """fail for a mix's recipe, less the problems of top-level recipe keys it inherits (listed once, above)."""
+        def mix_fail(k: str, msg: str, stop: bool = True) -> None:
+            field = k.removeprefix(f"{key}.recipe.").split(".")[0] if k.startswith(f"{key}.recipe.") else None
+            if field is not None and field in cfg.recipe and field not in m.recipe:
+                if stop:
+                    raise _Stop
+                return
+            fail(k, msg, stop)
+
+        return mix_fail
+
     keys = [m.key for m in cfg.models]
     dup = next((k for k in keys if keys.count(k) > 1), None)
     with section():
@@ -358,7 +370,7 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if m.exclude is not None and not Path(m.exclude).is_dir():
             fail(f"{key}.exclude", f"{m.exclude}: no such folder", stop=False)
         with section():
-            _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, fail)
+            _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, own_recipe_fail(key, m, fail))
         with section():
             task = known_task(f"{key}.task", m.task)
             known_langs(f"{key}.sources", task, m.sources)
