@@ -19,7 +19,7 @@ from qtalign.metrics import (
     detectable_change,
     resampling_scheme,
 )
-from qtalign.store import atomic_write_json, atomic_write_text, read_json_object, read_jsonl_rows
+from qtalign.store import atomic_write_json, atomic_write_text, manifest_path, read_json_object, read_jsonl_rows
 
 RAW = "raw"
 ALPHA = 0.05
@@ -98,8 +98,8 @@ def _anchors(folder: Path, up: int = 4) -> list[Path]:
 def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list[str] | None, str]:
     """Languages of an adapter's training mix (manifest sources + target) and where they were read.
 
-    adapter: a `qtalign train` output folder T or T/adapter. Follows T/train_settings.json -> data -> the
-    manifest.json beside that pairs file. Returns (None, reason) when the record cannot be followed.
+    adapter: a `qtalign train` output folder T or T/adapter. Follows T/train_settings.json -> data -> that pairs
+    file's manifest (store.manifest_path). Returns (None, reason) when the record cannot be followed.
     """
     found = _find(adapter, anchors)
     if found is None:
@@ -114,16 +114,17 @@ def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list
     pairs = _find(str(data), [train_dir, *_anchors(train_dir)])
     if pairs is None:
         return None, f"{train_dir / 'train_settings.json'}: pairs file {data} not found"
-    manifest = read_json_object(pairs.with_name("manifest.json"), strict=True)
+    where = manifest_path(pairs)
+    manifest = read_json_object(where, strict=True)
     if manifest is None:
-        return None, f"{pairs.with_name('manifest.json')}: not found"
+        return None, f"{where}: not found"
     s = manifest.get("settings", {})
     sources, target = s.get("sources"), s.get("target")
     if not sources or not target:
-        return None, f"{pairs.with_name('manifest.json')}: no settings.sources/target"
+        return None, f"{where}: no settings.sources/target"
     langs = list(dict.fromkeys([*sources, target]))
     control = s.get("control")
-    return langs, f"{pairs.with_name('manifest.json')}" + (f" (control {control})" if control else "")
+    return langs, f"{where}" + (f" (control {control})" if control else "")
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:

@@ -9,7 +9,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from qtalign.errors import QtalignError
+from qtalign.errors import QtalignError, raise_problems
 
 S = TypeVar("S", bound="Settings")
 
@@ -21,7 +21,8 @@ class Settings(BaseModel):
 
     @classmethod
     def parse(cls, data: dict[str, Any], source: str = "settings", flags: Collection[str] | None = None) -> Self:
-        """Validate data, turning pydantic's report into one QtalignError line in the user's terms.
+        """Validate data, turning pydantic's report into one line per problem in the user's terms (a QtalignError
+        for one problem, errors.QtalignProblems for several: all are listed, up to errors.MAX_PROBLEMS).
 
         A key counts as a command-line flag (named `--max-steps`) when it is in flags, or when flags is None and source
         is "command line"; otherwise it is named as a key of source (`train.yaml: max_steps`). The message says what
@@ -30,20 +31,24 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            err = e.errors()[0]
-            key = ".".join(str(x) for x in err["loc"])
-            as_flag = (key in flags) if flags is not None else source == "command line"
-            if not key:
-                where = f"{source}:"
-            elif as_flag and len(err["loc"]) >= 1:
-                where = "--" + str(err["loc"][0]).replace("_", "-")
-                if "input" in err and err["type"] != "missing" and not isinstance(err["input"], (dict, list)):
-                    where += f" {err['input']}"
-                where += ":"
-            else:
-                where = f"{source}: {key}:"
-            more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-            raise QtalignError(f"{where} {explain(err, cls)}{more}") from None
+            raise_problems(list(dict.fromkeys(cls.problem_line(err, source, flags) for err in e.errors())))
+            raise  # pragma: no cover - a ValidationError always holds a problem
+
+    @classmethod
+    def problem_line(cls, err: Any, source: str, flags: Collection[str] | None) -> str:
+        """One pydantic error as `--flag VALUE: what is allowed` or `SOURCE: key: what is allowed`."""
+        key = ".".join(str(x) for x in err["loc"])
+        as_flag = (key in flags) if flags is not None else source == "command line"
+        if not key:
+            where = f"{source}:"
+        elif as_flag and len(err["loc"]) >= 1:
+            where = "--" + str(err["loc"][0]).replace("_", "-")
+            if "input" in err and err["type"] != "missing" and not isinstance(err["input"], (dict, list)):
+                where += f" {err['input']}"
+            where += ":"
+        else:
+            where = f"{source}: {key}:"
+        return f"{where} {explain(err, cls)}"
 
 
 def explain(err: Any, cls: type[BaseModel]) -> str:

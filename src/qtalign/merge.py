@@ -19,9 +19,18 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
     qtalign_merge.json naming the model, adapter and the adapter's sha256).
 
     The resume rule of every command: OUT already merged from the same settings is left as it is; other settings
-    or a non-empty folder that is not a merge are refused (overwrite replaces an earlier merge)."""
+    or a non-empty folder that is not a merge are refused (overwrite replaces an earlier merge). One writer at a time
+    (store.hold_folder on .OUT.qtalign.lock beside OUT)."""
     from qtalign.models import adapter_sha256, attach_adapter, quiet_transformers, resolve_adapter
-    from qtalign.store import RESUME_HINT, atomic_write_json, claim_out, describe_changes
+    from qtalign.store import (
+        LOCK_NAME,
+        RESUME_HINT,
+        atomic_write_json,
+        claim_out,
+        describe_changes,
+        hold_folder,
+        output_errors,
+    )
     from qtalign.train import load_trainable
 
     adapter = resolve_adapter(adapter)
@@ -30,6 +39,7 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
     if out.exists() and not out.is_dir():
         raise QtalignError(f"--out {out}: exists and is not a folder; give a new folder path")
     claim_out(out.parent if str(out.parent) else Path("."))
+    hold_folder(out, out.with_name(f".{out.name}{LOCK_NAME}"))  # beside OUT: the merge replaces OUT whole
     if out.is_dir() and any(out.iterdir()):
         try:
             old = json.loads((out / MERGE_RECORD).read_text(encoding="utf-8"))
@@ -50,9 +60,9 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
     old_dir = out.with_name(out.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        with quiet_transformers():
+        with output_errors(tmp), quiet_transformers():
             merged.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
+            tok.save_pretrained(str(tmp))
         atomic_write_json(tmp / MERGE_RECORD, record)
         if out.exists():
             os.replace(out, old_dir)

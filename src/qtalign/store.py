@@ -1,35 +1,100 @@
-"""Run folders: output-folder claims and the resume rule, atomic writes, crash-safe JSONL, content hashes."""
+"""Run folders: output-folder claims, locks and the resume rule, atomic writes, crash-safe JSONL, content hashes."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from qtalign.errors import QtalignError
 
+# ---- operating-system errors: one line naming the file and the cause ------------------------------------------
+FAULT_HINT = "outputs written so far are kept; fix this and rerun the same command to resume"
+_CAUSES = {errno.EISDIR: "is a folder, not a file", errno.ENOTDIR: "a part of the path is a file, not a folder",
+           errno.EROFS: "read-only file system"}
+
+
+def os_error_cause(e: OSError) -> str:
+    """The cause of an operating-system error in a few plain words (no errno number)."""
+    text = _CAUSES.get(e.errno or -1) or e.strerror or " ".join(str(e).split()) or type(e).__name__
+    return text[0].lower() + text[1:]
+
+
+def os_error_line(e: OSError, path: str | Path | None = None) -> str:
+    """An operating-system error as one line: `FILE: cause; hint` (FILE: path, else the file the error names)."""
+    name = path if path is not None else (e.filename if e.filename is not None else e.filename2)
+    where = f"{os.fsdecode(name)}: " if name is not None else ""
+    return f"{where}{os_error_cause(e)}; {FAULT_HINT}"
+
+
+class OutputError(QtalignError, OSError):
+    """An operating-system error while writing or reading outputs (no space, no permission, read-only, a folder where
+    a file belongs), as one line naming the file; the outputs written before it stay whole. Still an OSError, so code
+    that handles those keeps doing so."""
+
+    def __init__(self, e: OSError, path: str | Path | None = None) -> None:
+        super().__init__(os_error_line(e, path))
+        self.errno = e.errno
+
+
+@contextmanager
+def output_errors(path: str | Path | None = None) -> Iterator[None]:
+    """Turn an OSError raised inside into an OutputError naming path (else the file the error names). Libraries that
+    report failed writes in their own exception types (torch's `file write failed`, safetensors' `IoError(Os {..})`)
+    are translated too when path is given."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        raise OutputError(e, path) from e
+    except Exception as e:
+        io = library_write_error(e)
+        if io is None or path is None:
+            raise
+        raise OutputError(io, path) from e
+
+
+def library_write_error(e: BaseException) -> OSError | None:
+    """A failed write reported by torch or safetensors as their own exception, as the OSError behind it (else None)."""
+    text = str(e)
+    found = re.search(r"Os \{ code: (\d+)|\(os error (\d+)\)", text)  # Rust's io::Error, two spellings
+    if found:
+        code = int(found.group(1) or found.group(2))
+        return OSError(code, os.strerror(code))
+    if "file write failed" in text or "PytorchStreamWriter failed" in text:
+        return OSError(errno.EIO, "file write failed (no space left or the file system refused it)")
+    return None
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write data to path so that readers see either the old or the new file, never a partial one."""
+    """Write data to path so that readers see either the old or the new file, never a partial one. An OSError is an
+    OutputError naming path (the old file, if any, is left as it was)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual mode
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def current_umask() -> int:
@@ -62,13 +127,37 @@ def read_json_object(path: str | Path, strict: bool = False) -> dict[str, Any] |
     return data if isinstance(data, dict) else None
 
 
+MANIFEST_SUFFIX = ".manifest.json"  # `data build --out DIR/FILE.jsonl` describes itself in DIR/FILE.manifest.json
+LEGACY_MANIFEST = "manifest.json"  # the one manifest of a folder, written by qtalign before several builds per folder
+
+
+def manifest_path(pairs: str | Path, legacy: bool = True) -> Path:
+    """The manifest of a `data build` pairs file: FILE.manifest.json beside FILE.jsonl. With legacy (for readers), a
+    folder's manifest.json from an older qtalign when FILE.manifest.json is missing and that manifest describes FILE
+    (names it as its output, names no output, or cannot be read: its reader says so)."""
+    pairs = Path(pairs)
+    path = pairs.with_name(pairs.stem + MANIFEST_SUFFIX)
+    if not legacy or path.is_file():
+        return path
+    old = pairs.with_name(LEGACY_MANIFEST)
+    if old.is_file():
+        try:
+            data = json.loads(old.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return old
+        output = data.get("output") if isinstance(data, dict) else None
+        if output is None or Path(str(output)).name == pairs.name:
+            return old
+    return path
+
+
 def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
     """Complete rows of a JSONL file written by JsonlWriter; a torn last line (from a kill) is ignored."""
     path = Path(path)
     if not path.exists():
         return []
     rows: list[dict[str, Any]] = []
-    with path.open("rb") as f:
+    with output_errors(path), path.open("rb") as f:
         data = f.read()
     lines = data.split(b"\n")
     # the text after the last newline is an unfinished row
@@ -83,30 +172,41 @@ def read_jsonl_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 class JsonlWriter:
-    """Appends rows to a JSONL file, flushed per row; truncates a torn tail left by an earlier crash."""
+    """Appends rows to a JSONL file, written through per row (no buffer); truncates a torn tail left by an earlier
+    crash. A failed write (no space, permission lost) is an OutputError naming the file: the rows before it are whole,
+    a partly written row is the torn tail that the next writer truncates, so a rerun resumes exactly."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            data = self.path.read_bytes()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                with self.path.open("r+b") as f:
-                    f.truncate(end)
-        self._f = self.path.open("a", encoding="utf-8")
+        with output_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                data = self.path.read_bytes()
+                end = data.rfind(b"\n") + 1
+                if end != len(data):
+                    with self.path.open("r+b") as f:
+                        f.truncate(end)
+            self._f: IO[bytes] = self.path.open("ab", buffering=0)
+
+    def _write(self, text: str, sync: bool) -> None:
+        data = memoryview(text.encode("utf-8"))
+        with output_errors(self.path):
+            while data:
+                n = self._f.write(data)
+                if not n:  # a raw write that wrote nothing without saying why
+                    raise OSError(errno.EIO, "write failed", str(self.path))
+                data = data[n:]
+            if sync:
+                os.fsync(self._f.fileno())
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._f.flush()
+        self._write(json.dumps(row, ensure_ascii=False) + "\n", sync=False)
 
     def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
-        self._f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        self._write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), sync=True)
 
     def close(self) -> None:
-        self._f.close()
+        self._f.close()  # unbuffered: nothing is left to flush, so closing cannot fail on a full disk
 
     def __enter__(self) -> Self:
         return self
@@ -193,6 +293,68 @@ def claim_out_file(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+# ---- one writer per run folder: an advisory lock that goes with the process (also on kill -9) -------------------
+LOCK_NAME = ".qtalign.lock"  # in a claimed folder; holds the holder's pid, host and command while it is held
+_held: dict[Path, IO[str]] = {}  # lock file (resolved) -> its open file, for the locks this process holds
+
+
+def hold_folder(folder: str | Path, lock: str | Path | None = None) -> Path:
+    """Take the one-writer lock of a run folder (fcntl.flock on folder/.qtalign.lock, or on lock), held until
+    release_folders() or the end of the process; taking a lock this process already holds is a no-op.
+
+    Another process holding it is a QtalignError naming its pid and host (a second launch of the same command is
+    refused, not interleaved). A file system without locks (some network mounts) is let through unlocked."""
+    folder = Path(folder)
+    path = Path(lock) if lock is not None else folder / LOCK_NAME
+    key = path.resolve()
+    if key in _held:
+        return path
+    with output_errors(path):
+        f = path.open("a+", encoding="utf-8")  # not "w": the holder's pid stays readable until we hold the lock
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise QtalignError(f"{folder}: in use by another qtalign process ({lock_holder(path)}); one writer per "
+                               "run folder: wait for it to finish, stop it, or use another folder") from None
+        return path  # no locking on this file system (ENOLCK, EOPNOTSUPP...)
+    import sys
+
+    with output_errors(path):
+        f.truncate(0)
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "command": " ".join(["qtalign", *sys.argv[1:]])[:300]}) + "\n")
+        f.flush()
+    _held[key] = f
+    return path
+
+
+def lock_holder(path: str | Path) -> str:
+    """`pid N on HOST` from a held lock file (what its holder wrote when it took it)."""
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+        return f"pid {int(info['pid'])} on {info['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown: it is starting"
+
+
+def release_folders(keep: Collection[Path] = ()) -> None:
+    """Release the run-folder locks this process holds (except those in keep, resolved lock paths)."""
+    for key in [k for k in _held if k not in keep]:
+        _held.pop(key).close()
+
+
+@contextmanager
+def folder_locks() -> Iterator[None]:
+    """Release, on leaving, the run-folder locks taken inside (e.g. per study step or per command)."""
+    before = set(_held)
+    try:
+        yield
+    finally:
+        release_folders(keep=before)
+
+
 def missing_folders(path: str | Path) -> list[Path]:
     """The folders that creating path would create, deepest first (to undo a claim when a command fails)."""
     out: list[Path] = []
@@ -204,9 +366,13 @@ def missing_folders(path: str | Path) -> list[Path]:
 
 
 def remove_empty_folders(folders: Iterable[Path]) -> None:
-    """Remove the given folders, deepest first, where they are still empty."""
+    """Remove the given folders, deepest first, where they are still empty (but for this process's lock file)."""
     for f in folders:
+        lock = f / LOCK_NAME
         try:
+            if [p.name for p in f.iterdir()] == [LOCK_NAME] and lock.resolve() in _held:
+                _held.pop(lock.resolve()).close()
+                lock.unlink()
             f.rmdir()
         except OSError:
             pass
@@ -298,7 +464,7 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
              flag: str = "--out", defaults: Mapping[str, Any] | None = None) -> RunFolder:
     """The one resume/overwrite rule of every command that writes a folder, checked before any slow setup.
 
-    Claims out (claim_out). With overwrite, the record and the command's outputs (names relative to out; files or
+    Claims out (claim_out) and holds it (hold_folder: a second writer is refused). With overwrite, the record and the command's outputs (names relative to out; files or
     folders) are deleted. Otherwise an existing record must equal settings except for keys in ignore (settings that
     cannot change results), else a QtalignError names each changed flag, unless the earlier run left no output with
     content (a start that failed before producing anything); outputs without a record are refused too. defaults: the
@@ -307,6 +473,7 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
     blocks the corrected command.
     """
     folder = claim_out(out, flag)
+    hold_folder(folder)  # one writer at a time, from here until the command ends
     path = folder / record
     if overwrite:
         for name in [record, *outputs]:
@@ -340,12 +507,12 @@ def open_run(out: str | Path, record: str, settings: Mapping[str, Any], outputs:
 
 def adapter_label(adapter: str | Path) -> str:
     """A short name for an adapter in figures and tables: "LoRA zh/es=>en" when its training data's manifest is
-    found (T/train_settings.json -> data -> manifest.json beside it), else "LoRA <training folder name>"."""
+    found (T/train_settings.json -> data -> its manifest_path), else "LoRA <training folder name>"."""
     p = Path(adapter)
     run = p.parent if p.name == "adapter" else p
     try:
         data = json.loads((run / "train_settings.json").read_text(encoding="utf-8"))["data"]
-        m = json.loads(Path(data).with_name("manifest.json").read_text(encoding="utf-8"))["settings"]
+        m = json.loads(manifest_path(data).read_text(encoding="utf-8"))["settings"]
         return f"LoRA {'/'.join(m['sources'])}=>{m['target']}" + (f" ({m['control']})" if m.get("control") else "")
     except (OSError, ValueError, KeyError, TypeError):
         return f"LoRA {run.name}"

@@ -20,7 +20,7 @@ from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, free_device_me
 from qtalign.config import Settings, load_config_file
 from qtalign.distributed import Dist
 from qtalign.errors import QtalignError
-from qtalign.store import JsonlWriter, atomic_write_json, read_jsonl_rows
+from qtalign.store import JsonlWriter, OutputError, atomic_write_json, output_errors, read_jsonl_rows
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES, TEMPLATES, Template
 from qtalign.templates import encode_pairs as encode_with_template
 
@@ -517,12 +517,18 @@ class _NoLog:
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------
 def _save_dir_atomic(target: Path, write: Any) -> None:
-    """Write a folder via a temporary sibling and swap it in; a kill leaves the old or the new one."""
+    """Write a folder via a temporary sibling and swap it in; a kill leaves the old or the new one, and so does a failed
+    write (an OutputError naming the folder: no space, no permission)."""
     tmp = target.with_name(target.name + ".tmp")
     old = target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
+    try:
+        with output_errors(tmp):
+            tmp.mkdir(parents=True)
+            write(tmp)
+    except OutputError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
@@ -791,9 +797,9 @@ def train(s: TrainSettings, resume: bool = False, progress: bool = True, overwri
     def finish() -> None:  # main process
         tmp = out / "adapter.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        with quiet_transformers():
+        with output_errors(tmp), quiet_transformers():
             peft_model.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
+            tok.save_pretrained(str(tmp))
         atomic_write_json(tmp / "qtalign_train.json", train_record(s, template, tok, pairs,
                                                                    describe_training_precision(s, dev)))
         if (out / "adapter").exists():

@@ -72,7 +72,7 @@ def test_done_when_mix_from_question_files(paper_data: Path, tmp_path: Path) -> 
     assert alpaca[0] == {"instruction": rows[0]["input"], "input": "", "output": rows[0]["output"]}
     info = json.loads((out.parent / "dataset_info.json").read_text())
     assert info["train"]["file_name"] == "train_alpaca.json"
-    manifest = json.loads((out.parent / "manifest.json").read_text())
+    manifest = json.loads((out.parent / "train.manifest.json").read_text())
     assert manifest["counts"] == {"zh": 50, "es": 50} and manifest["seed"] == 3 and len(manifest["sha256"]) == 2
     labels = {w for e in NLI.table.values() for w in e.labels.values()} | set(NLI.labels)
     for r in rows:

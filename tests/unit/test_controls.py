@@ -123,8 +123,8 @@ def test_control_keeps_counts_languages_and_length(snli: Path, kind: str, tmp_pa
     # the same manifest as a real mix, plus what the control is and was derived from
     write_outputs(real, tmp_path / "real" / "train.jsonl", {"seed": 5, "control": None})
     write_outputs(ctrl, tmp_path / kind / "train.jsonl", {"seed": 5, "control": kind})
-    rm = json.loads((tmp_path / "real" / "manifest.json").read_text(encoding="utf-8"))
-    cm = json.loads((tmp_path / kind / "manifest.json").read_text(encoding="utf-8"))
+    rm = json.loads((tmp_path / "real" / "train.manifest.json").read_text(encoding="utf-8"))
+    cm = json.loads((tmp_path / kind / "train.manifest.json").read_text(encoding="utf-8"))
     assert cm["settings"]["control"] == kind and rm["settings"]["control"] is None
     assert cm["control"]["derived_from"]["pairs_sha256"] == rm["pairs_sha256"] and "control" not in rm
     assert cm["counts"] == rm["counts"] and cm["length_profile"]["real"] == rm["length_profile"]["real"]
@@ -289,7 +289,7 @@ def test_cli_writes_control_manifest(snli: Path, tmp_path: Path, capsys: pytest.
                  str(out), "--control", "parallel", "--parallel", str(SAMPLE)]) == 0
     printed = capsys.readouterr().out
     assert "16 parallel control pairs" in printed and "length vs the real mix" in printed
-    m = json.loads((out.parent / "manifest.json").read_text(encoding="utf-8"))
+    m = json.loads((out.parent / f"{out.stem}.manifest.json").read_text(encoding="utf-8"))
     assert m["settings"]["control"] == "parallel" and m["settings"]["parallel"] == str(SAMPLE)
     assert m["control"]["parallel"]["sha256"] and m["control"]["languages"] == {"zh->en": 8, "es->en": 8}
     assert m["length_profile"]["unit"].startswith("content characters")

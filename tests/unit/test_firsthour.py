@@ -258,7 +258,7 @@ def test_train_refuses_test_data_and_zero_steps(tiny_llama: Path, tmp_path: Path
     assert rc == 0, err
 
 
-def test_data_build_refuses_to_replace_another_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_build_resume_rule_per_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_build import folder
 
     d = folder(tmp_path)
@@ -268,11 +268,11 @@ def test_data_build_refuses_to_replace_another_build(tmp_path: Path, capsys: pyt
     line = one_line_error(*run_cli(capsys, *base, "--per-lang", "2")[::2])
     assert "--per-lang 3 -> 2" in line and "--overwrite" in line
     other = [*base[:-1], str(tmp_path / "qt" / "b.jsonl")]
-    line = one_line_error(*run_cli(capsys, *other, "--per-lang", "2")[::2])
-    assert "holds another build (a.jsonl" in line
-    assert run_cli(capsys, *other, "--per-lang", "2", "--overwrite")[0] == 0
-    assert not (tmp_path / "qt" / "a.jsonl").exists()
-    assert json.loads((tmp_path / "qt" / "manifest.json").read_text())["settings"]["per_lang"] == 2
+    assert run_cli(capsys, *other, "--per-lang", "2")[0] == 0  # another build beside it (issue 19)
+    assert (tmp_path / "qt" / "a.jsonl").exists()
+    assert json.loads((tmp_path / "qt" / "b.manifest.json").read_text())["settings"]["per_lang"] == 2
+    assert run_cli(capsys, *base, "--per-lang", "2", "--overwrite")[0] == 0
+    assert json.loads((tmp_path / "qt" / "a.manifest.json").read_text())["settings"]["per_lang"] == 2
 
 
 def test_lens_and_pca_overwrite(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -111,11 +111,11 @@ def test_small_study_runs_then_does_nothing(tiny_llama: Path, tmp_path: Path, ca
     train_dir = out / doc["trains"][0]["run"]
     assert (train_dir / "adapter" / "adapter_config.json").is_file()
     manifest = json.loads((out / next(s["out"] for s in doc["steps"] if s["kind"] == "build") /
-                           "manifest.json").read_text())
+                           "pairs.manifest.json").read_text())
     assert manifest["settings"]["sources"] == ["zh", "es"] and manifest["counts"] == {"zh": 6, "es": 6}
     # training languages are found from the adapter's record, as CONTRACTS says
     data = Path(json.loads((train_dir / "train_settings.json").read_text())["data"])
-    assert json.loads((data.parent / "manifest.json").read_text())["settings"]["target"] == "en"
+    assert json.loads((data.with_name(data.stem + ".manifest.json")).read_text())["settings"]["target"] == "en"
     assert (out / doc["analyses"][1]["run"] / "lens_layers.csv").is_file()
     if HAVE_COMPARE:
         assert (out / doc["compares"][0]["out"] / "compare.json").is_file()

@@ -224,6 +224,6 @@ def test_data_build_names_the_template(tmp_path: Path) -> None:
                  "--template", "qwen"]) == 0
     info = json.loads((out.parent / "dataset_info.json").read_text())
     assert info["train"]["template"] == "qwen" and info["train"]["file_name"] == "train_alpaca.json"
-    assert json.loads((out.parent / "manifest.json").read_text())["settings"]["template"] == "qwen"
+    assert json.loads((out.parent / "train.manifest.json").read_text())["settings"]["template"] == "qwen"
     assert main(["build", "--task", "nli", "--data", str(d), "--sources", "zh", "--out", str(out),
                  "--template", "auto"]) == 2

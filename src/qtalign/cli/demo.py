@@ -28,8 +28,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qtalign.store import manifest_path
     from qtalign.study.demo import demo_config, gain_line, headline
     from qtalign.study.runner import run_study
+    from qtalign.study.steps import PAIRS
 
     cfg = demo_config(args.data, args.model, args.limit, args.pairs)
     out = Path(args.out) if args.out else Path("runs") / cfg.name
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report}")
     if vs_base:
         m = cfg.mixes[0]
-        n_pairs = sum(sum(json.loads((out / s["out"] / "manifest.json").read_text())["counts"].values())
+        n_pairs = sum(sum(json.loads(manifest_path(out / s["out"] / PAIRS).read_text())["counts"].values())
                       for s in doc["steps"] if s["kind"] == "build")
         print(f"{cfg.models[0].key}, {'/'.join(m.sources)} => {m.target} question translation ({n_pairs} pairs), "
               f"sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")

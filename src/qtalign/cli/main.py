@@ -1,4 +1,4 @@
-"""The `qtalign` command: registers one subcommand per module and turns QtalignError into one line + exit 2."""
+"""The `qtalign` command: one subcommand per module; QtalignError and OSError become one line each + exit 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from qtalign import __version__
-from qtalign.errors import QtalignError
+from qtalign.errors import QtalignError, QtalignProblems
 
 # subcommand name -> module under qtalign.cli exposing add_parser(subparsers) and run(args) -> int
 SUBCOMMANDS: dict[str, str] = {
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from qtalign.distributed import DISTRIBUTED_COMMANDS, ReportedElsewhere, launched_rank, launched_world, shutdown
+    from qtalign.store import release_folders
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -91,15 +92,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         return 2
+    except QtalignProblems as e:
+        if args.verbose:
+            raise
+        for line in e.lines():
+            print(f"qtalign: error: {line}", file=sys.stderr)
+        return 2
     except QtalignError as e:
         if args.verbose:
             raise
         print(f"qtalign: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the machine misbehaved (no space, permission, read-only...): one line, outputs stay whole
+        if args.verbose:
+            raise
+        from qtalign.store import os_error_line
+
+        print(f"qtalign: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("qtalign: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
+        release_folders()  # the run folders this command held (a killed process releases them by dying)
         shutdown(finished)  # a multi-process run leaves its process group before the interpreter exits
 
 

@@ -15,7 +15,7 @@ from qtalign.data.ranges import ItemRange, select_items
 from qtalign.data.readers import find_lang_file, load_records, parse_records, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, language
-from qtalign.store import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from qtalign.store import atomic_write_json, atomic_write_text, manifest_path, sha256_file, sha256_json
 from qtalign.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -471,51 +471,37 @@ def _texts_from_rendered(task: Task, lang: str, rendered: str) -> list[str]:
 def claim_build(out: str | Path, settings: dict[str, Any], overwrite: bool = False) -> Path:
     """The resume rule (store.open_run) for `data build`, checked before any reading or translating.
 
-    One build per folder (its manifest.json describes it): the same output and settings are rebuilt (identical
-    pairs; a machine-translation cache resumes); another output file or other settings are refused, naming the
-    flags, unless overwrite, which first removes the earlier build's files."""
-    from qtalign.store import RESUME_HINT, claim_out_file, describe_changes
+    Each build is described by its own manifest (store.manifest_path: FILE.manifest.json beside FILE.jsonl, or an
+    older folder's manifest.json), so several builds share a folder. The same output and settings are rebuilt
+    (identical pairs; a machine-translation cache resumes); other settings for the same output are refused, naming
+    the flags, unless overwrite. The folder is held (store.hold_folder) while the build runs."""
+    from qtalign.store import RESUME_HINT, claim_out_file, describe_changes, hold_folder, manifest_path
 
     out = claim_out_file(out)
     if out.suffix != ".jsonl":
         raise QtalignError(f"--out {out}: must be a .jsonl file")
-    manifest = out.with_name("manifest.json")
+    hold_folder(out.parent)  # builds in one folder share dataset_info.json: one at a time
+    manifest = manifest_path(out)
     if not manifest.is_file():
         return out
     try:
-        old = json.loads(manifest.read_text(encoding="utf-8"))
-        old_out, old_settings = Path(old["output"]), dict(old["settings"])
+        old_settings = dict(json.loads(manifest.read_text(encoding="utf-8"))["settings"])
     except (ValueError, KeyError, TypeError):
         if overwrite:
             return out
         raise QtalignError(f"{manifest}: unreadable manifest of an earlier build; add --overwrite to replace it") from None
     if overwrite:
-        if old_out.name != out.name:
-            for name in (old_out.name, old_out.stem + "_alpaca.json"):
-                (out.parent / name).unlink(missing_ok=True)
-            _drop_dataset_info(out.parent / "dataset_info.json", old_out.stem)
         return out
-    if old_out.name != out.name:
-        raise QtalignError(f"{out.parent}: holds another build ({old_out.name}; one build per folder, described by its "
-                           "manifest.json); use another folder or add --overwrite to replace it")
     changes = describe_changes(old_settings, settings)
     if changes:
-        raise QtalignError(f"{out.parent}: holds a build made with other settings ({'; '.join(changes)}); "
+        raise QtalignError(f"{out}: is a build made with other settings ({'; '.join(changes)}); "
                            f"{RESUME_HINT}")
     return out
 
 
-def _drop_dataset_info(path: Path, name: str) -> None:
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(info, dict) and info.pop(name, None) is not None:
-        atomic_write_json(path, info)
-
-
 def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]) -> dict[str, str]:
-    """Write FILE.jsonl, FILE_alpaca.json, dataset_info.json (merged) and manifest.json beside it; return hashes."""
+    """Write FILE.jsonl, FILE_alpaca.json, dataset_info.json (merged) and FILE.manifest.json beside it; return
+    hashes."""
     out = Path(out)
     if out.suffix != ".jsonl":
         raise QtalignError(f"{out}: --out must be a .jsonl file")
@@ -555,6 +541,9 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
         manifest["control"] = report.control
     if report.item_ranges is not None:
         manifest["item_ranges"] = report.item_ranges
-    atomic_write_json(out.with_name("manifest.json"), manifest)
+    legacy = manifest_path(out)
+    atomic_write_json(manifest_path(out, legacy=False), manifest)
+    if legacy != manifest_path(out, legacy=False):
+        legacy.unlink(missing_ok=True)  # an older qtalign's manifest.json of this same build
     report.files = hashes
     return hashes

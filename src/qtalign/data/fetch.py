@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.store import atomic_write_json, sha256_file
+from qtalign.store import atomic_write_json, claim_out, hold_folder, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,8 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
     for e in entries:  # refuse escapes before touching the disk
         safe_target(dest, e.path)
         safe_target(dest, e.remote, "remote path")
-    dest.mkdir(parents=True, exist_ok=True)
+    claim_out(dest, "--dest")  # the --out rule: one line when DEST cannot be a folder
+    hold_folder(dest)
     lock = read_lock(dest)
     lock.update({"repository": man.repository, "commit": man.commit, "base_url": base})
     from tqdm.auto import tqdm

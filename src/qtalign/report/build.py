@@ -15,7 +15,7 @@ from qtalign.compare import RAW, Run, compare_runs, load_run, training_languages
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.report.render import Block, Cell, Figure, Heading, Items, Pre, Table, Text, render_html, render_md
-from qtalign.store import atomic_write_text, read_json_object, read_jsonl_rows
+from qtalign.store import atomic_write_text, manifest_path, read_json_object, read_jsonl_rows
 from qtalign.uncertainty import Cell as DiffCell
 from qtalign.uncertainty import SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
 
@@ -803,8 +803,8 @@ class Builder:
             folder = self.s.root / t.get("run", "")
             ts = read_json_object(folder / "train_settings.json") or {}
             if ts.get("data"):
-                manifest = read_json_object(Path(ts["data"]).with_name("manifest.json")) or \
-                    read_json_object((folder / ts["data"]).with_name("manifest.json")) or {}
+                manifest = read_json_object(manifest_path(ts["data"])) or \
+                    read_json_object(manifest_path(folder / ts["data"])) or {}
                 if manifest.get("pairs_sha256"):
                     data_rows[f"{ts['data']} (pairs of {t.get('id')})"] = manifest["pairs_sha256"]
         if data_rows:

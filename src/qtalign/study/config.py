@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from qtalign.config import Settings, load_config_file
-from qtalign.errors import QtalignError
+from qtalign.errors import QtalignError, raise_problems
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
 
@@ -281,12 +283,28 @@ def resolve_paths(cfg: StudyConfig, base: Path) -> StudyConfig:
     return cfg.model_copy(update={"models": models, "mixes": mixes, "eval": ev, "data_root": str(base)})
 
 
-# ---- semantic checks: impossible combinations are one-line errors naming the key ---------------------------------
+# ---- semantic checks: impossible combinations are one line each, naming the key; all of them are listed ---------
+class _Stop(Exception):
+    """Ends one check section after its problem was noted (later checks of that section depend on it)."""
+
+
 def check_study(cfg: StudyConfig, source: str) -> None:
+    """Every problem of a parsed study config, one line each (errors.QtalignProblems; one problem: QtalignError)."""
     from qtalign.tasks import TASKS
 
-    def fail(key: str, msg: str) -> None:
-        raise QtalignError(f"{source}: {key}: {msg}")
+    problems: list[str] = []
+
+    def fail(key: str, msg: str, stop: bool = True) -> None:
+        problems.append(f"{source}: {key}: {msg}")
+        if stop:
+            raise _Stop
+
+    @contextmanager
+    def section() -> Iterator[None]:
+        try:
+            yield
+        except _Stop:
+            pass
 
     def known_task(key: str, name: str) -> Any:
         if name not in TASKS:
@@ -302,100 +320,125 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if len(set(langs)) != len(langs):
             fail(key, "a language is listed twice")
 
+    def own_recipe_fail(key: str, m: MixSpec, fail: Any) -> Any:
+        """fail for a mix's recipe, less the problems of top-level recipe keys it inherits (listed once, above)."""
+        def mix_fail(k: str, msg: str, stop: bool = True) -> None:
+            field = k.removeprefix(f"{key}.recipe.").split(".")[0] if k.startswith(f"{key}.recipe.") else None
+            if field is not None and field in cfg.recipe and field not in m.recipe:
+                if stop:
+                    raise _Stop
+                return
+            fail(k, msg, stop)
+
+        return mix_fail
+
     keys = [m.key for m in cfg.models]
     dup = next((k for k in keys if keys.count(k) > 1), None)
-    if dup:
-        fail("models", f"two models are both called {dup!r}; give one a `name`")
+    with section():
+        if dup:
+            fail("models", f"two models are both called {dup!r}; give one a `name`")
     for i, m in enumerate(cfg.models):
-        if "/" not in m.id and not Path(m.id).exists() and m.id != DEFAULT_MODEL and not m.id.endswith(".gguf"):
-            fail(f"models[{i}].id", f"{m.id!r} is neither a folder, a .gguf file, {DEFAULT_MODEL!r} nor a hub id "
-                                    "(owner/name)")
-        if Path(m.id).is_absolute() and not Path(m.id).exists():
-            fail(f"models[{i}].id", f"{m.id}: no such model folder or file")
+        with section():
+            if "/" not in m.id and not Path(m.id).exists() and m.id != DEFAULT_MODEL and not m.id.endswith(".gguf"):
+                fail(f"models[{i}].id", f"{m.id!r} is neither a folder, a .gguf file, {DEFAULT_MODEL!r} nor a hub id "
+                                        "(owner/name)")
+            if Path(m.id).is_absolute() and not Path(m.id).exists():
+                fail(f"models[{i}].id", f"{m.id}: no such model folder or file")
     for k, dup_s in (("seeds.train", cfg.seeds.train), ("seeds.demo", cfg.seeds.demo)):
         if len(set(dup_s)) != len(dup_s):
-            fail(k, "a seed is listed twice")
+            fail(k, "a seed is listed twice", stop=False)
 
     # evaluation
     for name, t in cfg.eval.tasks.items():
-        task = known_task(f"eval.tasks.{name}", name)
-        langs = cfg.task_langs(name)
-        known_langs(f"eval.tasks.{name}.langs" if t.langs else "eval.langs", task, langs)
-        _check_eval_data(f"eval.tasks.{name}.data", task, t.data, langs, "test", fail)
-        if t.items is not None:
-            from qtalign.data.ranges import parse_item_range
+        with section():
+            task = known_task(f"eval.tasks.{name}", name)
+            langs = cfg.task_langs(name)
+            known_langs(f"eval.tasks.{name}.langs" if t.langs else "eval.langs", task, langs)
+            with section():
+                _check_eval_data(f"eval.tasks.{name}.data", task, t.data, langs, "test", fail)
+            if t.items is not None:
+                from qtalign.data.ranges import parse_item_range
 
-            try:
-                parse_item_range(t.items, "items")
-            except QtalignError as e:
-                fail(f"eval.tasks.{name}.items", str(e))
-        if t.demos is not None:
-            _check_eval_data(f"eval.tasks.{name}.demos", task, t.demos, langs, "train", fail)
-        for mode in cfg.eval.labels:
-            try:
-                task.label_words(langs[0], mode if mode in ("en", "native") else mode.split(","))
-            except ValueError as e:
-                fail("eval.labels", str(e))
-    _check_eval_passthrough(cfg, fail)
+                try:
+                    parse_item_range(t.items, "items")
+                except QtalignError as e:
+                    fail(f"eval.tasks.{name}.items", str(e), stop=False)
+            if t.demos is not None:
+                with section():
+                    _check_eval_data(f"eval.tasks.{name}.demos", task, t.demos, langs, "train", fail)
+            for mode in cfg.eval.labels:
+                try:
+                    task.label_words(langs[0], mode if mode in ("en", "native") else mode.split(","))
+                except ValueError as e:
+                    fail("eval.labels", str(e), stop=False)
+    with section():
+        _check_eval_passthrough(cfg, fail)
 
     # mixes
-    _check_recipe("recipe", cfg.recipe, fail)
+    with section():
+        _check_recipe("recipe", cfg.recipe, fail)
     names = [m.name for m in cfg.mixes]
     for i, m in enumerate(cfg.mixes):
         key = f"mixes[{i}] ({m.name})"
         if m.name == "base":
-            fail(f"{key}.name", "'base' is reserved for the untuned model")
+            fail(f"{key}.name", "'base' is reserved for the untuned model", stop=False)
         if names.count(m.name) > 1:
-            fail(f"{key}.name", "two mixes have this name")
-        task = known_task(f"{key}.task", m.task)
-        known_langs(f"{key}.sources", task, m.sources)
-        known_langs(f"{key}.target", task, (m.target,))
-        if m.target in m.sources:
-            fail(f"{key}.sources", f"source language {m.target!r} equals the target language")
-        if m.control is None and (m.control_of or m.parallel):
-            fail(f"{key}.{'control_of' if m.control_of else 'parallel'}", "only a control mix (control: ...) takes it")
-        if m.control == "parallel":
-            if not m.parallel:
-                fail(f"{key}.parallel", "control 'parallel' needs a parallel file (JSONL of {lang: text})")
-            if m.parallel != "demo" and not Path(m.parallel).is_file():
-                fail(f"{key}.parallel", f"{m.parallel}: no such file")
-        elif m.parallel:
-            fail(f"{key}.parallel", f"only control 'parallel' takes a parallel file (this mix: {m.control})")
-        if m.control_of is not None:
-            real = [x for x in cfg.mixes if x.name == m.control_of]
-            if not real:
-                fail(f"{key}.control_of", f"no mix named {m.control_of!r} (mixes: {', '.join(names)})")
-            if real[0].control is not None:
-                fail(f"{key}.control_of", f"{m.control_of!r} is itself a control")
-        elif m.control is not None:
-            same = [x.name for x in cfg.mixes if x.control is None and (x.task, x.sources, x.target) ==
-                    (m.task, m.sources, m.target)]
-            if len(same) > 1:
-                fail(f"{key}.control_of", f"several real mixes fit ({', '.join(same)}); name one")
-        for d in m.data:
-            if not Path(d).exists():
-                fail(f"{key}.data", f"{d}: no such file or folder")
+            fail(f"{key}.name", "two mixes have this name", stop=False)
+        missing = [d for d in m.data if not Path(d).exists()]
+        for d in missing:
+            fail(f"{key}.data", f"{d}: no such file or folder", stop=False)
         if m.exclude is not None and not Path(m.exclude).is_dir():
-            fail(f"{key}.exclude", f"{m.exclude}: no such folder")
-        for s in m.demo_seeds or ():
-            if s not in cfg.seeds.demo:
-                fail(f"{key}.demo_seeds", f"seed {s} is not in seeds.demo ({', '.join(map(str, cfg.seeds.demo))}): "
-                                          "the base model is evaluated with seeds.demo only")
-        if m.test_items is not None:
-            _check_test_items(key, task, m, cfg, fail)
-        else:
-            _check_mix_sources(key, task, m, fail)
-        _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, fail)
-        for t in m.eval_tasks or ():
-            if t not in cfg.eval.tasks:
-                fail(f"{key}.eval_tasks", f"{t!r} is not an evaluation task (eval.tasks: {', '.join(cfg.eval.tasks)})")
-        if m.eval_tasks is not None and len(set(m.eval_tasks)) != len(m.eval_tasks):
-            fail(f"{key}.eval_tasks", "a task is listed twice")
-        real = cfg.real_of(m)
-        if real is not None and not set(cfg.mix_tasks(m)) <= set(cfg.mix_tasks(cfg.mix(real))):
-            missing = sorted(set(cfg.mix_tasks(m)) - set(cfg.mix_tasks(cfg.mix(real))))
-            fail(f"{key}.eval_tasks", f"its real mix {real!r} is not evaluated on {', '.join(missing)}; "
-                                      "a control is compared on its real mix's tasks only")
+            fail(f"{key}.exclude", f"{m.exclude}: no such folder", stop=False)
+        with section():
+            _check_recipe(f"{key}.recipe", {**cfg.recipe, **m.recipe}, own_recipe_fail(key, m, fail))
+        with section():
+            task = known_task(f"{key}.task", m.task)
+            known_langs(f"{key}.sources", task, m.sources)
+            known_langs(f"{key}.target", task, (m.target,))
+            if m.target in m.sources:
+                fail(f"{key}.sources", f"source language {m.target!r} equals the target language")
+            if m.control is None and (m.control_of or m.parallel):
+                fail(f"{key}.{'control_of' if m.control_of else 'parallel'}",
+                     "only a control mix (control: ...) takes it")
+            if m.control == "parallel":
+                if not m.parallel:
+                    fail(f"{key}.parallel", "control 'parallel' needs a parallel file (JSONL of {lang: text})")
+                if m.parallel != "demo" and not Path(m.parallel).is_file():
+                    fail(f"{key}.parallel", f"{m.parallel}: no such file")
+            elif m.parallel:
+                fail(f"{key}.parallel", f"only control 'parallel' takes a parallel file (this mix: {m.control})")
+            if m.control_of is not None:
+                real = [x for x in cfg.mixes if x.name == m.control_of]
+                if not real:
+                    fail(f"{key}.control_of", f"no mix named {m.control_of!r} (mixes: {', '.join(names)})")
+                if real[0].control is not None:
+                    fail(f"{key}.control_of", f"{m.control_of!r} is itself a control")
+            elif m.control is not None:
+                same = [x.name for x in cfg.mixes if x.control is None and (x.task, x.sources, x.target) ==
+                        (m.task, m.sources, m.target)]
+                if len(same) > 1:
+                    fail(f"{key}.control_of", f"several real mixes fit ({', '.join(same)}); name one")
+            for ds in m.demo_seeds or ():
+                if ds not in cfg.seeds.demo:
+                    fail(f"{key}.demo_seeds", f"seed {ds} is not in seeds.demo ({', '.join(map(str, cfg.seeds.demo))})"
+                                              ": the base model is evaluated with seeds.demo only", stop=False)
+            for t in m.eval_tasks or ():
+                if t not in cfg.eval.tasks:
+                    fail(f"{key}.eval_tasks", f"{t!r} is not an evaluation task (eval.tasks: "
+                                              f"{', '.join(cfg.eval.tasks)})", stop=False)
+            if m.eval_tasks is not None and len(set(m.eval_tasks)) != len(m.eval_tasks):
+                fail(f"{key}.eval_tasks", "a task is listed twice", stop=False)
+            real_name = cfg.real_of(m)
+            if real_name is not None and any(x.name == real_name for x in cfg.mixes) and \
+                    not set(cfg.mix_tasks(m)) <= set(cfg.mix_tasks(cfg.mix(real_name))):
+                lacking = sorted(set(cfg.mix_tasks(m)) - set(cfg.mix_tasks(cfg.mix(real_name))))
+                fail(f"{key}.eval_tasks", f"its real mix {real_name!r} is not evaluated on {', '.join(lacking)}; "
+                                          "a control is compared on its real mix's tasks only", stop=False)
+            if not missing:
+                if m.test_items is not None:
+                    _check_test_items(key, task, m, cfg, fail)
+                else:
+                    _check_mix_sources(key, task, m, fail)
 
     # analyses
     for kind in ("lens", "pca"):
@@ -403,21 +446,25 @@ def check_study(cfg: StudyConfig, source: str) -> None:
         if a is None:
             continue
         key = f"analyses.{kind}"
-        if a.protocol is not None:
-            from qtalign.protocol import PROTOCOLS
+        with section():
+            if a.protocol is not None:
+                from qtalign.protocol import PROTOCOLS
 
-            if a.protocol not in PROTOCOLS:
-                fail(f"{key}.protocol", f"unknown protocol {a.protocol!r} (known: {', '.join(PROTOCOLS)})")
-        task_name = a.task or next(iter(cfg.eval.tasks))
-        if task_name not in cfg.eval.tasks:
-            fail(f"{key}.task", f"{task_name!r} is not an evaluation task (eval.tasks: {', '.join(cfg.eval.tasks)})")
-        task = TASKS[task_name]
-        if a.langs:
-            known_langs(f"{key}.langs", task, a.langs)
-            _check_eval_data(f"{key}.langs", task, cfg.eval.tasks[task_name].data, a.langs, "test", fail)
-        for mx in a.mixes or ():
-            if mx not in names:
-                fail(f"{key}.mixes", f"no mix named {mx!r} (mixes: {', '.join(names) or 'none'})")
+                if a.protocol not in PROTOCOLS:
+                    fail(f"{key}.protocol", f"unknown protocol {a.protocol!r} (known: {', '.join(PROTOCOLS)})",
+                         stop=False)
+            for mx in a.mixes or ():
+                if mx not in names:
+                    fail(f"{key}.mixes", f"no mix named {mx!r} (mixes: {', '.join(names) or 'none'})", stop=False)
+            task_name = a.task or next(iter(cfg.eval.tasks))
+            if task_name not in cfg.eval.tasks:
+                fail(f"{key}.task",
+                     f"{task_name!r} is not an evaluation task (eval.tasks: {', '.join(cfg.eval.tasks)})")
+            task = TASKS[task_name]
+            if a.langs:
+                known_langs(f"{key}.langs", task, a.langs)
+                _check_eval_data(f"{key}.langs", task, cfg.eval.tasks[task_name].data, a.langs, "test", fail)
+    raise_problems(list(dict.fromkeys(problems)))
 
 
 def _check_eval_data(key: str, task: Any, data: str, langs: tuple[str, ...], split: str, fail: Any) -> None:
@@ -490,7 +537,10 @@ def _check_test_items(key: str, task: Any, m: MixSpec, cfg: StudyConfig, fail: A
         if t.items is None:
             fail(f"eval.tasks.{name}.items", f"mix {m.name} trains on items {rng} of {t.data}: give the evaluation "
                                              f"a disjoint range (e.g. items: 0:{rng.start})")
-        ev = parse_item_range(t.items, f"eval.tasks.{name}.items")
+        try:
+            ev = parse_item_range(t.items, f"eval.tasks.{name}.items")
+        except QtalignError:
+            continue  # listed with the evaluation's problems
         if ev.start < rng.end and rng.start < ev.end:
             fail(f"eval.tasks.{name}.items", f"{ev} overlaps mix {m.name}'s test_items {rng}")
 
@@ -505,7 +555,7 @@ def _check_recipe(key: str, recipe: dict[str, Any], fail: Any) -> None:
 
 
 def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any) -> None:
-    """Validate data as cls; the first problem becomes one line naming key.field."""
+    """Validate data as cls; each problem becomes one line naming key.field."""
     from pydantic import ValidationError
 
     from qtalign.config import explain
@@ -513,9 +563,9 @@ def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any)
     try:
         cls.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        fail(f"{key}.{where}" if where else key, explain(err, cls))
+        for err in e.errors():
+            where = ".".join(str(x) for x in err["loc"])
+            fail(f"{key}.{where}" if where else key, explain(err, cls), stop=False)
 
 
 def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:

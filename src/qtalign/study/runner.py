@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import time
 from collections import Counter
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from qtalign import __version__
-from qtalign.errors import QtalignError
-from qtalign.store import atomic_write_json, read_json_object
+from qtalign.errors import QtalignError, QtalignProblems, raise_problems
+from qtalign.store import atomic_write_json, folder_locks, hold_folder, read_json_object
 from qtalign.study.config import StudyConfig
 from qtalign.study.plan import Plan, Step, make_plan
 from qtalign.study.steps import EXECUTORS, Context, missing_support
@@ -70,13 +69,12 @@ def study_document(cfg: StudyConfig, plan: Plan, states: dict[str, StepState]) -
 
 @contextmanager
 def study_lock(root: Path) -> Iterator[None]:
-    """One runner per study folder at a time (the lock goes with the process, also on kill -9)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise QtalignError(f"{root}: another `qtalign run` is using this study folder") from None
+    """One runner per study folder at a time (store.hold_folder: the lock goes with the process, also on kill -9; a
+    second runner is refused naming the holder's pid and host)."""
+    from qtalign.store import claim_out
+
+    with folder_locks():
+        hold_folder(claim_out(root))
         yield
 
 
@@ -135,14 +133,18 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
             if failed_deps:  # cannot happen in order unless a dep failed, which stops the run
                 raise QtalignError(f"step {s.id}: dependency {failed_deps[0]} did not finish")
             echo(f"[{n}/{len(todo)}] {s.id} -> {s.out}")
-            (root / s.out).mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             try:
-                EXECUTORS[s.kind](s, ctx)
+                with folder_locks():  # the step's folder is held while it runs, like any command's --out
+                    (root / s.out).mkdir(parents=True, exist_ok=True)
+                    hold_folder(root / s.out)
+                    EXECUTORS[s.kind](s, ctx)
             except QtalignError as e:
                 states[s.id] = StepState("failed", time.perf_counter() - t0, str(e))
                 write()
-                raise QtalignError(f"step {s.id} failed: {e} (fix it and rerun: finished steps are kept)") from None
+                lines = e.problems if isinstance(e, QtalignProblems) else [str(e)]
+                raise_problems([f"step {s.id} failed: {line} (fix it and rerun: finished steps are kept)"
+                                for line in lines])
             except BaseException as e:
                 states[s.id] = StepState("failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}")
                 write()
