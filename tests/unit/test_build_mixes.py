@@ -9,6 +9,7 @@ from pathlib import Path
 from qtalign.cli.data_build import main
 from qtalign.data.build import build_pairs, make_pair, question_file_langs, scan_sources
 from qtalign.tasks import get_task
+from qtalign.store import manifest_path
 
 EMO = get_task("emotion")
 NLI = get_task("nli")
@@ -77,5 +78,5 @@ def test_cli_builds_from_a_mix_file(tmp_path: Path) -> None:
                  "--out", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 8 and {r["source_lang"] for r in rows} == {"zh", "es"}
-    manifest = json.loads((out.parent / "manifest.json").read_text())
+    manifest = json.loads(manifest_path(out).read_text())
     assert manifest["counts"] == {"zh": 4, "es": 4} and manifest["sources"]["zh"] == str(path)
