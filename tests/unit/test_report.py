@@ -236,3 +236,22 @@ def test_compare_json_without_a_scheme_is_recomputed(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     md = build_report(root, n_boot=50)["md"].read_text(encoding="utf-8")
     assert "written before intervals recorded their resampling scheme; recomputed" in md
+
+
+def test_summary_json_and_real_minus_control(tmp_path: Path) -> None:
+    """report/summary.json holds every comparison and seed-aware change as data; a real mix minus its control is
+    computed seed by seed on the same items."""
+    from qtalign.compare import load_run
+
+    study = write_study(tmp_path / "s", n=30)
+    paths = build_report(study, n_boot=200)
+    summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    assert {a["mix"] for a in summary["arms"]} >= {"zh_es"}
+    contrast = next(c for c in summary["contrasts"] if c["mode"] == "raw")
+    assert contrast["real"] == "zh_es" and contrast["control_kind"] == "shuffled"
+    real, ctl = load_run(study / "eval/eval-zh_es-s1"), load_run(study / "eval/eval-zh_es-shuffled-s1")
+    expected = np.mean([real.correct(lang, "raw").mean() - ctl.correct(lang, "raw").mean() for lang in real.langs])
+    assert abs(contrast["value"] - expected) < 1e-9
+    assert contrast["ci95"][0] <= contrast["value"] <= contrast["ci95"][1]
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "minus its control" in md

@@ -15,7 +15,7 @@ from qtalign.compare import RAW, Run, compare_runs, load_run, training_languages
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.report.render import Block, Cell, Figure, Heading, Items, Pre, Table, Text, render_html, render_md
-from qtalign.store import atomic_write_text, manifest_path, read_json_object, read_jsonl_rows
+from qtalign.store import atomic_write_json, atomic_write_text, manifest_path, read_json_object, read_jsonl_rows
 from qtalign.uncertainty import Cell as DiffCell
 from qtalign.uncertainty import SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
 
@@ -185,6 +185,7 @@ class Builder:
         self.blocks: list[Block] = []
         self.figures: dict[str, Path] = {}
         self._arms: dict[tuple[Arm, str], ArmUncertainty] | None = None
+        self._contrasts: dict[tuple[Arm, Arm, str], ArmUncertainty] | None = None
 
     # ---- helpers ----------------------------------------------------------------------------------------------
     def figure(self, name: str, draw: Any, caption: str) -> None:
@@ -302,6 +303,67 @@ class Builder:
                             variance_breakdown(cells, shared_items=shared))
         return self._arms
 
+    def contrast_uncertainty(self) -> dict[tuple[Arm, Arm, str], ArmUncertainty]:
+        """Per (real arm, control arm) and scoring mode: real minus control over the seeds both ran, each pair of runs
+        with the same training and demonstration seed paired on the same items (the runner's vs-control
+        comparisons), resampled as the arms are; computed once."""
+        if self._contrasts is None:
+            pairs: dict[tuple[Arm, Arm], list[tuple[EvalEntry, EvalEntry]]] = {}
+            for c in self.s.compares:
+                a, b = self.s.by_id.get(str(c.get("base"))), self.s.by_id.get(str(c.get("other")))
+                if c.get("kind") != "vs-control" or a is None or b is None or (a.control is None) == (b.control is None):
+                    continue
+                real, ctl = (a, b) if a.control is None else (b, a)
+                if self.s.run(real) is None or self.s.run(ctl) is None:
+                    continue
+                arm = lambda e: (e.model, e.task, e.labels, str(e.mix), e.control)
+                pairs.setdefault((arm(real), arm(ctl)), []).append((real, ctl))
+            self._contrasts = {}
+            for (ra, ca), es in pairs.items():
+                modes = [m for m in self.modes([e for pair in es for e in pair])]
+                for mode in modes:
+                    cells: dict[tuple[Any, Any], DiffCell] = {}
+                    items: set[tuple[tuple[int, ...], ...]] = set()
+                    for real, ctl in es:
+                        rr, rc = self.s.run(real), self.s.run(ctl)
+                        assert rr is not None and rc is not None
+                        if mode != RAW and not (mode in rr.modes and mode in rc.modes):
+                            continue
+                        per = [rr.correct(lang, mode).astype(np.float64) - rc.correct(lang, mode).astype(np.float64)
+                               for lang in rr.langs]  # each [n_lang]: real minus control
+                        joint = rr.resampling().joint
+                        cells[(real.train_seed, real.demo_seed)] = np.stack(per) if joint else per
+                        items.add(tuple(tuple(rr.items[lang]) for lang in rr.langs) if joint else ((),))
+                    if cells:
+                        shared = len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
+                        self._contrasts[ra, ca, mode] = ArmUncertainty(
+                            seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
+                            variance_breakdown(cells, shared_items=shared))
+        return self._contrasts
+
+    def summary(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]) -> dict[str, Any]:
+        """The report's numbers as data (report/summary.json): every paired comparison's mean change, each tuned
+        setting's and each real-minus-control contrast's seed-aware change with its breakdown; fractions, not %."""
+        def interval(iv: SeedAwareInterval) -> dict[str, Any]:
+            return {"value": iv.value, "ci95": [iv.lo, iv.hi], "scope": iv.text, "left_out": list(iv.left_out)}
+
+        pairs = []
+        for es in groups.values():
+            for e, c in self.comparisons(es):
+                base = self.base_of(es)
+                for mode, sc in c["scores"].items():
+                    m = sc["mean"]
+                    pairs.append({"base": base.id if base else None, "other": e.id, "mode": mode, "base_acc": m["base"],
+                                  "other_acc": m["other"], "diff": m["diff"], "ci95": m["ci95"],
+                                  "mde80": m.get("mde80"), "resampling": (m.get("resampling") or {}).get("text")})
+        arms = [{"model": a[0], "task": a[1], "labels": a[2], "mix": a[3], "control": a[4], "mode": mode,
+                 **interval(u.interval), "sd": u.breakdown.record()}
+                for (a, mode), u in self.arm_uncertainty(groups).items()]
+        contrasts = [{"real": ra[3], "control": ca[3], "control_kind": ca[4], "model": ra[0], "task": ra[1], "labels": ra[2], "mode": mode,
+                      **interval(u.interval), "sd": u.breakdown.record()}
+                     for (ra, ca, mode), u in self.contrast_uncertainty().items()]
+        return {"study": self.s.data.get("name"), "pairs": pairs, "arms": arms, "contrasts": contrasts}
+
     @staticmethod
     def group_title(g: tuple[str, str, str, int]) -> str:
         model, task, labels, demo_seed = g
@@ -335,6 +397,15 @@ class Builder:
             left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
             lines.append(f"{arm[1]} · {arm[0]} · labels {arm[2]}: {self.arm_name(arm)} vs base, {iv.text}{left} — "
                          "mean change " + "; ".join(parts))
+        by_pair: dict[tuple[Arm, Arm], tuple[SeedAwareInterval, list[str]]] = {}
+        for (ra, ca, mode), u in self.contrast_uncertainty().items():
+            iv = u.interval
+            by_pair.setdefault((ra, ca), (iv, []))[1].append(f"{_mode_title(mode)} {_signed(iv.value)} "
+                                                            f"{_ci([iv.lo, iv.hi])}")
+        for (ra, ca), (iv, parts) in by_pair.items():
+            left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
+            lines.append(f"{ra[1]} · {ra[0]} · labels {ra[2]}: {self.arm_name(ra)} minus its control "
+                         f"{self.arm_name(ca)}, paired seed by seed, {iv.text}{left} — " + "; ".join(parts))
         if not lines:
             lines.append("no tuned run compared with a base run yet")
         self.blocks.append(Items(lines))
@@ -589,6 +660,14 @@ class Builder:
             cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
             rows.append([Cell(f"{arm[1]} · {arm[0]} · labels {arm[2]}", cls="label"),
                          Cell(self.arm_name(arm), cls="label"), _mode_title(mode),
+                         Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
+                         Cell(_signed(iv.value), sub=_ci([iv.lo, iv.hi]), cls=cls),
+                         sd(b.items), sd(b.demos), sd(b.train), sd(b.grand_sd)])
+        for (ra, ca, mode), u in self.contrast_uncertainty().items():
+            iv, b = u.interval, u.breakdown
+            cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
+            rows.append([Cell(f"{ra[1]} · {ra[0]} · labels {ra[2]}", cls="label"),
+                         Cell(f"{self.arm_name(ra)} − {self.arm_name(ca)}", cls="label"), _mode_title(mode),
                          Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
                          Cell(_signed(iv.value), sub=_ci([iv.lo, iv.hi]), cls=cls),
                          sd(b.items), sd(b.demos), sd(b.train), sd(b.grand_sd)])
@@ -851,7 +930,8 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     b.metadata()
     b.notes()
     title = f"qtalign study report: {study.data.get('name', S.name)}"
-    paths = {"html": out / "report.html", "md": out / "report.md"}
+    paths = {"html": out / "report.html", "md": out / "report.md", "summary": out / "summary.json"}
+    atomic_write_json(paths["summary"], b.summary(groups))
     atomic_write_text(paths["html"], render_html(title, b.blocks))
     atomic_write_text(paths["md"], render_md(title, b.blocks, out))
     for p in paths.values():
