@@ -8,8 +8,8 @@ from pathlib import Path
 
 from qtalign.cli.data_build import main
 from qtalign.data.build import build_pairs, make_pair, question_file_langs, scan_sources
-from qtalign.tasks import get_task
 from qtalign.store import manifest_path
+from qtalign.tasks import get_task
 
 EMO = get_task("emotion")
 NLI = get_task("nli")
