@@ -151,3 +151,38 @@ def packed_evals(path: str | Path) -> Iterable[str]:
     doc = json.loads(payload["files"][STUDY])
     missing = set(payload.get("missing_evals") or [])
     return [str(e["id"]) for e in doc.get("evals") or [] if str(e["id"]) not in missing]
+
+
+# ---- claims: numbers the docs quote, recomputed -------------------------------------------------------------------
+def points(value: float, signed: bool = True) -> str:
+    """A fraction as the docs write it in points: +9.0 / −1.2 (U+2212 minus), one decimal."""
+    text = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return text.replace("-", "\u2212")
+
+
+def claim_text(entry: dict[str, Any], stat: str = "change") -> str:
+    """The docs' form of a summary entry: change '+9.0 [+5.5, +12.1]', or accuracies 'base → other' (pairs)."""
+    if stat == "accuracy":
+        return f"{points(entry['base_acc'], False)} → {points(entry['other_acc'], False)}"
+    value = entry.get("value", entry.get("diff"))
+    lo, hi = entry["ci95"]
+    return f"{points(value)} [{points(lo)}, {points(hi)}]"
+
+
+def check_claims(summary: dict[str, Any], claims: list[dict[str, Any]], docs_root: Path) -> list[str]:
+    """Problems (empty when every claim holds): each claim names a report summary entry (`where`: pairs, arms or
+    contrasts; `match`: its fields), the text the docs print for it (`text`) and the files that print it (`docs`)."""
+    problems = []
+    for k, c in enumerate(claims):
+        entries = [e for e in summary.get(c["where"], []) if all(e.get(f) == v for f, v in c["match"].items())]
+        label = f"claim {k} ({c['where']} {c['match']})"
+        if len(entries) != 1:
+            problems.append(f"{label}: {len(entries)} matching entries in the recomputed report, expected 1")
+            continue
+        got = claim_text(entries[0], c.get("stat", "change"))
+        if got != c["text"]:
+            problems.append(f"{label}: recomputed {got}, the docs say {c['text']}")
+        for doc in c.get("docs", []):
+            if c["text"] not in (docs_root / doc).read_text(encoding="utf-8"):
+                problems.append(f"{label}: {doc} does not quote {c['text']}")
+    return problems

@@ -77,3 +77,29 @@ def test_bad_evidence_files_are_one_line_errors(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such evidence file" in err[0]
     assert main(["evidence", "pack", str(tmp_path), "--out", str(tmp_path / "x.json.gz")]) == 2
+
+
+def test_claims_are_recomputed_and_found_in_the_docs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A doc's number is checked against the recomputed report; a changed number or doc fails with exit 1."""
+    from qtalign.evidence import claim_text
+
+    study = write_study(tmp_path / "study", n=20)
+    ev = tmp_path / "docs" / "s.json.gz"
+    ev.parent.mkdir()
+    pack(study, ev)
+    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
+    summary = json.loads((tmp_path / "re" / "report" / "summary.json").read_text())
+    arm = next(a for a in summary["arms"] if a["mode"] == "raw")
+    text = claim_text(arm)
+    (tmp_path / "docs" / "results.md").write_text(f"The raw change was {text} over 2 seeds.\n")
+    claim = {"where": "arms", "match": {"mix": arm["mix"], "control": arm["control"], "mode": "raw"}, "text": text,
+             "docs": ["results.md"]}
+    (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": [claim]}))
+    capsys.readouterr()
+    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
+    assert "1 checked, 0 problem(s)" in capsys.readouterr().out
+    (tmp_path / "docs" / "results.md").write_text("The raw change was +99.9 [+99.0, +99.9].\n")
+    claim["text"] = "+99.9 [+99.0, +99.9]"
+    (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": [claim]}))
+    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ck.add_argument("--out", default=None,
                     help="folder to rebuild the study in (default: runs/evidence/NAME, NAME from the file name)")
     ck.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ck.add_argument("--claims", default=None, metavar="JSON",
+                    help="also check the numbers the docs quote (default: CLAIMS.json beside FILE, i.e. "
+                         "NAME.claims.json, when it exists); exit status 1 when one no longer matches")
     ck.set_defaults(func=run_check)
     return p
 
@@ -58,4 +61,27 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"rebuilt {root} from {args.file}; every comparison recomputed from the per-item rows")
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
+    claims = Path(args.claims) if args.claims else Path(args.file).with_name(name + ".claims.json")
+    if args.claims or claims.is_file():
+        return _check_claims(claims, paths["summary"])
     return 0
+
+
+def _check_claims(claims_path: Path, summary_path: Path) -> int:
+    import json
+
+    from qtalign.evidence import check_claims
+    from qtalign.store import read_json_object
+
+    doc = read_json_object(claims_path, strict=True)
+    if doc is None or not isinstance(doc.get("claims"), list):
+        raise QtalignError(f"{claims_path}: expected a JSON object with a `claims` list")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    root = claims_path.resolve().parent
+    docs_root = Path(doc.get("docs_root", ".")) if Path(doc.get("docs_root", ".")).is_absolute() else \
+        (root / doc.get("docs_root", ".")).resolve()
+    problems = check_claims(summary, doc["claims"], docs_root)
+    for p in problems:
+        print(f"MISMATCH {p}")
+    print(f"claims: {len(doc['claims'])} checked, {len(problems)} problem(s) ({claims_path})")
+    return 1 if problems else 0
