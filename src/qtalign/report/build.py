@@ -314,8 +314,8 @@ class Builder:
                 if c.get("kind") != "vs-control" or a is None or b is None or (a.control is None) == (b.control is None):
                     continue
                 real, ctl = (a, b) if a.control is None else (b, a)
-                if self.s.run(real) is None or self.s.run(ctl) is None:
-                    continue
+                if self.s.run(real) is None or self.s.run(ctl) is None or self.s.pair(real, ctl) is None:
+                    continue  # unreadable, or not the same items (e.g. an unfinished run): noted by pair()
                 arm = lambda e: (e.model, e.task, e.labels, str(e.mix), e.control)
                 pairs.setdefault((arm(real), arm(ctl)), []).append((real, ctl))
             self._contrasts = {}
