@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if vs_base:
         m = cfg.mixes[0]
         n_pairs = sum(sum(json.loads(manifest_path(out / s["out"] / PAIRS).read_text())["counts"].values())
-                      for s in doc["steps"] if s["kind"] == "build")
+                      for s in doc["steps"] if s["id"] == f"build:{m.name}")  # the real mix, not its control
         print(f"{cfg.models[0].key}, {'/'.join(m.sources)} => {m.target} question translation ({n_pairs} pairs), "
               f"sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")
         for line in headline(out / vs_base[0]["out"] / "compare.json"):
