@@ -183,6 +183,7 @@ def check_claims(summary: dict[str, Any], claims: list[dict[str, Any]], docs_roo
         if got != c["text"]:
             problems.append(f"{label}: recomputed {got}, the docs say {c['text']}")
         for doc in c.get("docs", []):
-            if c["text"] not in (docs_root / doc).read_text(encoding="utf-8"):
+            flat = " ".join((docs_root / doc).read_text(encoding="utf-8").split())  # line breaks as spaces
+            if " ".join(c["text"].split()) not in flat:
                 problems.append(f"{label}: {doc} does not quote {c['text']}")
     return problems
