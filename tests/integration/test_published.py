@@ -1,0 +1,29 @@
+"""Every number the docs quote from a study is recomputed from the per-item evidence kept in docs/evidence/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qtalign.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EVIDENCE = sorted((ROOT / "docs" / "evidence").glob("*.json.gz"))
+
+
+def test_evidence_files_are_small() -> None:
+    assert EVIDENCE, "docs/evidence/ holds no evidence file"
+    for f in EVIDENCE:
+        assert f.stat().st_size < 3 * 1024 * 1024, f"{f.name}: evidence files stay a few MB at most"
+
+
+@pytest.mark.parametrize("evidence", EVIDENCE, ids=[f.name.removesuffix(".json.gz") for f in EVIDENCE])
+def test_published_numbers_are_recomputed_from_the_evidence(evidence: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    claims = evidence.with_name(evidence.name.removesuffix(".json.gz") + ".claims.json")
+    assert claims.is_file(), f"{claims.name}: the numbers the docs quote from {evidence.name} are listed there"
+    assert main(["evidence", "check", str(evidence), "--out", str(tmp_path / "rebuilt")]) == 0, \
+        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 problem(s)" in out
