@@ -161,9 +161,18 @@ def points(value: float, signed: bool = True) -> str:
 
 
 def claim_text(entry: dict[str, Any], stat: str = "change") -> str:
-    """The docs' form of a summary entry: change '+9.0 [+5.5, +12.1]', or accuracies 'base → other' (pairs)."""
+    """The docs' form of a summary entry: change '+9.0 [+5.5, +12.1]', accuracies 'base → other' (pairs), or a
+    standard deviation of its breakdown in points (stat 'sd:items', 'sd:demos', 'sd:train', 'sd:grand_sd')."""
     if stat == "accuracy":
         return f"{points(entry['base_acc'], False)} → {points(entry['other_acc'], False)}"
+    if stat.startswith("sd:"):  # a standard deviation of the variance breakdown (items, demos, train, grand_sd)
+        sd = entry["sd"][stat[3:]]
+        return "–" if sd is None else points(sd, False)
+    if stat == "r":  # a correlation across languages (summary "alignment")
+        if entry.get("r") is None:
+            return "–"
+        lo, hi = entry["ci95"]
+        return f"r = {entry['r']:+.2f} [{lo:+.2f}, {hi:+.2f}]".replace("-", "\u2212")
     value = entry.get("value", entry.get("diff"))
     lo, hi = entry["ci95"]
     return f"{points(value)} [{points(lo)}, {points(hi)}]"

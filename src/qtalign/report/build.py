@@ -186,6 +186,7 @@ class Builder:
         self.figures: dict[str, Path] = {}
         self._arms: dict[tuple[Arm, str], ArmUncertainty] | None = None
         self._contrasts: dict[tuple[Arm, Arm, str], ArmUncertainty] | None = None
+        self._alignment: list[dict[str, Any]] = []  # alignment_vs_gain's correlations, for summary.json
 
     # ---- helpers ----------------------------------------------------------------------------------------------
     def figure(self, name: str, draw: Any, caption: str) -> None:
@@ -362,7 +363,8 @@ class Builder:
         contrasts = [{"real": ra[3], "control": ca[3], "control_kind": ca[4], "model": ra[0], "task": ra[1], "labels": ra[2], "mode": mode,
                       **interval(u.interval), "sd": u.breakdown.record()}
                      for (ra, ca, mode), u in self.contrast_uncertainty().items()]
-        return {"study": self.s.data.get("name"), "pairs": pairs, "arms": arms, "contrasts": contrasts}
+        return {"study": self.s.data.get("name"), "pairs": pairs, "arms": arms, "contrasts": contrasts,
+                "alignment": self._alignment}
 
     @staticmethod
     def group_title(g: tuple[str, str, str, int]) -> str:
@@ -832,6 +834,11 @@ class Builder:
                 _, cors = gain_table(change, acc[m], n_boot=self.s.n_boot)
                 for c in cors:
                     ok = c.n >= 3 and c.r == c.r
+                    self._alignment.append({"model": model, "mix": mix, "train_seed": seed, "measure": c.measure,
+                                            "mode": m, "n": c.n, "r": c.r if ok else None,
+                                            "ci95": [c.lo, c.hi] if ok else None,
+                                            "changes": {lang: {"accuracy": acc[m][lang], **change[lang]}
+                                                        for lang in langs}})
                     crow.append([Cell(f"{c.measure} vs accuracy {_mode_title(m)}", cls="label"), str(c.n),
                                  Cell(f"{c.r:+.2f} [{c.lo:+.2f}, {c.hi:+.2f}]" if ok else "–",
                                       cls=("up" if c.lo > 0 else "down" if c.hi < 0 else "ns") if ok else "")])
