@@ -443,3 +443,14 @@ def test_one_process_may_claim_a_folder_again(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", "pass"), str(tmp_path / "r")], env=ENV,
                        capture_output=True, text=True, check=False)
     assert p.returncode == 0 and p.stdout.strip() == "held", p.stderr
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    """`qtalign ... | head`: the reader going away ends the command quietly (no error line, no traceback)."""
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m qtalign prompts --task emotion --data demo --langs en,de --limit 20 | head -c 10"
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert len(p.stdout) == 10
+    assert "error" not in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -103,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"qtalign: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (`qtalign ... | head`): nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141
     except OSError as e:  # the machine misbehaved (no space, permission, read-only...): one line, outputs stay whole
         if args.verbose:
             raise
