@@ -407,7 +407,7 @@ class Builder:
         for (ra, ca), (iv, parts) in by_pair.items():
             left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
             lines.append(f"{ra[1]} · {ra[0]} · labels {ra[2]}: {self.arm_name(ra)} minus its control "
-                         f"{self.arm_name(ca)}, paired seed by seed, {iv.text}{left} — " + "; ".join(parts))
+                         f"{self.arm_name(ca)}, paired seed by seed, {iv.text}{left} — difference " + "; ".join(parts))
         if not lines:
             lines.append("no tuned run compared with a base run yet")
         self.blocks.append(Items(lines))
