@@ -107,6 +107,27 @@ def _kill_part_way(cmd: list[str], written: Callable[[], int], env: dict[str, st
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _kill_workers(cmd)
+
+
+def _kill_workers(cmd: list[str], timeout: float = 60) -> None:
+    """The launcher's workers run in sessions of their own and outlive a SIGKILL of its group (holding the run
+    folder's one-writer lock): kill them too, as a cluster kills a job, and wait until the lock is free."""
+    import fcntl
+
+    out = Path(cmd[cmd.index("--out") + 1])
+    subprocess.run(["pkill", "-9", "-f", f"qtalign.* {out}"], check=False)
+    lock = out / ".qtalign.lock"
+    deadline = time.time() + timeout
+    while lock.is_file() and time.time() < deadline:
+        with lock.open("a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return
 
 
 def _rows(*files: Path) -> int:
