@@ -258,32 +258,33 @@ class Builder:
         mix, control = arm[3], arm[4]
         return mix + (f" [{control}]" if control and control not in mix else "")
 
-    def arm_cells(self, es: Sequence[EvalEntry], groups: dict[tuple[str, str, str, int], list[EvalEntry]], mode: str
-                  ) -> tuple[dict[tuple[Any, Any], DiffCell], bool]:
-        """(training seed, demonstration seed) -> the run's paired per-item differences from the base run with the
-        same demonstration seed ([L, n] when parallel, else one array per language); and whether every run scored
-        the same items (one item draw can serve them all)."""
+    def paired_uncertainty(self, pairs: Sequence[tuple[EvalEntry, EvalEntry]], mode: str) -> ArmUncertainty | None:
+        """Seed-aware change of `other` minus `ref` over (ref, other) runs paired on the same items, keyed by the
+        other run's (training seed, demonstration seed); None when no pair has the mode. Cells are [L, n] when the
+        items are parallel, else one [n_lang] array per language; one item draw serves every cell when all scored
+        the same items."""
         cells: dict[tuple[Any, Any], DiffCell] = {}
         items: set[tuple[tuple[int, ...], ...]] = set()
-        for e in es:
-            base = self.base_of(groups.get(e.group, []))
-            if base is None or self.s.pair(base, e) is None:
+        for ref, other in pairs:
+            rr, ro = self.s.run(ref), self.s.run(other)
+            assert rr is not None and ro is not None
+            if mode != RAW and not (mode in rr.modes and mode in ro.modes):
                 continue
-            rb, re = self.s.run(base), self.s.run(e)
-            assert rb is not None and re is not None
-            if mode != RAW and not (mode in rb.modes and mode in re.modes):
-                continue
-            key = (e.train_seed, e.demo_seed)
+            key = (other.train_seed, other.demo_seed)
             if key in cells:
-                self.s.notes.append(f"eval {e.id}: a second run of training seed {key[0]}, demonstration seed "
+                self.s.notes.append(f"eval {other.id}: a second run of training seed {key[0]}, demonstration seed "
                                     f"{key[1]}; left out of the seed-aware interval")
                 continue
-            per = [re.correct(lang, mode).astype(np.float64) - rb.correct(lang, mode).astype(np.float64)
-                   for lang in rb.langs]  # each [n_lang]
-            joint = rb.resampling().joint
+            per = [ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
+                   for lang in rr.langs]  # each [n_lang]
+            joint = rr.resampling().joint
             cells[key] = np.stack(per) if joint else per  # [L, n] or L x [n_lang]
-            items.add(tuple(tuple(rb.items[lang]) for lang in rb.langs) if joint else ((),))
-        return cells, len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
+            items.add(tuple(tuple(rr.items[lang]) for lang in rr.langs) if joint else ((),))
+        if not cells:
+            return None
+        shared = len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
+        return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
+                              variance_breakdown(cells, shared_items=shared))
 
     def arm_uncertainty(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]
                         ) -> dict[tuple[Arm, str], ArmUncertainty]:
@@ -296,12 +297,11 @@ class Builder:
                     arms.setdefault((e.model, e.task, e.labels, e.mix, e.control), []).append(e)
             self._arms = {}
             for arm, es in arms.items():
+                pairs = [(base, e) for e in es if (base := self.base_of(groups.get(e.group, []))) is not None
+                         and self.s.pair(base, e) is not None]
                 for mode in self.modes(es):
-                    cells, shared = self.arm_cells(es, groups, mode)
-                    if cells:
-                        self._arms[arm, mode] = ArmUncertainty(
-                            seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
-                            variance_breakdown(cells, shared_items=shared))
+                    if (u := self.paired_uncertainty(pairs, mode)) is not None:
+                        self._arms[arm, mode] = u
         return self._arms
 
     def contrast_uncertainty(self) -> dict[tuple[Arm, Arm, str], ArmUncertainty]:
@@ -318,29 +318,24 @@ class Builder:
                 if self.s.run(real) is None or self.s.run(ctl) is None or self.s.pair(real, ctl) is None:
                     continue  # unreadable, or not the same items (e.g. an unfinished run): noted by pair()
                 arm = lambda e: (e.model, e.task, e.labels, str(e.mix), e.control)
-                pairs.setdefault((arm(real), arm(ctl)), []).append((real, ctl))
+                pairs.setdefault((arm(real), arm(ctl)), []).append((ctl, real))  # real minus control
             self._contrasts = {}
             for (ra, ca), es in pairs.items():
-                modes = [m for m in self.modes([e for pair in es for e in pair])]
-                for mode in modes:
-                    cells: dict[tuple[Any, Any], DiffCell] = {}
-                    items: set[tuple[tuple[int, ...], ...]] = set()
-                    for real, ctl in es:
-                        rr, rc = self.s.run(real), self.s.run(ctl)
-                        assert rr is not None and rc is not None
-                        if mode != RAW and not (mode in rr.modes and mode in rc.modes):
-                            continue
-                        per = [rr.correct(lang, mode).astype(np.float64) - rc.correct(lang, mode).astype(np.float64)
-                               for lang in rr.langs]  # each [n_lang]: real minus control
-                        joint = rr.resampling().joint
-                        cells[(real.train_seed, real.demo_seed)] = np.stack(per) if joint else per
-                        items.add(tuple(tuple(rr.items[lang]) for lang in rr.langs) if joint else ((),))
-                    if cells:
-                        shared = len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
-                        self._contrasts[ra, ca, mode] = ArmUncertainty(
-                            seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
-                            variance_breakdown(cells, shared_items=shared))
+                for mode in self.modes([e for pair in es for e in pair]):
+                    if (u := self.paired_uncertainty(es, mode)) is not None:
+                        self._contrasts[ra, ca, mode] = u
         return self._contrasts
+
+    def seed_aware(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]
+                   ) -> list[tuple[Arm, str, str, str, str, ArmUncertainty]]:
+        """Every seed-aware change the report shows: (arm, name in the table, headline lead, headline word, scoring
+        mode, result) for each tuned arm vs base, then each real arm minus its control."""
+        out = [(arm, self.arm_name(arm), f"{self.arm_name(arm)} vs base", "mean change", mode, u)
+               for (arm, mode), u in self.arm_uncertainty(groups).items()]
+        out += [(ra, f"{self.arm_name(ra)} − {self.arm_name(ca)}",
+                 f"{self.arm_name(ra)} minus its control {self.arm_name(ca)}, paired seed by seed", "difference", mode, u)
+                for (ra, ca, mode), u in self.contrast_uncertainty().items()]
+        return out
 
     def summary(self, groups: dict[tuple[str, str, str, int], list[EvalEntry]]) -> dict[str, Any]:
         """The report's numbers as data (report/summary.json): every paired comparison's mean change, each tuned
@@ -391,23 +386,14 @@ class Builder:
                     parts.append(f"{_mode_title(mode)} {_pct(m['base'])} → {_pct(m['other'])} "
                                  f"({_signed(m['diff'])} {_ci(m['ci95'])})")
                 lines.append(f"{self.group_title(g)}: {self.row_name(e, es)} vs base — mean accuracy " + "; ".join(parts))
-        by_arm: dict[Arm, tuple[SeedAwareInterval, list[str]]] = {}
-        for (arm, mode), u in self.arm_uncertainty(groups).items():
+        by_lead: dict[tuple[Arm, str, str], tuple[SeedAwareInterval, list[str]]] = {}
+        for arm, _, lead, word, mode, u in self.seed_aware(groups):
             iv = u.interval
-            by_arm.setdefault(arm, (iv, []))[1].append(f"{_mode_title(mode)} {_signed(iv.value)} {_ci([iv.lo, iv.hi])}")
-        for arm, (iv, parts) in by_arm.items():
+            by_lead.setdefault((arm, lead, word), (iv, []))[1].append(f"{_mode_title(mode)} {_signed(iv.value)} "
+                                                                     f"{_ci([iv.lo, iv.hi])}")
+        for (arm, lead, word), (iv, parts) in by_lead.items():
             left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
-            lines.append(f"{arm[1]} · {arm[0]} · labels {arm[2]}: {self.arm_name(arm)} vs base, {iv.text}{left} — "
-                         "mean change " + "; ".join(parts))
-        by_pair: dict[tuple[Arm, Arm], tuple[SeedAwareInterval, list[str]]] = {}
-        for (ra, ca, mode), u in self.contrast_uncertainty().items():
-            iv = u.interval
-            by_pair.setdefault((ra, ca), (iv, []))[1].append(f"{_mode_title(mode)} {_signed(iv.value)} "
-                                                            f"{_ci([iv.lo, iv.hi])}")
-        for (ra, ca), (iv, parts) in by_pair.items():
-            left = f" ({'; '.join(iv.left_out)})" if iv.left_out else ""
-            lines.append(f"{ra[1]} · {ra[0]} · labels {ra[2]}: {self.arm_name(ra)} minus its control "
-                         f"{self.arm_name(ca)}, paired seed by seed, {iv.text}{left} — difference " + "; ".join(parts))
+            lines.append(f"{arm[1]} · {arm[0]} · labels {arm[2]}: {lead}, {iv.text}{left} — {word} " + "; ".join(parts))
         if not lines:
             lines.append("no tuned run compared with a base run yet")
         self.blocks.append(Items(lines))
@@ -657,20 +643,11 @@ class Builder:
             "how each is computed."))
         rows: list[list[Cell | str]] = []
         sd = lambda x: "–" if x is None else _pct(x)
-        for (arm, mode), u in self.arm_uncertainty(groups).items():
+        for arm, name, _, _, mode, u in self.seed_aware(groups):
             iv, b = u.interval, u.breakdown
             cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
-            rows.append([Cell(f"{arm[1]} · {arm[0]} · labels {arm[2]}", cls="label"),
-                         Cell(self.arm_name(arm), cls="label"), _mode_title(mode),
-                         Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
-                         Cell(_signed(iv.value), sub=_ci([iv.lo, iv.hi]), cls=cls),
-                         sd(b.items), sd(b.demos), sd(b.train), sd(b.grand_sd)])
-        for (ra, ca, mode), u in self.contrast_uncertainty().items():
-            iv, b = u.interval, u.breakdown
-            cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
-            rows.append([Cell(f"{ra[1]} · {ra[0]} · labels {ra[2]}", cls="label"),
-                         Cell(f"{self.arm_name(ra)} − {self.arm_name(ca)}", cls="label"), _mode_title(mode),
-                         Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
+            rows.append([Cell(f"{arm[1]} · {arm[0]} · labels {arm[2]}", cls="label"), Cell(name, cls="label"),
+                         _mode_title(mode), Cell(iv.text, cls="label", title="; ".join(iv.left_out)),
                          Cell(_signed(iv.value), sub=_ci([iv.lo, iv.hi]), cls=cls),
                          sd(b.items), sd(b.demos), sd(b.train), sd(b.grand_sd)])
         if rows:
