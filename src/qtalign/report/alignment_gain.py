@@ -97,8 +97,7 @@ def alignment_changes(base: Mapping[str, Mapping[str, float]], tuned: Mapping[st
     out: dict[str, dict[str, float]] = {}
     for lang in base:
         if lang in tuned:
-            common = set(base[lang]) & set(tuned[lang])
-            out[lang] = {m: float(tuned[lang][m] - base[lang][m]) for m in common}
+            out[lang] = {m: float(tuned[lang][m] - base[lang][m]) for m in base[lang] if m in tuned[lang]}
     return out
 
 
