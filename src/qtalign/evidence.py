@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -143,14 +142,6 @@ def unpack(path: str | Path, out: str | Path) -> Path:
         else:
             atomic_write_bytes(target, _rewrite(str(content), payload.get("root", ""), new_root).encode("utf-8"))
     return out
-
-
-def packed_evals(path: str | Path) -> Iterable[str]:
-    """The ids of the evaluations an evidence file holds (for listings)."""
-    payload = read_pack(path)
-    doc = json.loads(payload["files"][STUDY])
-    missing = set(payload.get("missing_evals") or [])
-    return [str(e["id"]) for e in doc.get("evals") or [] if str(e["id"]) not in missing]
 
 
 # ---- claims: numbers the docs quote, recomputed -------------------------------------------------------------------

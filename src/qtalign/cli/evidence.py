@@ -77,9 +77,7 @@ def _check_claims(claims_path: Path, summary_path: Path) -> int:
     if doc is None or not isinstance(doc.get("claims"), list):
         raise QtalignError(f"{claims_path}: expected a JSON object with a `claims` list")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    root = claims_path.resolve().parent
-    docs_root = Path(doc.get("docs_root", ".")) if Path(doc.get("docs_root", ".")).is_absolute() else \
-        (root / doc.get("docs_root", ".")).resolve()
+    docs_root = (claims_path.resolve().parent / doc.get("docs_root", ".")).resolve()  # an absolute docs_root wins
     problems = check_claims(summary, doc["claims"], docs_root)
     for p in problems:
         print(f"MISMATCH {p}")

@@ -302,10 +302,10 @@ def build_pairs(
         n_bad = 0
         if test_items is not None:
             candidates, origin, needs_mt = *_test_range_candidates(task, data, src, target, test_items), False
-            shared = [p for p in candidates if _shares_text(task, p, eval_texts)]
-            n_bad += len(shared)
-            if shared and not allow_contamination:
-                candidates = [p for p in candidates if not _shares_text(task, p, eval_texts)]
+            shares = [_shares_text(task, p, eval_texts) for p in candidates]
+            n_bad += sum(shares)
+            if any(shares) and not allow_contamination:
+                candidates = [p for p, bad in zip(candidates, shares) if not bad]
         else:
             candidates, origin, needs_mt = _candidates(task, found, src, target, translate, translator_name)
         if needs_mt:
