@@ -23,7 +23,7 @@ from qtalign.batchsize import BatchSize, BatchSizer, batch_sizer, memory_key, ru
 from qtalign.calibration import pick
 from qtalign.config import Settings
 from qtalign.data.check import context_problems
-from qtalign.data.demos_file import load_demos_file, resolve_demos_file
+from qtalign.data.demonstrations_file import load_demos_file, resolve_demos_file
 from qtalign.data.parallel import apply_gold_from, reference_items
 from qtalign.data.ranges import parse_item_range, select_dataset, select_items
 from qtalign.data.readers import Dataset, parallel_disagreements, read_dataset

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from qtalign.calibration import CONTENT_FREE_INPUTS
-from qtalign.data.demos import choose_demos
-from qtalign.data.demos_file import DemosFile
+from qtalign.data.demonstrations import choose_demos
+from qtalign.data.demonstrations_file import DemosFile
 from qtalign.data.readers import Dataset, Item
 from qtalign.errors import QtalignError
 from qtalign.tasks import Task

@@ -249,14 +249,6 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
-    for p in paths:
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file())
-        else:
-            yield p
-
-
 # ---- output folders: one check, one claim and one resume rule for every command that writes a folder -----------
 def claim_out(path: str | Path, flag: str = "--out") -> Path:
     """Check that path can be an output folder and create it (with missing parents) before any slow setup.

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qtalign.data.build import build_pairs, write_outputs
+from qtalign.data.build import build_pairs
+from qtalign.data.build_output import write_outputs
 from qtalign.tasks import get_task
 from qtalign.train import TrainSettings, train
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from qtalign.cli.data_build import main
-from qtalign.data.build import Pair, assert_no_answers, build_pairs, make_pair, read_question_file
+from qtalign.data.build import build_pairs
+from qtalign.data.contamination import assert_no_answers
+from qtalign.data.pairs import Pair, make_pair
+from qtalign.data.sources import read_question_file
 from qtalign.errors import QtalignError
 from qtalign.tasks import get_task
 

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from qtalign.cli.data_build import main
-from qtalign.data.build import build_pairs, make_pair, question_file_langs, scan_sources
+from qtalign.data.build import build_pairs
+from qtalign.data.pairs import make_pair
+from qtalign.data.sources import question_file_langs, scan_sources
 from qtalign.store import manifest_path
 from qtalign.tasks import get_task
 

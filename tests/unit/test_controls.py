@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from qtalign.cli.data_build import main
-from qtalign.data.build import BuildReport, Pair, assert_no_answers, build_pairs, label_words, write_outputs
-from qtalign.data.controls import CONTROLS, content_chars, slot
+from qtalign.data.build import BuildReport, build_pairs
+from qtalign.data.build_output import write_outputs
+from qtalign.data.contamination import assert_no_answers, label_words
+from qtalign.data.controls import CONTROLS
+from qtalign.data.lengths import content_chars
+from qtalign.data.pairs import Pair, slot
 from qtalign.errors import QtalignError
 from qtalign.tasks import get_task
 
@@ -316,18 +320,19 @@ def test_paper_question_files(paper_data: Path) -> None:
         build_pairs(NLI, [snli_dir], ["zh", "es"], "en", control="parallel", parallel=SAMPLE, **kw)  # type: ignore[arg-type]
 
 
-def test_parallel_demo_name() -> None:
-    from qtalign.data.controls import resolve_parallel
+def test_parallel_demo_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qtalign.data import parallel_control
+    from qtalign.data.parallel_control import resolve_parallel
 
-    if DEMO_PARALLEL.is_file():
-        assert resolve_parallel("demo").resolve() == DEMO_PARALLEL.resolve()
-    else:
-        with pytest.raises(QtalignError, match="--parallel demo: this qtalign ships no demo parallel file"):
-            resolve_parallel("demo")
+    assert DEMO_PARALLEL.is_file(), "the repository ships src/qtalign/demo/parallel.jsonl"
+    assert resolve_parallel("demo").resolve() == DEMO_PARALLEL.resolve()
+    monkeypatch.setattr(parallel_control, "files", lambda package: tmp_path)  # an installation without the file
+    with pytest.raises(QtalignError, match="--parallel demo: this qtalign ships no demo parallel file"):
+        resolve_parallel("demo")
 
 
-@pytest.mark.skipif(not DEMO_PARALLEL.is_file(), reason="the shipped demo parallel file is not there")
 def test_shipped_parallel_file(paper_data: Path) -> None:
+    assert DEMO_PARALLEL.is_file(), "the repository ships src/qtalign/demo/parallel.jsonl"
     n = sum(1 for x in DEMO_PARALLEL.read_text(encoding="utf-8").splitlines() if x.strip())
     per_lang = max(4, n // 8)
     real = build_pairs(NLI, [paper_data / "snli"], ["zh", "es"], "en", per_lang=per_lang, seed=1)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from qtalign.data.build import build_pairs
-from qtalign.data.readers import demo_file, demo_langs, read_dataset
+from qtalign.data.readers import data_langs, demo_file, read_dataset
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES
 from qtalign.tasks import get_task
@@ -77,7 +77,7 @@ def eval_texts() -> set[str]:
 # ---- sentiment sample -----------------------------------------------------------------------------------------
 def test_sentiment_languages_include_non_latin_scripts() -> None:
     assert {p.stem for p in SENTIMENT.glob("*.jsonl")} == set(LANGS)
-    assert demo_langs(EMOTION) == tuple(lang for lang in EMOTION.table if lang in LANGS)
+    assert data_langs(EMOTION, "demo") == tuple(lang for lang in EMOTION.table if lang in LANGS)
     assert {LANGUAGES[lang].script for lang in LANGS} >= {"Latin", "Han", "Cyrillic", "Devanagari", "Thai"}
 
 

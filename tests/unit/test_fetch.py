@@ -18,7 +18,7 @@ from paper_shapes import script_from_demos, script_text
 
 from qtalign.data import fetch as fetch_mod
 from qtalign.data.fetch import LOCK_NAME, Manifest, RemoteFile, fetch_paper, load_manifest
-from qtalign.data.paper_demos import SCRIPTS, build_demos, tables_digest
+from qtalign.data.paper_demonstrations import SCRIPTS, build_demos, tables_digest
 from qtalign.errors import QtalignError
 
 # ---- a tiny repository in the paper's layout -------------------------------------------------------------------
@@ -424,7 +424,7 @@ def test_a_file_url_mirror(tmp_path: Path) -> None:
 # ---- training files: mixes, --split, unlisted names, the repository's listing -----------------------------------
 def question_rows(task_name: str, texts: dict[str, list[tuple[str, ...]]]) -> bytes:
     """A question-translation file in the paper's shape: each source language's items => English, interleaved."""
-    from qtalign.data.build import make_pair
+    from qtalign.data.pairs import make_pair
     from qtalign.tasks import get_task
 
     task = get_task(task_name)

@@ -12,7 +12,7 @@ import torch
 
 from qtalign.cli.common_options import apply_protocol
 from qtalign.cli.main import build_parser, main
-from qtalign.data.demos_file import load_demos_file
+from qtalign.data.demonstrations_file import load_demos_file
 from qtalign.errors import QtalignError
 from qtalign.evaluate import EvalSettings, prepare
 from qtalign.models import describe_four_bit, four_bit_config, load_model, resolve_dtype

@@ -16,24 +16,14 @@ import pytest
 import yaml
 
 from qtalign.cli.main import main
+from qtalign.compare import compare_runs  # noqa: F401  (the study's compare step: an ImportError fails here)
+from qtalign.report import build_report  # noqa: F401  (the study's report step)
 from qtalign.study.config import load_study
 from qtalign.study.plan import make_plan
 from qtalign.study.runner import run_study
 
 POS = ["I love it, great value", "Works perfectly and looks nice", "Best purchase this year"]
 NEG = ["Broke after a day", "Terrible quality, do not buy", "It never arrived"]
-
-
-def have(module: str, name: str | None = None) -> bool:
-    try:
-        mod = __import__(module, fromlist=["x"])
-    except ImportError:
-        return False
-    return name is None or hasattr(mod, name)
-
-
-HAVE_COMPARE = have("qtalign.compare", "compare_runs")
-HAVE_REPORT = have("qtalign.report", "build_report")
 
 
 def write_data(root: Path, n_eval: int = 8, n_train: int = 16) -> Path:
@@ -61,8 +51,8 @@ def config(model: Path, **over: Any) -> dict[str, Any]:
         "mixes": [{"name": "zh-es-en", "task": "emotion", "sources": ["zh", "es"], "target": "en", "data": "qt",
                    "per_lang": 6}],
         "eval": {"tasks": {"emotion": "eval"}, "langs": ["en", "de", "zh", "es"], "batch_size": 1, "n_boot": 50},
-        "compare": HAVE_COMPARE,
-        "report": HAVE_REPORT,
+        "compare": True,
+        "report": True,
     }
     cfg.update(over)
     return cfg
@@ -104,7 +94,7 @@ def test_small_study_runs_then_does_nothing(tiny_llama: Path, tmp_path: Path, ca
     assert all(s["seconds"] is not None and s["seconds"] >= 0 for s in doc["steps"])
     kinds = [s["kind"] for s in doc["steps"]]
     assert kinds.count("eval") == 2 and kinds.count("train") == 1 and kinds.count("lens") == 2
-    assert kinds.count("compare") == (1 if HAVE_COMPARE else 0) and kinds.count("pca") == 2
+    assert kinds.count("compare") == 1 and kinds.count("pca") == 2
     base, tuned = doc["evals"]
     assert base["mix"] is None and tuned["mix"] == "zh-es-en" and tuned["train_seed"] == 42
     assert (out / tuned["run"] / "results.json").is_file()
@@ -117,10 +107,8 @@ def test_small_study_runs_then_does_nothing(tiny_llama: Path, tmp_path: Path, ca
     data = Path(json.loads((train_dir / "train_settings.json").read_text())["data"])
     assert json.loads((data.with_name(data.stem + ".manifest.json")).read_text())["settings"]["target"] == "en"
     assert (out / doc["analyses"][1]["run"] / "lens_layers.csv").is_file()
-    if HAVE_COMPARE:
-        assert (out / doc["compares"][0]["out"] / "compare.json").is_file()
-    if HAVE_REPORT:
-        assert (out / "report" / "report.html").is_file()
+    assert (out / doc["compares"][0]["out"] / "compare.json").is_file()
+    assert (out / "report" / "report.html").is_file()
     before = numbers(out)
     capsys.readouterr()
     assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
@@ -270,15 +258,6 @@ def test_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     assert [s.kind for s in small.steps].count("eval") == 2
 
 
-def _shipped_demo_data() -> bool:
-    from importlib.resources import files
-
-    root = Path(str(files("qtalign.demo")))
-    return (root / "sentiment" / "en.jsonl").is_file() and (root / "qt" / "emotion_zh_train.jsonl").is_file()
-
-
-@pytest.mark.skipif(not (_shipped_demo_data() and HAVE_COMPARE and HAVE_REPORT),
-                    reason="needs the shipped demo data, qtalign.compare and qtalign.report")
 def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`qtalign demo` end to end (shipped data, a tiny model instead of Gemma): report and headline printed."""
     out = tmp_path / "demo"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from qtalign.cli.main import main
-from qtalign.data.build import make_pair
+from qtalign.data.pairs import make_pair
 from qtalign.languages import PAPER_LANGS
 from qtalign.store import sha256_json
 from qtalign.study.config import load_study

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
+from qtalign.cli.data_build import add_build_parser
+from qtalign.cli.data_fetch import add_fetch_parser
 from qtalign.errors import QtalignError
 from qtalign.languages import language
 
@@ -24,25 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--model", help="also check that prompts fit this model's context (id, folder or .gguf)")
     c.add_argument("--shots", type=int, help="demonstrations per prompt for the context check (default: the task's)")
     c.set_defaults(func=run_check)
-    try:
-        build = importlib.import_module("qtalign.cli.data_build")
-    except ModuleNotFoundError as e:
-        if e.name != "qtalign.cli.data_build":
-            raise
-    else:
-        build.add_build_parser(dsub)
-    try:
-        fetch = importlib.import_module("qtalign.cli.data_fetch")
-    except ModuleNotFoundError as e:
-        if e.name != "qtalign.cli.data_fetch":
-            raise
-    else:
-        fetch.add_fetch_parser(dsub)
+    add_build_parser(dsub)
+    add_fetch_parser(dsub)
 
 
 def run_check(args: argparse.Namespace) -> int:
     from qtalign.cli.common_options import parse_langs
-    from qtalign.data.check import check_data
+    from qtalign.prompt_check import check_data
     from qtalign.tasks import get_task
 
     try:

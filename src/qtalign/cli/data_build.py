@@ -56,7 +56,7 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from qtalign.data.build import claim_build
+    from qtalign.data.build_output import claim_build
     from qtalign.data.controls import check_control
     from qtalign.store import missing_folders, remove_empty_folders
     from qtalign.tasks import get_task
@@ -102,7 +102,8 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path,
            test_items: Any = None) -> int:
-    from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.data.build import build_pairs
+    from qtalign.data.build_output import write_outputs
 
     translate = None
     if args.translate_with:

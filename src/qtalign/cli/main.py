@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from qtalign import __version__
+from qtalign.cli import calibrate, compare, data, demo, evidence, lens, merge, pca, prompts, report, run, train
+from qtalign.cli import eval as eval_command
 from qtalign.errors import QtalignError, QtalignProblems
 
-# subcommand name -> module under qtalign.cli exposing add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS: dict[str, str] = {
-    "eval": "eval",
-    "calibrate": "calibrate",
-    "prompts": "prompts",
-    "data": "data",
-    "train": "train",
-    "merge": "merge",
-    "lens": "lens",
-    "pca": "pca",
-    "compare": "compare",
-    "report": "report",
-    "run": "run",
-    "demo": "demo",
-    "evidence": "evidence",
-}
+# the subcommands in `qtalign --help` order: each module's add_parser(subparsers) sets args.func
+SUBCOMMANDS: tuple[ModuleType, ...] = (eval_command, calibrate, prompts, data, train, merge, lens, pca, compare, report,
+                                       run, demo, evidence)
 
 
 DESCRIPTION = (
@@ -53,14 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qtalign {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS.values():
-        try:
-            mod = importlib.import_module(f"qtalign.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name == f"qtalign.cli.{module}":
-                continue  # subcommand not built yet
-            raise
-        mod.add_parser(sub)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
     for child in sub.choices.values():
         _add_verbose(child)
     return parser
@@ -104,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qtalign: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of our output went away (`qtalign ... | head`): nothing to report
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
         return 141
     except OSError as e:  # the machine misbehaved (no space, permission, read-only...): one line, outputs stay whole

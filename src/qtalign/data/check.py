@@ -1,4 +1,4 @@
-"""`qtalign data check` logic: validate task files and compare parallel files' labels with English."""
+"""`qtalign data check`: validate task files, compare parallel files' labels with English, flag prompts too long."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qtalign.data.readers import Dataset, Item, Problem, parallel_disagreements, read_dataset
-from qtalign.errors import QtalignError
 from qtalign.tasks import Task
 
 
@@ -56,9 +55,9 @@ def context_problems(items: Sequence[Item], n_prefix: int, rows: Sequence[Sequen
     ]
 
 
-def check_data(task: Task, source: str, langs: Sequence[str], tokenizer=None, max_len: int | None = None,  # type: ignore[no-untyped-def]
-               shots: int | None = None, seed: int = 0) -> CheckReport:
-    """Validate files; with a tokenizer, also flag prompts that would not fit max_len tokens."""
+def check_files(task: Task, source: str, langs: Sequence[str]) -> tuple[CheckReport, Dataset]:
+    """Validate the task files of langs in source (fields, labels, duplicates, parallel agreement with English);
+    the report and the items read."""
     ds: Dataset = read_dataset(task, source, langs)
     counts = {lang: len(items) for lang, items in ds.items.items()}
     label_counts = {lang: {lb: sum(it.label == lb for it in items) for lb in task.labels}
@@ -67,17 +66,4 @@ def check_data(task: Task, source: str, langs: Sequence[str], tokenizer=None, ma
         unmapped = sorted({it.answer for it in items if it.label is None and it.answer is not None})
         if unmapped:
             ds.problems.append(Problem(ds.sources[lang], None, f"answers that map to no label: {', '.join(map(repr, unmapped))}"))
-    report = CheckReport(task.name, counts, label_counts, ds.problems, parallel_disagreements(ds))
-    if tokenizer is not None and max_len:
-        from qtalign.prompts import build_prompts
-        from qtalign.scoring import encode_items, encode_prefix
-
-        try:
-            prompts = build_prompts(task, ds, langs, shots=shots, seed=seed)
-        except QtalignError as e:
-            report.problems.append(Problem(source, None, str(e)))
-            return report
-        for lp in prompts.values():
-            rows, _ = encode_items(tokenizer, lp.prefix, lp.texts)
-            report.too_long += context_problems(lp.items, len(encode_prefix(tokenizer, lp.prefix)), rows, max_len)
-    return report
+    return CheckReport(task.name, counts, label_counts, ds.problems, parallel_disagreements(ds)), ds

@@ -17,6 +17,7 @@ from importlib.resources import files as package_files
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from qtalign.data.paper_demonstrations import SCRIPTS, build_demos, tables_digest
 from qtalign.errors import QtalignError
 from qtalign.store import atomic_write_json, claim_out, hold_folder, sha256_file
 
@@ -246,8 +247,6 @@ def select_files(entries: Sequence[RemoteFile], tasks: Sequence[str] | None = No
                  ) -> list[RemoteFile]:
     """The entries of the tasks (emotion, snli, paws; None: all) and split (test: test files and the evaluation
     scripts; train: English training items and question-translation files; all)."""
-    from qtalign.data.paper_demos import SCRIPTS
-
     if split not in SPLITS:
         raise QtalignError(f"--split: unknown split {split!r} (choose from {', '.join(SPLITS)})")
     out = [e for e in entries if e.kind in SPLITS[split]]
@@ -333,8 +332,6 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
     discover: first list the repository at the pinned commit (tree_url; default GitHub's API) so that training files
     the table lacks are fetched too and unlisted names it lacks are skipped; None = only when fetching from the
     table's own base URL. A listing that cannot be had is logged and the table is used as it is."""
-    from qtalign.data.paper_demos import SCRIPTS, build_demos, tables_digest
-
     man = manifest or load_manifest()
     dest = Path(dest)
     base = base_url or man.base_url

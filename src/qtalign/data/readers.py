@@ -7,10 +7,12 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
+from qtalign.languages import PAPER_LANGS
 from qtalign.tasks import Task, normalize_answer
 
 log = logging.getLogger(__name__)
@@ -225,8 +227,6 @@ def data_langs(task: Task, source: str | Path, split: str = "test") -> tuple[str
     A folder: the languages with a test file for the task; a file: the items' 'lang' values that are known language
     codes; hf: data cannot be listed without downloading, so all 20. No known language is a QtalignError naming what
     was found."""
-    from qtalign.languages import PAPER_LANGS
-
     text = str(source)
     if text.startswith("hf:"):
         return PAPER_LANGS
@@ -260,8 +260,6 @@ DEMO_FOLDERS = {"emotion": "sentiment"}  # task -> folder of {lang}.jsonl under 
 
 def demo_file(task: Task) -> Path:
     """The folder of the small parallel sample shipped with qtalign for a task (emotion only): --data demo."""
-    from importlib.resources import files
-
     name = DEMO_FOLDERS.get(task.name)
     if name is None:
         raise QtalignError(f"--data demo: qtalign ships a demo sample for the emotion task only, not {task.name!r}")
@@ -269,12 +267,6 @@ def demo_file(task: Task) -> Path:
     if not path.is_dir():
         raise QtalignError(f"--data demo: the shipped sample {path} is missing; reinstall qtalign")
     return path
-
-
-def demo_langs(task: Task) -> tuple[str, ...]:
-    """Languages of the shipped demo sample of a task, in the task table's order."""
-    folder = demo_file(task)
-    return tuple(lang for lang in task.table if (folder / f"{lang}.jsonl").is_file())
 
 
 def _read_hf(task: Task, name: str, langs: Sequence[str], split: str) -> Dataset:

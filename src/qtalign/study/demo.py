@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qtalign.config import load_config_file
 from qtalign.errors import QtalignError
-from qtalign.study.config import StudyConfig, load_study
+from qtalign.study.config import config_path, load_study
+from qtalign.study.schema import StudyConfig
 
 DEMO_PRESET = "preset:demo"
 
@@ -17,9 +19,6 @@ def demo_config(data: str | None = None, model: str | None = None, limit: int | 
     """The demo study. data: a folder in the paper's layout (emotion/ test files, snli/ with the released zh/es
     question files): sentiment is evaluated on its emotion files and the zh/es => en pairs come from its SNLI
     question files (cross-task, contamination-checked against its SNLI test files)."""
-    from qtalign.config import load_config_file
-    from qtalign.study.config import config_path
-
     raw = load_config_file(config_path(DEMO_PRESET)[0])
     over: dict[str, Any] = {}
     if data is not None:

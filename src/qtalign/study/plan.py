@@ -10,9 +10,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from qtalign.data.readers import demo_file, find_lang_file
+from qtalign.data.sources import scan_sources
 from qtalign.models import DEFAULT_MODEL
 from qtalign.store import sha256_file, sha256_json
-from qtalign.study.config import ModelSpec, StudyConfig, eval_fields
+from qtalign.study.eval_grid import eval_fields
+from qtalign.study.schema import ModelSpec, StudyConfig
+from qtalign.tasks import get_task
 
 KINDS: tuple[str, ...] = ("build", "train", "eval", "compare", "lens", "pca", "report")
 # bump a kind's version when what its step computes changes, so cached results of older code are not reused
@@ -84,9 +88,6 @@ def model_fingerprint(model: ModelSpec) -> dict[str, Any]:
 
 
 def eval_data_files(task_name: str, data: str, langs: tuple[str, ...], split: str) -> list[Path]:
-    from qtalign.data.readers import demo_file, find_lang_file
-    from qtalign.tasks import get_task
-
     task = get_task(task_name)
     if data.startswith("hf:"):
         return []
@@ -99,10 +100,6 @@ def eval_data_files(task_name: str, data: str, langs: tuple[str, ...], split: st
 def mix_data_files(cfg: StudyConfig, mix_name: str) -> list[Path]:
     """The files a build reads: question/parallel files of its languages, the exclude folder's test files, the
     parallel file of a parallel control."""
-    from qtalign.data.build import scan_sources
-    from qtalign.data.readers import find_lang_file
-    from qtalign.tasks import get_task
-
     m = cfg.mix(mix_name)
     task = get_task(m.task)
     out: list[Path] = []

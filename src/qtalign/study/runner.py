@@ -14,8 +14,8 @@ from typing import Any
 from qtalign import __version__
 from qtalign.errors import QtalignError, QtalignProblems, raise_problems
 from qtalign.store import atomic_write_json, folder_locks, hold_folder, read_json_object
-from qtalign.study.config import StudyConfig
 from qtalign.study.plan import Plan, Step, make_plan
+from qtalign.study.schema import StudyConfig
 from qtalign.study.steps import EXECUTORS, Context, missing_support
 
 STUDY_JSON = "study.json"

@@ -37,7 +37,8 @@ def build_supports_controls() -> bool:
 
 
 def run_build(step: Step, ctx: Context) -> None:
-    from qtalign.data.build import build_pairs, write_outputs
+    from qtalign.data.build import build_pairs
+    from qtalign.data.build_output import write_outputs
     from qtalign.tasks import get_task
 
     p = step.params
