@@ -569,7 +569,7 @@ def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any)
 
 
 def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
-    from qtalign.evaluate import EvalSettings
+    from qtalign.eval import EvalSettings
 
     fields = EvalSettings.model_fields
     if cfg.eval.protocol is not None and "protocol" not in fields:
@@ -602,7 +602,7 @@ def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
 def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | None, labels: str,
                 demo_seed: int) -> dict[str, Any]:
     """The EvalSettings fields of one evaluation of the grid."""
-    from qtalign.evaluate import EvalSettings
+    from qtalign.eval import EvalSettings
 
     t = cfg.eval.tasks[task]
     fields: dict[str, Any] = {
@@ -626,7 +626,7 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
 def protocol_preset(cfg: StudyConfig, fields: dict[str, Any]) -> dict[str, Any]:
     """The options an evaluation protocol presets (e.g. the paper's fixed demonstrations), except those the config
     sets itself (eval.scoring, or a key of eval.extra), as `qtalign eval --protocol` resolves them."""
-    from qtalign.evaluate import EvalSettings
+    from qtalign.eval import EvalSettings
     from qtalign.protocol import DEFAULTS, resolve_options
 
     explicit = set(cfg.eval.extra) | ({"scoring"} & cfg.eval.model_fields_set)
