@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qtalign.evaluate import EvalSettings, prepare
+from qtalign.eval import EvalSettings, prepare
 from qtalign.models import attach_adapter, load_model
 from qtalign.scoring import Scorer, TokenIndex, label_token_sets
 

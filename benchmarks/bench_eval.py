@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qtalign.evaluate import EvalSettings, prepare
+from qtalign.eval import EvalSettings, prepare
 from qtalign.models import load_model
 from qtalign.reference import naive_label_mass
 from qtalign.scoring import Scorer, TokenIndex, label_token_sets

@@ -168,7 +168,7 @@ class Device:
 
 def prompt_tokens(s: Any, tokenizer: Any) -> tuple[int, int, int]:
     """(items, tokens the prefix-cached scorer runs, tokens of the whole prompts) for an eval's settings."""
-    from qtalign.evaluate import prepare
+    from qtalign.eval import prepare
     from qtalign.scoring import encode_items, encode_prefix
 
     items = run_tok = full_tok = 0
@@ -196,7 +196,8 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
                work: Path, load_in_4bit: bool, batch_size: int | str, tasks: tuple[str, ...]) -> list[dict[str, Any]]:
     """Load once, then run_eval per task (the loaded model reused); one row per task."""
     from qtalign import models
-    from qtalign.evaluate import EvalSettings, run_eval
+    from qtalign.eval import EvalSettings
+    from qtalign.eval import run as run_eval
 
     dev.reset()
     t0 = time.perf_counter()

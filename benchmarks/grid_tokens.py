@@ -33,7 +33,7 @@ def load_tokenizer(name: str) -> Any:
 def task_tokens(task: str, folder: Path, tok: Any) -> dict[str, Any]:
     from qtalign.cli.common_options import eval_settings_from_args
     from qtalign.cli.main import build_parser
-    from qtalign.evaluate import prepare
+    from qtalign.eval import prepare
     from qtalign.scoring import encode_items, encode_prefix
 
     args = build_parser().parse_args(["prompts", "--protocol", "paper", "--task", task, "--data", str(folder)])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# the processes tests launch import hooks/sitecustomize.py at start-up (QTALIGN_SLOW_TEST slows eval's scoring)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent / "hooks"),
+                                                         os.environ.get("PYTHONPATH")]))
 
 from tiny import save_tiny
 

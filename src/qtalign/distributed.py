@@ -258,9 +258,3 @@ def shutdown(finished: bool = False) -> None:
                     log.debug("last barrier: %s", e)
             td.destroy_process_group()
     _DIST = None
-
-
-def reset_for_tests() -> None:
-    """Forget the cached Dist (tests that fake a launcher's environment)."""
-    global _DIST
-    _DIST = None

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qtalign.evaluate import EvalSettings, prepare, run_eval
+from qtalign.eval import EvalSettings, prepare
+from qtalign.eval import run as run_eval
 from qtalign.models import load_model
 from qtalign.reference import naive_label_mass, paper_token_sets
 from qtalign.scoring import TokenIndex, label_token_sets

@@ -100,12 +100,13 @@ def test_eval_auto_after_fake_oom_matches_a_fixed_batch_size(tiny_llama: Path, t
     """eval with an adaptive sizer whose scorer fails above 2 rows ends with the predictions of --batch-size 2."""
     from test_eval import settings, write_paper_folder
 
-    from qtalign import evaluate
+    from qtalign.eval import loop
+    from qtalign.eval import run as run_eval
     from qtalign.scoring import Scorer
 
     data = write_paper_folder(tmp_path / "data")
-    fixed = evaluate.run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": 2}), tmp_path / "bs2",
-                              progress=False)
+    fixed = run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": 2}), tmp_path / "bs2",
+                     progress=False)
     memory = tmp_path / "batch_sizes.json"
     made: list[BatchSizer] = []
 
@@ -121,10 +122,10 @@ def test_eval_auto_after_fake_oom_matches_a_fixed_batch_size(tiny_llama: Path, t
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return real(self, prefix, rows, sets)
 
-    monkeypatch.setattr(evaluate, "batch_sizer", adaptive)
+    monkeypatch.setattr(loop, "batch_sizer", adaptive)
     monkeypatch.setattr(Scorer, "first_token_batch", limited)
-    auto = evaluate.run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": "auto"}), tmp_path / "auto",
-                             progress=False)
+    auto = run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": "auto"}), tmp_path / "auto",
+                    progress=False)
     assert made[0].size == 2 and json.loads(memory.read_text()) == {made[0].key: 2}
     assert auto["settings"]["batch_size"] == "auto"
 

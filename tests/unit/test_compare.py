@@ -206,7 +206,7 @@ def test_real_eval_runs_tiny_model(tiny_llama: Path, tmp_path: Path) -> None:
     same gold) and are refused by prompt hash; another demonstration seed changes the items scored."""
     from test_eval import settings, write_paper_folder
 
-    from qtalign.evaluate import run_eval
+    from qtalign.eval import run as run_eval
 
     data = write_paper_folder(tmp_path / "data")
     run_eval(settings(tiny_llama, data), tmp_path / "a", progress=False)

@@ -16,7 +16,7 @@ from test_train import settings as train_settings
 from test_train import write_pairs
 
 from qtalign.batchsize import BatchSizer, run_split
-from qtalign.evaluate import run_eval
+from qtalign.eval import run as run_eval
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes")

@@ -176,19 +176,21 @@ def test_shards_split_their_batches_on_out_of_memory(tiny_llama: Path, tmp_path:
     decide the shares; only the pieces shrink)."""
     from test_eval import settings
 
-    from qtalign import evaluate
     from qtalign.analysis import pca
     from qtalign.batchsize import BatchSizer
+    from qtalign.eval import prepare
+    from qtalign.eval import run as run_eval
+    from qtalign.eval.loop import score_language
     from qtalign.models import load_model
     from qtalign.scoring import Scorer, TokenIndex
     from qtalign.store import JsonlWriter, read_jsonl_rows
 
     data = write_paper_folder(tmp_path / "data", n=N_ITEMS)
     s = settings(tiny_llama, data, calibrate=())
-    evaluate.run_eval(s.model_copy(update={"batch_size": 2}), tmp_path / "ref", progress=False)
+    run_eval(s.model_copy(update={"batch_size": 2}), tmp_path / "ref", progress=False)
     ref = {(r["lang"], r["index"]): r for r in read_jsonl_rows(tmp_path / "ref" / "predictions.jsonl")}
     lm = load_model(str(tiny_llama), device="cpu")
-    scorer, index, prep = Scorer(lm.model, lm.tokenizer, batch_size=8), TokenIndex(lm.tokenizer), evaluate.prepare(s)
+    scorer, index, prep = Scorer(lm.model, lm.tokenizer, batch_size=8), TokenIndex(lm.tokenizer), prepare(s)
     layers = (0, lm.base.config.num_hidden_layers)
     pooled_ref = [pca.collect_pooled(scorer, lp, layers, batch_size=2) for lp in prep.prompts.values()]
 
@@ -207,8 +209,8 @@ def test_shards_split_their_batches_on_out_of_memory(tiny_llama: Path, tmp_path:
         shard, sizer = Shard(rank, 2), BatchSizer(8, adaptive=True)
         with JsonlWriter(tmp_path / f"part{rank}.jsonl") as writer:
             for lp in prep.prompts.values():
-                evaluate._score_language(s, prep.task, lp, scorer, index, None, set(), writer,
-                                         SimpleNamespace(update=lambda n: None), None, sizer, None, shard)
+                score_language(s, prep.task, lp, scorer, index, None, set(), writer,
+                               SimpleNamespace(update=lambda n: None), None, sizer, None, shard)
         assert sizer.size == 2 and sizer.shrinks == 2
         rows = read_jsonl_rows(tmp_path / f"part{rank}.jsonl")
         keys.append({(r["lang"], r["index"]) for r in rows})
@@ -374,12 +376,12 @@ def test_accelerate_cpu_launch_of_one_process_is_explained(monkeypatch: pytest.M
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    distributed.reset_for_tests()
+    monkeypatch.setattr(distributed, "_DIST", None)
     try:
         with caplog.at_level(logging.WARNING):
             assert not distributed.get_dist("cpu").enabled
     finally:
-        distributed.reset_for_tests()
+        monkeypatch.setattr(distributed, "_DIST", None)
     assert "torchrun --nproc-per-node N" in caplog.text
 
 
@@ -389,9 +391,9 @@ def test_deepspeed_or_fsdp_launch_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    distributed.reset_for_tests()
+    monkeypatch.setattr(distributed, "_DIST", None)
     try:
         with pytest.raises(QtalignError, match="FSDP config: qtalign runs data-parallel"):
             distributed.get_dist("cpu")
     finally:
-        distributed.reset_for_tests()
+        monkeypatch.setattr(distributed, "_DIST", None)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from qtalign.cli.main import main
-from qtalign.evaluate import EvalSettings, prepare, run_eval
+from qtalign.eval import EvalSettings, prepare
+from qtalign.eval import run as run_eval
 
 POS = ["I love it, great value", "Works perfectly and looks nice", "Best purchase this year", "Very happy with it"]
 NEG = ["Broke after a day", "Terrible quality, do not buy", "It never arrived", "Waste of money"]
@@ -189,7 +190,7 @@ def test_data_warnings_are_capped_per_file(caplog) -> None:
     import logging
 
     from qtalign.data.readers import Problem
-    from qtalign.evaluate import warn_problems
+    from qtalign.eval import warn_problems
 
     problems = [Problem("a.jsonl", i, f"duplicate of item {i - 1}", "warning") for i in range(1, 8)]
     problems.append(Problem("b.jsonl", 4, "duplicate of item 2", "warning"))

@@ -14,7 +14,8 @@ from test_eval import settings, write_paper_folder
 
 from qtalign import calibration
 from qtalign.cli.main import main
-from qtalign.evaluate import EvalSettings, prepare, run_eval
+from qtalign.eval import EvalSettings, prepare
+from qtalign.eval import run as run_eval
 
 
 def _label_sets(lm, s: EvalSettings) -> list[list[int]]:
@@ -206,7 +207,7 @@ def test_calibrate_needs_a_finished_run(tiny_llama: Path, tmp_path: Path, capsys
 
 
 def test_table_fits_120_columns_with_three_labels() -> None:
-    from qtalign.evaluate import format_table
+    from qtalign.eval import format_table
 
     labels = ("entailment", "neutral", "contradiction")
     gold = [labels[i % 3] for i in range(30)]

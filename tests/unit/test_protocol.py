@@ -14,7 +14,7 @@ from qtalign.cli.common_options import apply_protocol
 from qtalign.cli.main import build_parser, main
 from qtalign.data.demonstrations_file import load_demos_file
 from qtalign.errors import QtalignError
-from qtalign.evaluate import EvalSettings, prepare
+from qtalign.eval import EvalSettings, prepare
 from qtalign.models import describe_four_bit, four_bit_config, load_model, resolve_dtype
 from qtalign.protocol import PAPER_PCA_LANGS, paper_correct, paper_token_ids
 from qtalign.tasks import get_task

@@ -122,7 +122,7 @@ def test_compare_on_non_parallel_runs_resamples_independently(tmp_path: Path) ->
 
 def test_eval_results_record_the_scheme_without_a_model(tmp_path: Path) -> None:
     """aggregate (what results.json holds) on a prepared parallel data folder and synthetic prediction rows."""
-    from qtalign.evaluate import EvalSettings, aggregate, format_table, prepare
+    from qtalign.eval import EvalSettings, aggregate, format_table, prepare
 
     data = write_paper_folder(tmp_path / "data", n=40)
     s = EvalSettings(task="emotion", data=str(data), langs=("en", "de"), n_boot=500, calibrate=("batch",))

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from qtalign.calibration import parse_modes
-from qtalign.errors import QtalignError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,21 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.evaluate import PREDICTIONS, RESULTS, EvalSettings, format_table, run_eval
+    from qtalign.eval import recalibrate, recalibrate_report
 
-    folder = Path(args.run)
-    path = folder / RESULTS
-    if not path.is_file():
-        raise QtalignError(f"{path}: not found; a run is recalibrated once `qtalign eval` has finished it")
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise QtalignError(f"{path}: no readable 'settings'; rerun `qtalign eval` into {folder}") from None
-    update = {"calibrate": parse_modes(args.calibrate)}
-    if args.n_boot is not None:
-        update["n_boot"] = args.n_boot
-    settings = EvalSettings.parse({**recorded, **update}, str(path))
-    results = run_eval(settings, folder, progress=False, score=False)
-    print(format_table(results))
-    print(f"rewrote {folder / PREDICTIONS} and {path}")
+    results = recalibrate(args.run, parse_modes(args.calibrate), args.n_boot)
+    print(recalibrate_report(results, args.run))
     return 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL, resolve_adapter
+
+if TYPE_CHECKING:
+    from qtalign.eval import EvalSettings, PromptSetup
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -109,18 +110,9 @@ def parse_langs(value: str | None, task: str | None = None, data: str | None = N
     return langs
 
 
-@dataclass
-class PromptSetup:
-    task: Any  # qtalign.tasks.Task
-    langs: list[str]
-    prompts: dict[str, Any]  # lang -> qtalign.prompts.LangPrompts
-    settings: dict[str, Any]  # what determines the prompts (for resume checks); languages excluded
-    eval_settings: Any = None  # the qtalign.evaluate.EvalSettings they were built from
-
-
-def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    """The model and data options as validated qtalign.evaluate.EvalSettings (one error line on bad values)."""
-    from qtalign.evaluate import EvalSettings
+def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> EvalSettings:
+    """The model and data options as validated qtalign.eval.EvalSettings (one error line on bad values)."""
+    from qtalign.eval import EvalSettings
 
     if not args.task or not args.data:
         raise QtalignError("--task and --data are required")
@@ -147,18 +139,11 @@ def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 
 def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
     """Read and validate the data and build the evaluation prompts exactly as eval does (same checks)."""
-    from qtalign.evaluate import prepare
+    from qtalign.eval import prompt_setup
 
     s = eval_settings_from_args(args)
     args.adapter = s.adapter  # resolved: a training run folder means its adapter/
-    prep = prepare(s)
-    settings = {"task": s.task, "data": str(Path(s.data).resolve()) if Path(s.data).exists() else s.data,
-                "limit": s.limit, "shots": s.shots, "labels": s.labels, "seed": s.seed, "demos": s.demos,
-                "protocol": s.protocol, "demos_file": s.demos_file, "keep_demo_items": s.keep_demo_items,
-                "gold_from": s.gold_from, "label_tokens": s.label_tokens}
-    if s.items is not None:  # only when given, so that runs made before the option resume unchanged
-        settings["items"] = s.items
-    return PromptSetup(prep.task, list(s.langs), prep.prompts, settings, s)
+    return prompt_setup(s)
 
 
 def model_settings(args: argparse.Namespace) -> dict[str, Any]:

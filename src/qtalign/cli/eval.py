@@ -6,7 +6,8 @@ import argparse
 
 from qtalign.calibration import parse_modes
 from qtalign.cli.common_options import add_data_options, add_model_options, apply_protocol, eval_settings_from_args
-from qtalign.evaluate import format_table, run_eval
+from qtalign.eval import run as run_eval
+from qtalign.eval import run_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,9 +36,6 @@ def run(args: argparse.Namespace) -> int:
     results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     from qtalign.distributed import get_dist
 
-    if not get_dist().is_main:  # in a multi-process run the main process reports
-        return 0
-    print(format_table(results))
-    also = f", {args.out}/prompts.jsonl" if args.log_prompts else ""
-    print(f"wrote {args.out}/predictions.jsonl{also} and {args.out}/results.json")
+    if get_dist().is_main:  # in a multi-process run the main process reports
+        print(run_report(results, args.out, args.log_prompts))
     return 0

@@ -84,7 +84,7 @@ def draw(out: Path, compare: str | None) -> list[Path]:
 
 def open_analysis(args: argparse.Namespace, settings: dict[str, Any], outputs: tuple[str, ...]) -> Any:
     """Check and claim --out for lens/pca (store.open_run) before the model loads; returns the RunFolder."""
-    from qtalign.evaluate import identity_defaults
+    from qtalign.eval import identity_defaults
     from qtalign.protocol import DEFAULTS
     from qtalign.store import open_run
 

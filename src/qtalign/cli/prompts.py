@@ -18,10 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.evaluate import format_prompt_lines, prepare
+    from qtalign.eval import prompt_lines
 
-    settings = eval_settings_from_args(args)
-    text = format_prompt_lines(settings, prepare(settings))
+    text = prompt_lines(eval_settings_from_args(args))
     out = getattr(sys.stdout, "buffer", None)
     try:
         if out is not None:  # bytes: UTF-8 whatever the terminal's encoding

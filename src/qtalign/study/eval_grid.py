@@ -30,7 +30,7 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
 def protocol_preset(cfg: StudyConfig, fields: dict[str, Any]) -> dict[str, Any]:
     """The options an evaluation protocol presets (e.g. the paper's fixed demonstrations), except those the config
     sets itself (eval.scoring, or a key of eval.extra), as `qtalign eval --protocol` resolves them."""
-    from qtalign.evaluate import EvalSettings  # here: it imports torch
+    from qtalign.eval import EvalSettings  # here: it imports torch
 
     explicit = set(cfg.eval.extra) | ({"scoring"} & cfg.eval.model_fields_set)
     given = {k: (fields.get(k) if k in explicit else None) for k in DEFAULTS

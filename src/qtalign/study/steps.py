@@ -77,7 +77,8 @@ def run_train(step: Step, ctx: Context) -> None:
 
 
 def run_eval_step(step: Step, ctx: Context) -> None:
-    from qtalign.evaluate import EvalSettings, run_eval
+    from qtalign.eval import EvalSettings
+    from qtalign.eval import run as run_eval
 
     fields = {**step.params["settings"], **step.runtime}
     if step.deps:

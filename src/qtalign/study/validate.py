@@ -293,7 +293,7 @@ def _validate_as(cls: type[Settings], data: dict[str, Any], key: str, fail: Any)
 
 
 def _check_eval_passthrough(cfg: StudyConfig, fail: Any) -> None:
-    from qtalign.evaluate import EvalSettings  # here: it imports torch
+    from qtalign.eval import EvalSettings  # here: it imports torch
 
     if cfg.eval.protocol is not None and cfg.eval.protocol not in PROTOCOLS:
         fail("eval.protocol", f"unknown protocol {cfg.eval.protocol!r} (known: {', '.join(PROTOCOLS)})")

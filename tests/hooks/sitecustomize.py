@@ -1,0 +1,24 @@
+"""Test-only start-up hook of the qtalign processes tests launch: QTALIGN_SLOW_TEST=SECONDS slows eval's scoring."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+# tests/conftest.py puts this folder on PYTHONPATH, so every Python process a test starts (qtalign, torchrun and its
+# workers) imports this module at start-up. With QTALIGN_SLOW_TEST set, eval sleeps after writing each batch of
+# predictions, which lets the resume tests kill a run part-way even with a tiny model.
+_SLOW = float(os.environ.get("QTALIGN_SLOW_TEST", "0") or 0)
+
+if _SLOW:
+    from qtalign.store import JsonlWriter
+
+    _write_many = JsonlWriter.write_many
+
+    def _slow_write_many(self: JsonlWriter, rows: object) -> None:
+        _write_many(self, rows)  # type: ignore[arg-type]
+        if sys._getframe(1).f_code.co_name == "score_language":  # eval's batches only (qtalign.eval.loop)
+            time.sleep(_SLOW)
+
+    JsonlWriter.write_many = _slow_write_many  # type: ignore[method-assign]
