@@ -54,6 +54,6 @@ def label_shares(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], mode:
     return {lb: (sum(p == lb for p in preds) / n if n else float("nan")) for lb in labels}
 
 
-def f1_boot(g: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def macro_f1_boot(g: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """one-hot gold/pred [n, L], indices [B, n] -> macro-F1 of each resample [B]."""
     return macro_f1_counts((g * p)[idx].sum(1), g[idx].sum(1), p[idx].sum(1))

@@ -16,7 +16,7 @@ from qtalign.metrics.intervals import (
     bootstrap_mean_accuracy,
     resampling_scheme,
 )
-from qtalign.metrics.labels import f1_boot, macro_f1, one_hot, predictions
+from qtalign.metrics.labels import macro_f1, macro_f1_boot, one_hot, predictions
 
 
 def summarize(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], n_boot: int = 1000,
@@ -29,7 +29,7 @@ def summarize(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], n
     n = len(gold)
     f1 = macro_f1(gold, pred, labels)
     if n >= 2:
-        boots = f1_boot(g, p, boot_indices(n, n_boot, np.random.default_rng(seed)))
+        boots = macro_f1_boot(g, p, boot_indices(n, n_boot, np.random.default_rng(seed)))
         f1_ci = [float(np.nanquantile(boots, 0.025)), float(np.nanquantile(boots, 0.975))]
     else:
         f1_ci = [f1, f1]
@@ -73,7 +73,7 @@ def summarize_mean(by_lang: Mapping[str, tuple[Sequence[str], Sequence[str]]], l
         if idx.shape[1] != len(gold):
             raise ValueError("joint resampling needs the same items in every language")
         f1_point += macro_f1(gold, pred, labels)
-        f1_boot += f1_boot(g, p, idx)
+        f1_boot += macro_f1_boot(g, p, idx)
         share_point += p.mean(0)
         share_boot += p[idx].mean(1)
         counts += p.sum(0)
