@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from qtalign import calibration as cal
+from qtalign import metrics
 from qtalign.errors import QtalignError
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -113,13 +114,13 @@ def test_macro_f1_matches_naive(seed: int) -> None:
     r = random.Random(seed)
     gold = [r.choice(LABELS) for _ in range(r.randint(1, 30))]
     pred = [r.choice(LABELS[: r.randint(1, 3)]) for _ in gold]
-    assert cal.macro_f1(gold, pred, LABELS) == pytest.approx(_naive_macro_f1(gold, pred))
+    assert metrics.macro_f1(gold, pred, LABELS) == pytest.approx(_naive_macro_f1(gold, pred))
 
 
 def test_macro_f1_cases() -> None:
-    assert cal.macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
-    assert cal.macro_f1(["a", "b", "a", "b"], ["a", "a", "a", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 0) / 2)
-    assert cal.macro_f1(["a", "a"], ["a", "a"], ["a", "b", "c"]) == 1.0  # labels absent from both are left out
+    assert metrics.macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
+    assert metrics.macro_f1(["a", "b", "a", "b"], ["a", "a", "a", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 0) / 2)
+    assert metrics.macro_f1(["a", "a"], ["a", "a"], ["a", "b", "c"]) == 1.0  # labels absent from both are left out
 
 
 def test_summaries_and_intervals() -> None:
@@ -127,7 +128,7 @@ def test_summaries_and_intervals() -> None:
     labels = ("positive", "negative")
     gold = [r.choice(labels) for _ in range(50)]
     pred = [g if r.random() < 0.7 else r.choice(labels) for g in gold]
-    s = cal.summarize(gold, pred, labels, n_boot=200, seed=0)
+    s = metrics.summarize(gold, pred, labels, n_boot=200, seed=0)
     assert s["accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(gold, pred)]))
     assert s["macro_f1"] == pytest.approx(_naive_macro_f1(gold, pred, labels))
     assert s["predicted"] == {lb: pred.count(lb) for lb in labels}
@@ -136,9 +137,9 @@ def test_summaries_and_intervals() -> None:
         assert lo <= s["predicted_share"][lb] == pred.count(lb) / 50 <= hi
     assert s["ci95"][0] <= s["accuracy"] <= s["ci95"][1]
     assert s["macro_f1_ci95"][0] <= s["macro_f1"] <= s["macro_f1_ci95"][1]
-    assert s == cal.summarize(gold, pred, labels, n_boot=200, seed=0)  # seeded
+    assert s == metrics.summarize(gold, pred, labels, n_boot=200, seed=0)  # seeded
 
-    m = cal.summarize_mean({"en": (gold, pred), "de": (gold[:20], pred[:20]), "xx": ([], [])}, labels, 200, 0)
+    m = metrics.summarize_mean({"en": (gold, pred), "de": (gold[:20], pred[:20]), "xx": ([], [])}, labels, 200, 0)
     assert m["macro_f1"] == pytest.approx((_naive_macro_f1(gold, pred, labels)
                                            + _naive_macro_f1(gold[:20], pred[:20], labels)) / 2)
     assert m["predicted_share"]["positive"] == pytest.approx((pred.count("positive") / 50
@@ -152,10 +153,10 @@ def test_summaries_and_intervals() -> None:
 
 def test_label_shares_raw_and_calibrated() -> None:
     rows = [{"pred": "a", "pred_cal": {"batch": "b"}}, {"pred": "a", "pred_cal": {"batch": "a"}}]
-    assert cal.label_shares(rows, ["a", "b"]) == {"a": 1.0, "b": 0.0}
-    assert cal.label_shares(rows, ["a", "b"], "batch") == {"a": 0.5, "b": 0.5}
+    assert metrics.label_shares(rows, ["a", "b"]) == {"a": 1.0, "b": 0.0}
+    assert metrics.label_shares(rows, ["a", "b"], "batch") == {"a": 0.5, "b": 0.5}
     with pytest.raises(QtalignError, match="no 'content-free' calibrated prediction"):
-        cal.label_shares(rows, ["a", "b"], "content-free")
+        metrics.label_shares(rows, ["a", "b"], "content-free")
 
 
 def test_parse_modes() -> None:

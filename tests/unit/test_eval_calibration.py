@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_eval import settings, write_paper_folder
 
-from qtalign import calibration
+from qtalign import calibration, metrics
 from qtalign.cli.main import main
 from qtalign.eval import EvalSettings, prepare
 from qtalign.eval import run as run_eval
@@ -212,10 +212,10 @@ def test_table_fits_120_columns_with_three_labels() -> None:
     labels = ("entailment", "neutral", "contradiction")
     gold = [labels[i % 3] for i in range(30)]
     pred = [labels[(i * 7) % 3] for i in range(30)]
-    lang = {"n": 30, **calibration.summarize(gold, pred, labels, 50, 0)}
-    lang["calibrated"] = {m: calibration.summarize(gold, gold, labels, 50, 0) for m in calibration.MODES}
-    mean = {"n_languages": 20, **calibration.summarize_mean({"de": (gold, pred)}, labels, 50, 0)}
-    mean["calibrated"] = {m: calibration.summarize_mean({"de": (gold, gold)}, labels, 50, 0) for m in calibration.MODES}
+    lang = {"n": 30, **metrics.summarize(gold, pred, labels, 50, 0)}
+    lang["calibrated"] = {m: metrics.summarize(gold, gold, labels, 50, 0) for m in calibration.MODES}
+    mean = {"n_languages": 20, **metrics.summarize_mean({"de": (gold, pred)}, labels, 50, 0)}
+    mean["calibrated"] = {m: metrics.summarize_mean({"de": (gold, gold)}, labels, 50, 0) for m in calibration.MODES}
     res = {"task": "nli", "model": {"model": "m"}, "languages": {"de": lang, "bn": lang}, "mean": mean}
     table = format_table(res).splitlines()
     assert max(map(len, table)) <= 120

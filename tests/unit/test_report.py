@@ -202,7 +202,7 @@ def test_report_says_how_intervals_resample_and_adds_seeds(tmp_path: Path) -> No
     """Intervals of means resample the parallel items jointly and say so; the real mix's two training seeds give a
     seed-aware interval and a variance breakdown; the one-seed control says what it leaves out; a power line."""
     from qtalign.compare import load_run
-    from qtalign.uncertainty import seed_aware_interval
+    from qtalign.metrics.uncertainty import seed_aware_interval
 
     root = write_study(tmp_path / "s", n=60)
     md = build_report(root, n_boot=300)["md"].read_text(encoding="utf-8")

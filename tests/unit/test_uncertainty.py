@@ -11,7 +11,7 @@ import pytest
 from fakeruns import write_eval_run
 from test_eval import write_paper_folder
 
-from qtalign import calibration
+from qtalign import metrics
 from qtalign.compare import compare_runs, format_compare, write_compare
 from qtalign.metrics import (
     INDEPENDENT,
@@ -21,7 +21,7 @@ from qtalign.metrics import (
     detectable_change,
     resampling_scheme,
 )
-from qtalign.uncertainty import scope_text, seed_aware_interval, variance_breakdown
+from qtalign.metrics.uncertainty import scope_text, seed_aware_interval, variance_breakdown
 
 L, N = 16, 300
 
@@ -154,9 +154,9 @@ def test_calibration_means_resample_jointly_when_told() -> None:
     gold = [labels[i % 2] for i in range(200)]
     pred = [g if i % 3 else labels[1 - labels.index(g)] for i, g in enumerate(gold)]
     by_lang = {f"l{k}": (gold, pred) for k in range(9)}
-    joint = calibration.summarize_mean(by_lang, labels, 1000, 0, resampling_scheme({k: range(200) for k in by_lang}))
-    indep = calibration.summarize_mean(by_lang, labels, 1000, 0)
-    one = calibration.summarize(gold, pred, labels, 1000, 0)
+    joint = metrics.summarize_mean(by_lang, labels, 1000, 0, resampling_scheme({k: range(200) for k in by_lang}))
+    indep = metrics.summarize_mean(by_lang, labels, 1000, 0)
+    one = metrics.summarize(gold, pred, labels, 1000, 0)
     assert joint["ci95"] == pytest.approx(one["ci95"]) and joint["macro_f1_ci95"] == pytest.approx(one["macro_f1_ci95"])
     for lb in labels:
         assert joint["predicted_share_ci95"][lb] == pytest.approx(one["predicted_share_ci95"][lb])

@@ -1,4 +1,4 @@
-"""Seeded bootstrap intervals: accuracy per language and the unweighted mean over languages (joint over parallel items)."""
+"""Seeded bootstrap intervals of accuracy and of the mean over languages (joint over parallel items); power."""
 
 from __future__ import annotations
 

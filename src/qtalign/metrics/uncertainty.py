@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from qtalign.metrics import INDEPENDENT, JOINT, Resampling, boot_indices, language_mean_replicates
+from qtalign.metrics.intervals import INDEPENDENT, JOINT, Resampling, boot_indices, language_mean_replicates
 
 # one run's paired per-item differences (tuned - base): [L, n] when the languages are parallel (item position p is
 # the same item in every language), else one [n_lang] array per language (items resampled independently)

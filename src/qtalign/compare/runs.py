@@ -1,0 +1,152 @@
+"""Eval run folders read back for comparison: rows by (language, item), labels, calibration modes, training mix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtalign.errors import QtalignError
+from qtalign.metrics import Resampling, resampling_scheme
+from qtalign.store import manifest_path, read_json_object, read_jsonl_rows
+
+RAW = "raw"
+
+
+@dataclass
+class Run:
+    """One evaluation run folder, read back: its rows by (lang, item index) and where it came from."""
+
+    name: str
+    path: Path
+    task: str
+    langs: list[str]
+    labels: list[str]
+    rows: dict[tuple[str, int], dict[str, Any]]
+    items: dict[str, list[int]]  # lang -> item indices, sorted
+    results: dict[str, Any] | None
+    modes: list[str]  # calibration modes present on every row
+    train_langs: list[str] | None = None  # languages of the adapter's training mix (None: no adapter / unknown)
+    train_note: str = ""
+    adapter: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def item_rows(self, lang: str) -> list[dict[str, Any]]:
+        """lang's prediction rows, items in index order."""
+        return [self.rows[lang, i] for i in self.items[lang]]
+
+    def correct(self, lang: str, mode: str) -> np.ndarray:
+        """[n] bool, items in index order."""
+        rows = self.item_rows(lang)
+        if mode == RAW:
+            return np.array([bool(r["correct"]) for r in rows])
+        return np.array([bool(r["correct_cal"][mode]) for r in rows])
+
+    def resampling(self, langs: Sequence[str] | None = None) -> Resampling:
+        """How a mean over langs (default: all) resamples items: joint when the languages share the same item
+        indices and the eval's record of the parallel audit (results.json) does not say otherwise."""
+        recorded = (((self.results or {}).get("mean") or {}).get("resampling") or {}).get("parallel_audit")
+        return resampling_scheme({lang: self.items[lang] for lang in (self.langs if langs is None else langs)},
+                                 recorded)
+
+    def preds(self, lang: str, mode: str) -> list[str]:
+        """[n] predicted labels (raw or of a calibration mode), items in index order."""
+        return [r["pred"] if mode == RAW else r["pred_cal"][mode] for r in self.item_rows(lang)]
+
+
+def _find(path_text: str, anchors: Sequence[Path]) -> Path | None:
+    """path_text as given (absolute or from the working directory), else relative to each anchor folder."""
+    p = Path(path_text)
+    if p.exists():
+        return p
+    if not p.is_absolute():
+        for a in anchors:
+            if (a / p).exists():
+                return a / p
+    return None
+
+
+def _anchors(folder: Path, up: int = 4) -> list[Path]:
+    folder = folder.resolve()
+    return [folder, *list(folder.parents)[:up]]
+
+
+def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list[str] | None, str]:
+    """Languages of an adapter's training mix (manifest sources + target) and where they were read.
+
+    adapter: a `qtalign train` output folder T or T/adapter. Follows T/train_settings.json -> data -> that pairs
+    file's manifest (store.manifest_path). Returns (None, reason) when the record cannot be followed.
+    """
+    found = _find(adapter, anchors)
+    if found is None:
+        return None, f"adapter {adapter} not found"
+    train_dir = next((d for d in (found, found.parent) if (d / "train_settings.json").is_file()), None)
+    if train_dir is None:
+        return None, f"{found}: no train_settings.json here or one folder up"
+    ts = read_json_object(train_dir / "train_settings.json", strict=True) or {}
+    data = ts.get("data")
+    if not data:
+        return None, f"{train_dir / 'train_settings.json'}: no `data` entry"
+    pairs = _find(str(data), [train_dir, *_anchors(train_dir)])
+    if pairs is None:
+        return None, f"{train_dir / 'train_settings.json'}: pairs file {data} not found"
+    where = manifest_path(pairs)
+    manifest = read_json_object(where, strict=True)
+    if manifest is None:
+        return None, f"{where}: not found"
+    s = manifest.get("settings", {})
+    sources, target = s.get("sources"), s.get("target")
+    if not sources or not target:
+        return None, f"{where}: no settings.sources/target"
+    langs = list(dict.fromkeys([*sources, target]))
+    control = s.get("control")
+    return langs, f"{where}" + (f" (control {control})" if control else "")
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """An eval run folder (predictions.jsonl, results.json if finished) read back for comparison."""
+    path = Path(path)
+    pred_path = path / "predictions.jsonl"
+    if not pred_path.is_file():
+        raise QtalignError(f"{path}: no predictions.jsonl (not a `qtalign eval` run folder)")
+    results = read_json_object(path / "results.json", strict=True)
+    rows_all = read_jsonl_rows(pred_path)
+    tasks = list(dict.fromkeys(r.get("task") for r in rows_all))
+    task = results.get("task") if results else (tasks[0] if len(tasks) == 1 else None)
+    if task is None:
+        raise QtalignError(f"{pred_path}: rows of several tasks ({', '.join(map(str, tasks))}) and no results.json")
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows_all:
+        if r.get("task") == task:
+            rows.setdefault((r["lang"], int(r["index"])), r)
+    if not rows:
+        raise QtalignError(f"{pred_path}: no rows for task {task!r}")
+    langs = list(dict.fromkeys(r["lang"] for r in rows.values()))
+    if results and results.get("languages"):
+        order = [lang for lang in results["languages"] if lang in langs]
+        langs = order + [lang for lang in langs if lang not in order]
+    first = next(iter(rows.values()))
+    scores = first.get("probs") or first.get("loglik") or {}
+    labels = list(scores) or sorted({r["gold"] for r in rows.values()})
+    items = {lang: sorted(i for (lg, i) in rows if lg == lang) for lang in langs}
+    modes = None
+    for r in rows.values():
+        have = set(r.get("correct_cal") or {}) & set(r.get("pred_cal") or {})
+        modes = have if modes is None else modes & have
+    cal_order = [m for m in ("batch", "content-free") if m in (modes or set())]
+    cal_order += sorted((modes or set()) - set(cal_order))
+    model = (results or {}).get("model") or {}
+    settings = (results or {}).get("settings") or {}
+    run_record = read_json_object(path / "run.json", strict=True) or {}
+    adapter = model.get("adapter") or settings.get("adapter") or run_record.get("adapter")
+    run = Run(name or path.name, path, task, langs, labels, rows, items, results, cal_order, adapter=adapter)
+    if results is not None and not results.get("complete", True):
+        run.notes.append(f"{run.name}: results.json says the run is incomplete")
+    if results is None:
+        run.notes.append(f"{run.name}: no results.json (unfinished run?)")
+    if adapter:
+        run.train_langs, run.train_note = training_languages(str(adapter), _anchors(path))
+    return run
