@@ -10,10 +10,6 @@ import numpy as np
 
 from qtalign.errors import QtalignError
 
-# evaluate.aggregate still reaches the run's bias-aware summaries as calibration.run_summaries; they live in
-# qtalign.metrics (issue 18: the lead points aggregate there, then this import goes)
-from qtalign.metrics import run_summaries  # noqa: F401
-
 # Calibration modes, in the order they are reported. "none" on the command line means no calibrated columns.
 MODES: tuple[str, ...] = ("batch", "content-free")
 # Filled into every input field of the task to make the content-free prompts (Zhao et al. 2021): a

@@ -13,7 +13,7 @@ from qtalign import __version__, calibration
 from qtalign.eval.folder import PREDICTIONS, RESULTS
 from qtalign.eval.prepare import Prepared
 from qtalign.eval.settings import EvalSettings
-from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy, resampling_scheme
+from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy, resampling_scheme, run_summaries
 from qtalign.store import atomic_write_json, atomic_write_text, read_jsonl_rows, sha256_json
 
 
@@ -101,7 +101,7 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
     if paper_by_lang:
         pm = bootstrap_mean_accuracy(paper_by_lang, s.n_boot, s.seed, resampling=resampling)
         mean_row.update({"paper_accuracy": pm.value, "paper_ci95": [pm.lo, pm.hi]})
-    bias_lang, bias_mean = calibration.run_summaries(rows_by_lang, prep.task.labels, s.calibrate, s.n_boot, s.seed,
+    bias_lang, bias_mean = run_summaries(rows_by_lang, prep.task.labels, s.calibrate, s.n_boot, s.seed,
                                                      resampling)
     for lang, extra in bias_lang.items():
         per_lang[lang].update(extra)
