@@ -53,9 +53,9 @@ def worker(mode: str, model_name: str, steps: int, batch: int) -> dict[str, Any]
         collate,
         encode_pairs,
         length_grouped_batches,
-        load_trainable,
         output_loss,
     )
+    from qtalign.trainable import load_trainable
 
     torch.manual_seed(0)
     s = TrainSettings(batch_size=batch, grad_accum=1, device="cpu")

@@ -248,7 +248,8 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
 
 def train_phase(name: str, dev: Device, model_dir: Path, pairs: Path, args: argparse.Namespace, work: Path,
                 load_in_4bit: bool) -> dict[str, Any]:
-    from qtalign.train import TrainSettings, train
+    from qtalign.train import TrainSettings
+    from qtalign.train import run as train
 
     out = work / f"train-{name}"
     shutil.rmtree(out, ignore_errors=True)

@@ -8,9 +8,26 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from qtalign.config import Settings
 from qtalign.errors import QtalignError
+from qtalign.models import DEFAULT_MODEL
 
 MERGE_RECORD = "qtalign_merge.json"
+
+
+class MergeSettings(Settings):
+    """What `qtalign merge` folds together: the base model, the adapter, the output folder, the saved dtype."""
+
+    model: str = DEFAULT_MODEL
+    adapter: str
+    out: str
+    dtype: str | None = "float32"
+    trust_remote_code: bool = False
+
+
+def run(s: MergeSettings, overwrite: bool = False) -> Path:
+    """The merge stage's entry: merge(...) with the settings' fields; returns the merged model's folder."""
+    return merge(s.model, s.adapter, s.out, s.dtype, s.trust_remote_code, overwrite)
 
 
 def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = "float32",
@@ -31,7 +48,7 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
         hold_folder,
         output_errors,
     )
-    from qtalign.train import load_trainable
+    from qtalign.trainable import load_trainable
 
     adapter = resolve_adapter(adapter)
     record = {"model": model, "adapter": str(adapter), "adapter_sha256": adapter_sha256(adapter), "dtype": dtype}

@@ -10,7 +10,8 @@ import pytest
 from qtalign.data.build import build_pairs
 from qtalign.data.build_output import write_outputs
 from qtalign.tasks import get_task
-from qtalign.train import TrainSettings, train
+from qtalign.train import TrainSettings
+from qtalign.train import run as train
 
 pytestmark = pytest.mark.integration
 

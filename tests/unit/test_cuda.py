@@ -102,7 +102,7 @@ def test_lens_and_pca_on_cuda_with_auto_batch(tiny_gemma: Path, tmp_path: Path) 
 
 
 def test_bf16_lora_training_on_cuda_with_auto_micro_batch(tiny_llama: Path, tmp_path: Path) -> None:
-    from qtalign.train import train
+    from qtalign.train import run as train
 
     data = write_pairs(tmp_path / "pairs.jsonl", 12)
     res = train(train_settings(tiny_llama, data, tmp_path / "run", device="cuda", micro_batch="auto"), progress=False)
@@ -125,9 +125,10 @@ def test_four_bit_eval_on_cuda(tiny_llama64: Path, tmp_path: Path) -> None:
 def test_qlora_training_uses_the_frozen_head_loss_and_is_recorded(tiny_llama64: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from qtalign import train as train_mod
+    from qtalign.train import loss as loss_mod
 
     calls = []
-    real = train_mod._FrozenHeadCrossEntropy
+    real = loss_mod._FrozenHeadCrossEntropy
 
     class Counting(real):  # type: ignore[misc, valid-type]
         @staticmethod
@@ -135,11 +136,11 @@ def test_qlora_training_uses_the_frozen_head_loss_and_is_recorded(tiny_llama64: 
             calls.append(args[1].dtype)
             return real.forward(ctx, *args)
 
-    monkeypatch.setattr(train_mod, "_FrozenHeadCrossEntropy", Counting)
+    monkeypatch.setattr(loss_mod, "_FrozenHeadCrossEntropy", Counting)
     data = write_pairs(tmp_path / "pairs.jsonl", 12)
     out = tmp_path / "qlora"
-    res = train_mod.train(train_settings(tiny_llama64, data, out, device="cuda", load_in_4bit=True, max_steps=3),
-                          progress=False)
+    res = train_mod.run(train_settings(tiny_llama64, data, out, device="cuda", load_in_4bit=True, max_steps=3),
+                        progress=False)
     assert res.steps == 3 and np.isfinite(res.best_val_loss)
     assert calls and set(calls) == {torch.bfloat16}  # the head stays unquantized, in the compute dtype
     record = json.loads((out / "adapter" / "qtalign_train.json").read_text())

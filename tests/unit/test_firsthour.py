@@ -29,7 +29,8 @@ def write_pairs(path: Path, n: int = 8) -> Path:
 @pytest.fixture(scope="module")
 def train_run(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished `qtalign train --out T` folder on the tiny Llama (T/adapter, T/train_settings.json)."""
-    from qtalign.train import TrainSettings, train
+    from qtalign.train import TrainSettings
+    from qtalign.train import run as train
 
     tmp = tmp_path_factory.mktemp("train")
     data = write_pairs(tmp / "pairs.jsonl")
@@ -76,13 +77,13 @@ def test_unusable_out_is_one_line_before_any_model_loads(command: str, tiny_llam
                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import qtalign.models
-    import qtalign.train
+    import qtalign.train.prepare
 
     def no_model(*a: object, **k: object) -> None:
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(qtalign.models, "load_model", no_model)
-    monkeypatch.setattr(qtalign.train, "load_trainable", no_model)
+    monkeypatch.setattr(qtalign.train.prepare, "load_trainable", no_model)
     data = write_paper_folder(tmp_path / "data", langs=("en",))
     pairs = write_pairs(tmp_path / "pairs.jsonl")
     for why, out in _bad_outs(tmp_path):

@@ -11,8 +11,9 @@ from tiny import build_model, build_tokenizer
 
 from qtalign.errors import QtalignError
 from qtalign.templates import TEMPLATES, auto_template, encode_pairs, render, resolve_template
-from qtalign.train import IGNORE, TrainSettings, settings_from, train
+from qtalign.train import IGNORE, TrainSettings, settings_from
 from qtalign.train import encode_pairs as train_encode
+from qtalign.train import run as train
 
 QUERY = '前提: 男人\n答案: "\nTranslate the input from Chinese to English:\n'
 ANSWER = 'Premise: A man.\nAnswer: "'
@@ -150,7 +151,7 @@ def test_training_with_qwen_masks_all_but_answer_and_im_end(tiny_qwen: Path, tmp
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoTokenizer
 
-    import qtalign.train as tr
+    import qtalign.train.passes as tr
 
     rows = [{"input": QUERY.replace("男人", f"男人 {i}"), "output": ANSWER.replace("man", f"man {i}")} for i in range(6)]
     data = tmp_path / "pairs.jsonl"

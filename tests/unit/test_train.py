@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from qtalign.cli.main import main
 from qtalign.errors import QtalignError
-from qtalign.train import TrainSettings, read_pairs, settings_from, train
+from qtalign.train import TrainSettings, read_pairs, settings_from
+from qtalign.train import run as train
 
 
 def write_pairs(path: Path, n: int = 12) -> Path:
@@ -61,7 +62,8 @@ def test_resume_equals_uninterrupted(tiny_llama: Path, tmp_path: Path) -> None:
 
 
 def test_output_only_loss_matches_full_logits(tiny_gemma: Path) -> None:
-    from qtalign.train import add_lora, collate, encode_pairs, load_trainable, output_loss
+    from qtalign.train import add_lora, collate, encode_pairs, output_loss
+    from qtalign.trainable import load_trainable
 
     model, tok, _ = load_trainable(str(tiny_gemma), "cpu")
     peft_model = add_lora(model, TrainSettings())
@@ -79,8 +81,9 @@ def test_output_only_loss_matches_full_logits(tiny_gemma: Path) -> None:
 def test_fused_head_loss_gradients_match_autograd(tiny_model: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The chunked frozen-head cross-entropy gives the loss and LoRA gradients of plain autograd through lm_head."""
     import qtalign.train as T
+    from qtalign.trainable import load_trainable
 
-    model, tok, _ = T.load_trainable(str(tiny_model), "cpu")
+    model, tok, _ = load_trainable(str(tiny_model), "cpu")
     peft_model = T.add_lora(model, TrainSettings())
     for name, p in peft_model.named_parameters():  # non-zero B so every LoRA weight gets a gradient
         if "lora_B" in name:
@@ -89,7 +92,7 @@ def test_fused_head_loss_gradients_match_autograd(tiny_model: Path, chunk: int, 
     ids, mask, labels = T.collate(ex, tok.pad_token_id)
     params = [p for p in peft_model.parameters() if p.requires_grad]
 
-    monkeypatch.setattr(T, "VOCAB_CHUNK", chunk)
+    monkeypatch.setattr(T.loss, "VOCAB_CHUNK", chunk)
     fused = T.output_loss(peft_model, ids, mask, labels)
     g_fused = torch.autograd.grad(fused, params)
     logits = peft_model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # [B, T-1, V], soft-capped for Gemma

@@ -14,7 +14,9 @@ from test_train import settings, write_pairs
 from qtalign import train as train_mod
 from qtalign.batchsize import BatchSizer
 from qtalign.errors import QtalignError
-from qtalign.train import TrainSettings, prepare_four_bit, train, train_dtype
+from qtalign.train import TrainSettings
+from qtalign.train import run as train
+from qtalign.trainable import prepare_four_bit, train_dtype
 
 
 def adapter(out: Path) -> dict[str, torch.Tensor]:
@@ -67,8 +69,8 @@ def test_micro_batch_auto_halves_on_fake_oom(tiny_llama: Path, tmp_path: Path, m
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return real(peft_model, ids, mask, labels)
 
-    monkeypatch.setattr(train_mod, "micro_batch_sizer", adaptive)
-    monkeypatch.setattr(train_mod, "output_loss", limited)
+    monkeypatch.setattr(train_mod.prepare, "micro_batch_sizer", adaptive)
+    monkeypatch.setattr(train_mod.passes, "output_loss", limited)
     train(settings(tiny_llama, data, tmp_path / "auto", micro_batch="auto", **kw), progress=False)
     assert made[0].size == 1 and made[0].shrinks == 2
     assert json.loads(memory.read_text()) == {"train|tiny": 1}
@@ -90,7 +92,7 @@ def test_fixed_micro_batch_oom_is_one_line(tiny_llama: Path, tmp_path: Path, mon
     def oom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
 
-    monkeypatch.setattr(train_mod, "output_loss", oom)
+    monkeypatch.setattr(train_mod.passes, "output_loss", oom)
     with pytest.raises(QtalignError, match=r"--micro-batch 2: out of device memory"):
         train(settings(tiny_llama, data, tmp_path / "x", val_ratio=0, micro_batch=2), progress=False)
 
@@ -124,7 +126,7 @@ def test_cli_train_flags(tmp_path: Path, monkeypatch) -> None:
     from qtalign.cli.main import main
 
     seen: list[TrainSettings] = []
-    monkeypatch.setattr(train_mod, "train", lambda s, resume=False, **kw: seen.append(s) or (_ for _ in ()).throw(
+    monkeypatch.setattr(train_mod, "run", lambda s, resume=False, **kw: seen.append(s) or (_ for _ in ()).throw(
         QtalignError("stop")))
     code = main(["train", "--data", "d.jsonl", "--out", str(tmp_path / "o"), "--load-in-4bit", "--micro-batch", "auto",
                  "--gradient-checkpointing"])
@@ -150,7 +152,7 @@ def test_frozen_head_loss_with_a_low_precision_body(tiny_llama: Path) -> None:
     and input gradient as plain autograd through the head."""
     from transformers import AutoModelForCausalLM
 
-    from qtalign.train import VOCAB_CHUNK, _FrozenHeadCrossEntropy
+    from qtalign.train.loss import VOCAB_CHUNK, _FrozenHeadCrossEntropy
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama), dtype=torch.bfloat16)
     head = model.lm_head.requires_grad_(False)

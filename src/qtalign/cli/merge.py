@@ -21,8 +21,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.merge import merge
+    from qtalign.merge import MergeSettings
+    from qtalign.merge import run as merge
 
-    out = merge(args.model, args.adapter, args.out, args.dtype, args.trust_remote_code, args.overwrite)
-    print(f"merged model -> {out}")
+    settings = MergeSettings.parse({"model": args.model, "adapter": args.adapter, "out": args.out, "dtype": args.dtype,
+                                    "trust_remote_code": args.trust_remote_code}, "command line")
+    print(f"merged model -> {merge(settings, overwrite=args.overwrite)}")
     return 0

@@ -74,7 +74,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.train import settings_from, train
+    from qtalign.distributed import get_dist
+    from qtalign.train import command_settings
+    from qtalign.train import run as train
 
     overrides = {dest: getattr(args, dest) for _, (dest, _, _) in _FLAGS.items()}
     if overrides["target_modules"] is not None:
@@ -83,22 +85,7 @@ def run(args: argparse.Namespace) -> int:
                      trust_remote_code=args.trust_remote_code, load_in_4bit=args.load_in_4bit,
                      micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
                      allow_test_data=args.allow_test_data)
-    settings = settings_from(args.config, overrides)
-    from qtalign.errors import QtalignError
-
-    if not settings.data or not settings.out:
-        raise QtalignError("qtalign train needs --data and --out (or data/out in --config)")
-    result = train(settings, overwrite=args.overwrite)
-    from qtalign.distributed import get_dist
-
-    if not get_dist().is_main:  # in a multi-process run the main process reports
-        return 0
-    if result.stopped_early:
-        print(f"stopped after {result.steps} steps; rerun the same command to continue (checkpoint in "
-              f"{result.out}/checkpoint)")
-        return 0
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
-    when = "already finished" if result.already_done else f"{result.seconds:.0f} s"
-    print(f"adapter -> {result.out / 'adapter'} ({result.steps} steps, {when}; validation loss "
-          f"{fmt(result.first_val_loss)} -> best {fmt(result.best_val_loss)}); use --adapter {result.out}")
+    result = train(command_settings(args.config, overrides), overwrite=args.overwrite)
+    if get_dist().is_main:  # in a multi-process run the main process reports
+        print(result.summary())
     return 0

@@ -65,7 +65,8 @@ def run_build(step: Step, ctx: Context) -> None:
 
 
 def run_train(step: Step, ctx: Context) -> None:
-    from qtalign.train import TrainSettings, train
+    from qtalign.train import TrainSettings
+    from qtalign.train import run as train
 
     out = ctx.out(step)
     s = TrainSettings.parse({**step.params["settings"], "data": str(ctx.dep_out(step, "build") / PAIRS),
