@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from qtalign.config import Settings
+from qtalign.settings import Settings
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from qtalign import calibration
 from qtalign.batchsize import BatchSize
-from qtalign.config import Settings
+from qtalign.settings import Settings
 from qtalign.languages import PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
 

@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from qtalign.config import load_config_file
+from qtalign.settings import load_config_file
 from qtalign.errors import QtalignError
 from qtalign.study.schema import StudyConfig
 from qtalign.study.validate import check_study

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qtalign.config import load_config_file
+from qtalign.settings import load_config_file
 from qtalign.errors import QtalignError
 from qtalign.study.config import config_path, load_study
 from qtalign.study.schema import StudyConfig

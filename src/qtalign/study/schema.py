@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from qtalign.config import Settings
+from qtalign.settings import Settings
 from qtalign.languages import PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qtalign.config import Settings, explain
+from qtalign.settings import Settings, explain
 from qtalign.data.demonstrations_file import resolve_demos_file
 from qtalign.data.ranges import parse_item_range
 from qtalign.data.readers import demo_file, find_lang_file

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from qtalign.batchsize import BatchSize
-from qtalign.config import Settings, load_config_file
+from qtalign.settings import Settings, load_config_file
 from qtalign.errors import QtalignError
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES
 
