@@ -459,7 +459,7 @@ class Builder:
             # the gains figure of this group, all modes
             series = [(self.row_name(e, es), c["scores"]) for e, c in self.comparisons(es)]
             if series:
-                from qtalign.report.figures import gains_figure
+                from qtalign.figures.results import gains_figure
 
                 modes = self.modes(es)
                 self.figure(f"gains-{gi}", lambda stem, series=series, langs=langs, modes=modes:
@@ -531,7 +531,7 @@ class Builder:
             head = [Cell("mix", cls="label"), "scoring", *[f"share '{lb}'" for lb in labels],
                     f"languages where '{labels[0]}' rose / fell"]
             self.blocks.append(Table(f"prior-{gi}", head, rows, caption="predicted share (%), mean over languages"))
-            from qtalign.report.figures import prior_shift_figure
+            from qtalign.figures.results import prior_shift_figure
 
             self.figure(f"prior-shift-{gi}", lambda stem, series=series, langs=langs, labels=labels:
                         prior_shift_figure(series, langs, labels, stem),
@@ -712,7 +712,7 @@ class Builder:
                 "val loss (first → best)", "seconds"]
         self.blocks.append(Table("training-table", head, rows))
         if curves:
-            from qtalign.report.figures import loss_figure
+            from qtalign.figures.results import loss_figure
 
             self.figure("loss", lambda stem: loss_figure(curves, stem),
                         "Training loss per optimizer step and validation loss of each training run.")
@@ -722,7 +722,8 @@ class Builder:
         if not self.s.analyses:
             self.blocks.append(Text("no lens or PCA analysis in this study", "note"))
             return
-        from qtalign.report.figures import alignment_figure, lens_figure, pca_corr_figure, pca_scatter_figure
+        from qtalign.figures.analysis import lens_figure, pca_corr_figure, pca_scatter_figure
+        from qtalign.figures.results import alignment_figure
 
         by: dict[tuple[str, str], list[tuple[str, Path]]] = {}
         for a in self.s.analyses:
