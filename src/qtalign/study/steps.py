@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtalign.study.plan import Plan, Step
+
+if TYPE_CHECKING:
+    from qtalign.analysis.lens_run import LensSettings
+    from qtalign.analysis.pca_run import PCASettings
 
 PAIRS = "pairs.jsonl"
 
@@ -80,7 +84,7 @@ def run_compare(step: Step, ctx: Context) -> None:
     write_compare(result, ctx.out(step))
 
 
-def analysis_settings(step: Step, ctx: Context) -> Any:
+def analysis_settings(step: Step, ctx: Context) -> LensSettings | PCASettings:
     """The lens or pca settings of a step (qtalign.analysis.lens_run.LensSettings / pca_run.PCASettings): what
     `qtalign lens`/`pca` would be given for it, a tuned model's run compared with its base model's."""
     p, r = step.params, step.runtime
@@ -108,11 +112,11 @@ def analysis_settings(step: Step, ctx: Context) -> Any:
 
 def run_analysis(step: Step, ctx: Context) -> None:
     """lens/pca through the library run; files.txt lists the files it wrote, one a line."""
-    if step.kind == "lens":
-        from qtalign.analysis.lens_run import run
-    else:
-        from qtalign.analysis.pca_run import run
-    result = run(analysis_settings(step, ctx))  # progress printed as the subcommand does, also under --no-progress
+    from qtalign.analysis import lens_run, pca_run
+
+    s = analysis_settings(step, ctx)
+    # progress lines are printed as `qtalign lens`/`pca` print them, also under `qtalign run --no-progress`
+    result = lens_run.run(s) if isinstance(s, lens_run.LensSettings) else pca_run.run(s)
     (ctx.out(step) / "files.txt").write_text("".join(f"{path}\n" for path in result.files), encoding="utf-8")
 
 
