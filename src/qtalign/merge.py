@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from qtalign.settings import Settings
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL
+from qtalign.settings import Settings
 
 MERGE_RECORD = "qtalign_merge.json"
 

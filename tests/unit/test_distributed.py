@@ -256,7 +256,7 @@ def test_rerun_gathers_the_parts_a_killed_multi_process_analysis_left(tiny_gemma
     process gathers the rank parts before the model loads, and the outputs equal an uninterrupted run's."""
     from qtalign.analysis.common import load_npz, rank_part, save_npz
     from qtalign.analysis.lens import QUANTITIES
-    from qtalign.cli.pca import POOLED_PER_ITEM
+    from qtalign.analysis.pca_run import POOLED_PER_ITEM
 
     per_item = ("index", *QUANTITIES, "top_id") if cmd == "lens" else POOLED_PER_ITEM
     data = write_paper_folder(tmp_path / "data", n=14)

@@ -174,8 +174,8 @@ def test_label_word_no_token_can_begin_is_an_error() -> None:
 
 
 def test_prompts_too_long_for_the_context_are_reported(tiny_llama: Path, tmp_path: Path) -> None:
-    from qtalign.prompt_check import check_data
     from qtalign.models import load_tokenizer
+    from qtalign.prompt_check import check_data
     from qtalign.tasks import get_task
 
     data = write_paper_folder(tmp_path / "data")

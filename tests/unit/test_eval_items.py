@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qtalign.cli.main import main
 from test_eval import write_paper_folder
+
+from qtalign.cli.main import main
 
 
 def _argv(model: Path, data: Path, out: Path, *extra: str) -> list[str]:

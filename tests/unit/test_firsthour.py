@@ -389,7 +389,7 @@ def test_claim_out_creates_missing_parents(tmp_path: Path) -> None:
 
 # ---- figures -------------------------------------------------------------------------------------------------------
 def test_run_names_come_from_the_run_record(tmp_path: Path) -> None:
-    from qtalign.report.figures import run_name
+    from qtalign.figures.common import run_name
 
     pairs = tmp_path / "qt" / "train.jsonl"
     pairs.parent.mkdir()
@@ -407,7 +407,8 @@ def test_run_names_come_from_the_run_record(tmp_path: Path) -> None:
 
 
 def test_figures_show_n_and_use_distinct_colour_blind_safe_colours(tmp_path: Path) -> None:
-    from qtalign.report.figures import LENS_STYLE, OKABE_ITO, lang_style, lens_figure, pca_corr_figure
+    from qtalign.figures.analysis import LENS_STYLE, lens_figure, pca_corr_figure
+    from qtalign.figures.common import OKABE_ITO, lang_style
 
     colours = [c for c, _, _ in LENS_STYLE.values()]
     assert len(set(colours)) == len(colours) and set(colours) <= set(OKABE_ITO)

@@ -87,19 +87,20 @@ def test_bootstrap_is_seeded_and_brackets_mean() -> None:
 
 
 def test_settings_mismatch_is_an_error(tmp_path: Path) -> None:
-    from qtalign.analysis.common import check_settings
     from qtalign.errors import QtalignError
+    from qtalign.store import check_run_record
 
-    check_settings(tmp_path, {"model": "m", "limit": 3})
-    check_settings(tmp_path, {"model": "m", "limit": 3})  # same settings: resume
+    hint = "use a new --out folder or delete this one"
+    check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 3}, hint)
+    check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 3}, hint)  # same settings: resume
     with pytest.raises(QtalignError, match="limit: 3 -> 5"):
-        check_settings(tmp_path, {"model": "m", "limit": 5})
+        check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 5}, hint)
 
 
 def test_figure_redraws_from_saved_csv(tmp_path: Path) -> None:
     from qtalign.analysis.lens import LensArrays
-    from qtalign.cli.lens import write_csv
-    from qtalign.report.figures import lens_figure
+    from qtalign.analysis.runs import write_csv
+    from qtalign.figures.analysis import lens_figure
 
     rng = np.random.default_rng(0)
     runs = []

@@ -15,7 +15,7 @@ from qtalign.compat import output_cache
 from qtalign.distributed import Shard
 from qtalign.errors import QtalignError
 from qtalign.scoring import PrefixState, Scorer, length_batches
-from qtalign.store import atomic_write_bytes, check_run_record
+from qtalign.store import atomic_write_bytes
 
 
 def final_norm(scorer: Scorer) -> torch.nn.Module:
@@ -71,12 +71,7 @@ def layer_states(scorer: Scorer, prefix: PrefixState, rows: Sequence[list[int]])
     return hs, torch.tensor([len(r) for r in rows])
 
 
-# ---- run folders: settings that must match to resume, atomic npz parts -------------------------------------
-def check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Write out/settings.json on first use; on a rerun, a difference is a QtalignError naming the keys."""
-    check_run_record(out / "settings.json", settings, "use a new --out folder or delete this one")
-
-
+# ---- run folders: atomic npz parts ------------------------------------------------------------------------------
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """np.savez, written atomically: readers see the old or the new file, never a partial one."""
     buf = io.BytesIO()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from qtalign.data.readers import parse_langs
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL, resolve_adapter
 
 if TYPE_CHECKING:
-    from qtalign.eval import EvalSettings, PromptSetup
+    from qtalign.eval import EvalSettings
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -91,23 +92,6 @@ def apply_protocol(args: argparse.Namespace) -> None:
         args.protocol = "qtalign"
 
 
-def parse_langs(value: str | None, task: str | None = None, data: str | None = None) -> list[str]:
-    """--langs as a list; when not given, the languages present in --data (qtalign.data.readers.data_langs)."""
-    if value is None:
-        from qtalign.data.readers import data_langs
-        from qtalign.tasks import get_task
-
-        try:
-            t = get_task(task or "")
-        except ValueError as e:
-            raise QtalignError(f"--task: {e}") from None
-        return list(data_langs(t, data or ""))
-    langs = [x.strip() for x in value.split(",") if x.strip()]
-    if not langs:
-        raise QtalignError("--langs: give at least one language code")
-    if len(set(langs)) != len(langs):
-        raise QtalignError(f"--langs: a language is listed twice ({value})")
-    return langs
 
 
 def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> EvalSettings:
@@ -135,34 +119,3 @@ def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> EvalSetti
         },
         "command line",
     )
-
-
-def prompts_from_args(args: argparse.Namespace) -> PromptSetup:
-    """Read and validate the data and build the evaluation prompts exactly as eval does (same checks)."""
-    from qtalign.eval import prompt_setup
-
-    s = eval_settings_from_args(args)
-    args.adapter = s.adapter  # resolved: a training run folder means its adapter/
-    return prompt_setup(s)
-
-
-def model_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The model options that change results (device and batch size do not, beyond rounding), known before the model
-    loads: the dtype as load_model will resolve it, the adapter folder and the sha256 of its weights."""
-    from qtalign.models import adapter_sha256, resolve_device, resolve_dtype
-
-    dtype = str(resolve_dtype(args.dtype, resolve_device(args.device), args.load_in_4bit)).removeprefix("torch.")
-    out = {"model": args.model, "adapter": args.adapter, "dtype": dtype, "load_in_4bit": args.load_in_4bit}
-    if args.adapter:
-        out["adapter"] = str(resolve_adapter(args.adapter))
-        out["adapter_sha256"] = adapter_sha256(args.adapter)
-    return out
-
-
-def load_model_from_args(args: argparse.Namespace) -> Any:
-    """qtalign.models.load_model with the model options."""
-    from qtalign.models import load_model
-
-    return load_model(args.model, adapter=args.adapter, device=args.device, dtype=args.dtype,
-                      load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code,
-                      allow_pickle=args.allow_pickle)

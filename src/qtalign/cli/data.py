@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from qtalign.cli.common_options import parse_langs
+    from qtalign.data.readers import parse_langs
     from qtalign.prompt_check import check_data
     from qtalign.tasks import get_task
 

@@ -1,24 +1,12 @@
-"""`qtalign pca`: pooled hidden states per layer, joint PCA, PC1 correlation and alignment scores, figures."""
+"""`qtalign pca`: its flags, parsed into qtalign.analysis.pca_run.PCASettings for the library run."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from qtalign.cli.common_options import (
-    add_data_options,
-    add_model_options,
-    model_settings,
-    prompts_from_args,
-)
-from qtalign.cli.lens import add_run_options, progress, start_analysis, write_csv
-from qtalign.errors import QtalignError
-
-log = logging.getLogger(__name__)
+from qtalign.cli.common_options import add_data_options, add_model_options
+from qtalign.cli.lens import add_run_options, settings_from_args
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,135 +25,11 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-PCA_OUTPUTS = ("parts", "pca.npz", "pca_corr.csv", "alignment.csv", *(f"{stem}{suffix}.{ext}" for stem in (
-    "pca_scatter", "pca_corr") for suffix in ("", "_compare") for ext in ("png", "svg")))
-
-
-def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
-    if value is None:
-        return tuple(range(n_states))
-    try:
-        layers = tuple(int(x) for x in value.split(",") if x.strip())
-    except ValueError:
-        raise QtalignError(f"--layers must be a comma list of integers, got {value!r}") from None
-    bad = [x for x in layers if not 0 <= x < n_states]
-    if bad or not layers:
-        raise QtalignError(f"--layers {value}: this model has layers 0..{n_states - 1}")
-    return layers
-
-
-def model_layers(model: str, trust_remote_code: bool = False) -> int:
-    """The number of decoder layers from the model's config (no weights loaded)."""
-    from transformers import AutoConfig
-
-    from qtalign.models import resolve_model_path
-
-    try:
-        config = AutoConfig.from_pretrained(str(resolve_model_path(model)), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise QtalignError(f"--model {model}: cannot read its config ({str(e).splitlines()[0]})") from None
-    config = getattr(config, "get_text_config", lambda: config)()
-    return int(config.num_hidden_layers)
-
-
-def draw(out: Path, compare: str | None) -> list[Path]:
-    from qtalign.report.figures import pca_corr_figure, pca_scatter_figure, run_name
-
-    runs = [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])
-    suffix = "_compare" if compare else ""
-    return pca_scatter_figure(runs, out / f"pca_scatter{suffix}") + pca_corr_figure(runs, out / f"pca_corr{suffix}")
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.redraw:
-        for path in draw(Path(args.redraw), args.compare):
-            print(path)
-        return 0
-    if not args.out:
-        raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
-    if args.compare and not (Path(args.compare) / "pca.npz").is_file():
-        raise QtalignError(f"--compare {args.compare}: no pca.npz there (run `qtalign pca` for it first)")
-    from qtalign.analysis.common import item_order, load_part, rank_part, save_npz
-    from qtalign.analysis.pca import Pooled, collect_pooled
-    from qtalign.distributed import get_dist
-    from qtalign.models import check_finite
+    """Parse the flags into PCASettings, run the PCA (or redraw) and print the files written."""
+    from qtalign.analysis.pca_run import PCASettings
+    from qtalign.analysis.pca_run import run as run_pca
 
-    dist = get_dist(args.device)  # several processes under torchrun / accelerate launch: each pools its share
-    args.device = dist.local_device(args.device)
-    setup = dist.agree(lambda: prompts_from_args(args))  # also resolves the --protocol preset (--pool, --langs, ...)
-
-    def layers_and_settings() -> tuple[tuple[int, ...], dict[str, Any]]:
-        layers = parse_layers(args.layers, model_layers(args.model, args.trust_remote_code) + 1)
-        return layers, {"analysis": "pca", **model_settings(args), **setup.settings, "pool": args.pool,
-                        "layers": list(layers)}
-
-    layers, settings = dist.agree(layers_and_settings)
-    out = Path(args.out)
-    part_of = lambda lang: out / "parts" / f"pooled_{lang}.npz"
-    started = start_analysis(args, dist, settings, PCA_OUTPUTS, [part_of(lang) for lang in setup.langs],
-                             POOLED_PER_ITEM)
-    lm, scorer = started.lm, started.scorer
-    shard = dist.shard()
-    pooled: list[Pooled] = []
-
-    def compute() -> None:
-        for lang in setup.langs:
-            lp = setup.prompts[lang]
-            part_path = part_of(lang)
-            z, prompt_sha = load_part(part_path, lp)
-            done = None
-            if z is not None:
-                done = Pooled.from_npz(lang, z)
-            if done is not None and len(done.index) >= len(lp.items):
-                if dist.is_main:
-                    log.info("  %s: %d items already done", lang, len(done.index))
-                rows = item_order(lp, done.index)  # parts are saved in batch order
-                pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
-                continue
-            left = len(lp.items) - (len(done.index) if done else 0)
-            total = len(lp.items) if not dist.enabled else -(-left // dist.world)
-            own = rank_part(part_path, dist.rank) if dist.enabled else part_path
-
-            def save(part: Pooled, rate: float, lang: str = lang, path: Path = own, sha: str = prompt_sha,
-                     total: int = total) -> None:
-                check_finite(part.states, f"language {lang!r}", lm.dtype)
-                save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-                if dist.is_main:
-                    progress(lang, len(part.index), total, rate)
-
-            pooled.append(collect_pooled(scorer, lp, layers, args.pool, done=done, batch_size=scorer.batch_size,
-                                         on_batch=save, shard=shard, keep_done=not dist.enabled, sizer=started.sizer))
-
-    dist.agree(compute)
-    dist.on_main(lambda: _write_outputs(args, out, layers, setup, pooled if not dist.enabled else None))
-    return 0
-
-
-POOLED_PER_ITEM = ("index", "states")  # the arrays of a pooled part file with one row per item
-
-
-def _write_outputs(args: argparse.Namespace, out: Path, layers: tuple[int, ...], setup: Any,
-                   pooled: list[Any] | None) -> None:
-    """Main process: pca.npz, pca_corr.csv, alignment.csv and the figures; pooled None (a multi-process run): first
-    gather the processes' part files."""
-    from qtalign.analysis.common import gathered_language, item_order, save_npz
-    from qtalign.analysis.pca import Pooled, alignment_scores, pca_layers
-
-    if pooled is None:
-        pooled = []
-        for lang in setup.langs:
-            lp = setup.prompts[lang]
-            z = gathered_language(out / "parts" / f"pooled_{lang}.npz", POOLED_PER_ITEM, len(lp.items))
-            done = Pooled.from_npz(lang, z)
-            rows = item_order(lp, done.index)
-            pooled.append(Pooled(lang, done.index[rows], done.layers, done.states[rows]))
-    res = pca_layers(pooled)
-    save_npz(out / "pca.npz", {
-        "layers": np.array(layers), "lang": res[0].langs.astype(str), "index": res[0].index,
-        "scores": np.stack([r.fit.scores for r in res]).astype(np.float32),  # [layers, N, 2]
-        "explained": np.stack([r.fit.explained for r in res]),  # [layers, 2]
-    })
-    write_csv(out / "pca_corr.csv", [row for r in res for row in r.corr])
-    write_csv(out / "alignment.csv", alignment_scores(pooled))
-    for path in [out / "pca.npz", out / "pca_corr.csv", out / "alignment.csv", *draw(out, args.compare)]:
+    for path in run_pca(settings_from_args(args, PCASettings)).files:
         print(path)
+    return 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from qtalign.errors import QtalignError
 from qtalign.languages import PAPER_LANGS
-from qtalign.tasks import Task, normalize_answer
+from qtalign.tasks import Task, get_task, normalize_answer
 
 log = logging.getLogger(__name__)
 
@@ -306,3 +306,19 @@ def parallel_disagreements(ds: Dataset, reference: str = "en", ref: Sequence[Ite
             if it.label is not None and ref_labels.get(it.index) is not None and it.label != ref_labels[it.index]
         ]
     return out
+
+
+def parse_langs(value: str | None, task: str | None = None, data: str | None = None) -> list[str]:
+    """--langs as a list; when not given, the languages present in --data (qtalign.data.readers.data_langs)."""
+    if value is None:
+        try:
+            t = get_task(task or "")
+        except ValueError as e:
+            raise QtalignError(f"--task: {e}") from None
+        return list(data_langs(t, data or ""))
+    langs = [x.strip() for x in value.split(",") if x.strip()]
+    if not langs:
+        raise QtalignError("--langs: give at least one language code")
+    if len(set(langs)) != len(langs):
+        raise QtalignError(f"--langs: a language is listed twice ({value})")
+    return langs

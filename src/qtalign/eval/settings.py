@@ -9,9 +9,9 @@ from pydantic import Field
 
 from qtalign import calibration
 from qtalign.batchsize import BatchSize
-from qtalign.settings import Settings
 from qtalign.languages import PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
+from qtalign.settings import Settings
 
 
 class EvalSettings(Settings):

@@ -81,7 +81,7 @@ def paper_tables(page: Builder, groups: Groups) -> None:
         # the gains figure of this group, all modes
         series = [(row_name(e, es), c["scores"]) for e, c in comparisons(page.s, es)]
         if series:
-            from qtalign.report.figures import gains_figure
+            from qtalign.figures.results import gains_figure
 
             modes = scoring_modes(page.s, es)
             page.figure(f"gains-{gi}", lambda stem, series=series, langs=langs, modes=modes:

@@ -16,7 +16,8 @@ def analyses(page: Builder) -> None:
     if not page.s.analyses:
         page.blocks.append(Text("no lens or PCA analysis in this study", "note"))
         return
-    from qtalign.report.figures import alignment_figure, lens_figure, pca_corr_figure, pca_scatter_figure
+    from qtalign.figures.analysis import lens_figure, pca_corr_figure, pca_scatter_figure
+    from qtalign.figures.results import alignment_figure
 
     by: dict[tuple[str, str], list[tuple[str, Path]]] = {}
     for a in page.s.analyses:

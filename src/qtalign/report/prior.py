@@ -44,7 +44,7 @@ def prior_shift(page: Builder, groups: Groups) -> None:
         head = [Cell("mix", cls="label"), "scoring", *[f"share '{lb}'" for lb in labels],
                 f"languages where '{labels[0]}' rose / fell"]
         page.blocks.append(Table(f"prior-{gi}", head, rows, caption="predicted share (%), mean over languages"))
-        from qtalign.report.figures import prior_shift_figure
+        from qtalign.figures.results import prior_shift_figure
 
         page.figure(f"prior-shift-{gi}", lambda stem, series=series, langs=langs, labels=labels:
                     prior_shift_figure(series, langs, labels, stem),

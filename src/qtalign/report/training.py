@@ -39,7 +39,7 @@ def training(page: Builder) -> None:
             "val loss (first → best)", "seconds"]
     page.blocks.append(Table("training-table", head, rows))
     if curves:
-        from qtalign.report.figures import loss_figure
+        from qtalign.figures.results import loss_figure
 
         page.figure("loss", lambda stem: loss_figure(curves, stem),
                     "Training loss per optimizer step and validation loss of each training run.")

@@ -6,8 +6,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from qtalign.settings import load_config_file
 from qtalign.errors import QtalignError
+from qtalign.settings import load_config_file
 from qtalign.study.schema import StudyConfig
 from qtalign.study.validate import check_study
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qtalign.settings import load_config_file
 from qtalign.errors import QtalignError
+from qtalign.settings import load_config_file
 from qtalign.study.config import config_path, load_study
 from qtalign.study.schema import StudyConfig
 

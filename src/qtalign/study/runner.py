@@ -16,7 +16,7 @@ from qtalign.errors import QtalignError, QtalignProblems, raise_problems
 from qtalign.store import atomic_write_json, folder_locks, hold_folder, read_json_object
 from qtalign.study.plan import Plan, Step, make_plan
 from qtalign.study.schema import StudyConfig
-from qtalign.study.steps import EXECUTORS, Context, missing_support
+from qtalign.study.steps import EXECUTORS, Context
 
 STUDY_JSON = "study.json"
 MARKER = ".qtalign_step.json"  # written into a step's folder when it finished: {id, kind, hash, seconds}
@@ -108,9 +108,6 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
     echo(format_plan(plan, cached))
     if dry_run:
         return summary
-    problems = missing_support(plan)
-    if problems:
-        raise QtalignError("cannot run this study: " + "; ".join(problems))
     with study_lock(root):
         states = summary.states
         for s in plan.steps:

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from qtalign.settings import Settings
 from qtalign.languages import PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
+from qtalign.settings import Settings
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qtalign.errors import QtalignError
 from qtalign.study.plan import Plan, Step
+
+if TYPE_CHECKING:
+    from qtalign.analysis.lens_run import LensSettings
+    from qtalign.analysis.pca_run import PCASettings
 
 PAIRS = "pairs.jsonl"
 
@@ -30,12 +30,6 @@ class Context:
         return self.root / self.plan[dep].out
 
 
-def build_supports_controls() -> bool:
-    from qtalign.data.build import build_pairs
-
-    return "control" in inspect.signature(build_pairs).parameters
-
-
 def run_build(step: Step, ctx: Context) -> None:
     from qtalign.data.build import build_pairs
     from qtalign.data.build_output import write_outputs
@@ -44,9 +38,6 @@ def run_build(step: Step, ctx: Context) -> None:
     p = step.params
     kwargs: dict[str, Any] = {}
     if p["control"] is not None:
-        if not build_supports_controls():
-            raise QtalignError(f"control {p['control']!r} needs qtalign.data.build.build_pairs(control=...), "
-                               "which this installation lacks")
         kwargs = {"control": p["control"], "parallel": p["parallel"]}
     if p.get("test_items") is not None:
         from qtalign.data.ranges import parse_item_range
@@ -88,55 +79,53 @@ def run_eval_step(step: Step, ctx: Context) -> None:
 
 
 def run_compare(step: Step, ctx: Context) -> None:
-    try:
-        from qtalign.compare import compare_runs, write_compare
-    except ImportError:
-        raise QtalignError("this installation has no qtalign.compare (the compare step needs it)") from None
+    from qtalign.compare import compare_runs, write_compare
+
     runs = [ctx.root / ctx.plan[d].out for d in step.deps]
     p = step.params
     result = compare_runs(runs, names=p["names"], n_boot=p["n_boot"], seed=p["seed"])
     write_compare(result, ctx.out(step))
 
 
-def _analysis_argv(step: Step, ctx: Context) -> list[str]:
+def analysis_settings(step: Step, ctx: Context) -> LensSettings | PCASettings:
+    """The lens or pca settings of a step (qtalign.analysis.lens_run.LensSettings / pca_run.PCASettings): what
+    `qtalign lens`/`pca` would be given for it, a tuned model's run compared with its base model's."""
     p, r = step.params, step.runtime
-    argv = [step.kind, "--model", p["model"], "--task", p["task"], "--data", p["data"], "--langs", ",".join(p["langs"]),
-            "--seed", str(p["seed"]), "--device", r["device"], "--batch-size", str(r["batch_size"]),
-            "--out", str(ctx.out(step))]
+    fields: dict[str, Any] = {"model": p["model"], "task": p["task"], "data": p["data"], "langs": ",".join(p["langs"]),
+                              "seed": p["seed"], "device": r["device"], "batch_size": r["batch_size"],
+                              "out": str(ctx.out(step))}
     if not p.get("protocol"):  # a protocol presets its own label words
-        argv += ["--labels", p["labels"]]
-    for flag, key in (("--limit", "limit"), ("--shots", "shots"), ("--demos", "demos"), ("--dtype", "dtype"),
-                      ("--protocol", "protocol"), ("--items", "items")):
+        fields["labels"] = p["labels"]
+    for key in ("limit", "shots", "demos", "dtype", "protocol", "items"):
         if p.get(key) is not None:
-            argv += [flag, str(p[key])]
+            fields[key] = p[key]
     if p.get("trust_remote_code"):
-        argv.append("--trust-remote-code")
-    if step.kind == "lens":
-        argv += ["--bootstrap", str(p["bootstrap"])]
-    else:
-        argv += ["--pool", p["pool"]] + (["--layers", p["layers"]] if p.get("layers") else [])
+        fields["trust_remote_code"] = True
     if any(ctx.plan[d].kind == "train" for d in step.deps):
-        argv += ["--adapter", str(ctx.dep_out(step, "train") / "adapter"),
-                 "--compare", str(ctx.dep_out(step, step.kind))]
-    return argv
+        fields.update(adapter=str(ctx.dep_out(step, "train") / "adapter"), compare=str(ctx.dep_out(step, step.kind)))
+    if step.kind == "lens":
+        from qtalign.analysis.lens_run import LensSettings
+
+        return LensSettings.parse({**fields, "bootstrap": p["bootstrap"]}, step.id)
+    from qtalign.analysis.pca_run import PCASettings
+
+    return PCASettings.parse({**fields, "pool": p["pool"], **({"layers": p["layers"]} if p.get("layers") else {})},
+                             step.id)
 
 
 def run_analysis(step: Step, ctx: Context) -> None:
-    """lens/pca through their subcommand's run function, in this process (their loops live in the CLI modules)."""
-    from qtalign.cli.main import build_parser
+    """lens/pca through the library run; files.txt lists the files it wrote, one a line."""
+    from qtalign.analysis import lens_run, pca_run
 
-    args = build_parser().parse_args(_analysis_argv(step, ctx))
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):  # the subcommand prints the files it wrote
-        args.func(args)
-    (ctx.out(step) / "files.txt").write_text(buf.getvalue(), encoding="utf-8")
+    s = analysis_settings(step, ctx)
+    # progress lines are printed as `qtalign lens`/`pca` print them, also under `qtalign run --no-progress`
+    result = lens_run.run(s) if isinstance(s, lens_run.LensSettings) else pca_run.run(s)
+    (ctx.out(step) / "files.txt").write_text("".join(f"{path}\n" for path in result.files), encoding="utf-8")
 
 
 def run_report(step: Step, ctx: Context) -> None:
-    try:
-        from qtalign.report import build_report  # type: ignore[attr-defined]
-    except ImportError:
-        raise QtalignError("this installation has no qtalign.report.build_report (the report step needs it)") from None
+    from qtalign.report import build_report
+
     build_report(ctx.root)
 
 
@@ -144,23 +133,3 @@ EXECUTORS: dict[str, Callable[[Step, Context], None]] = {
     "build": run_build, "train": run_train, "eval": run_eval_step, "compare": run_compare,
     "lens": run_analysis, "pca": run_analysis, "report": run_report,
 }
-
-
-def missing_support(plan: Plan) -> list[str]:
-    """What the plan needs that this installation lacks (checked before anything runs)."""
-    problems = []
-    kinds = {s.kind for s in plan.steps}
-    if "compare" in kinds:
-        try:
-            import qtalign.compare  # noqa: F401
-        except ImportError:
-            problems.append("compare steps need qtalign.compare (set `compare: false` to skip them)")
-    if "report" in kinds:
-        try:
-            from qtalign.report import build_report  # type: ignore[attr-defined]  # noqa: F401
-        except ImportError:
-            problems.append("the report step needs qtalign.report.build_report (set `report: false` to skip it)")
-    controls = sorted({s.params["control"] for s in plan.steps if s.kind == "build" and s.params["control"]})
-    if controls and not build_supports_controls():
-        problems.append(f"control mixes ({', '.join(controls)}) need build_pairs(control=...)")
-    return problems

@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qtalign.settings import Settings, explain
 from qtalign.data.demonstrations_file import resolve_demos_file
 from qtalign.data.ranges import parse_item_range
 from qtalign.data.readers import demo_file, find_lang_file
@@ -18,6 +17,7 @@ from qtalign.errors import QtalignError, raise_problems
 from qtalign.languages import LANGUAGES, PAPER_LANGS
 from qtalign.models import DEFAULT_MODEL
 from qtalign.protocol import PROTOCOLS
+from qtalign.settings import Settings, explain
 from qtalign.study.eval_grid import eval_fields
 from qtalign.study.schema import MixSpec, StudyConfig
 from qtalign.tasks import TASKS, get_task

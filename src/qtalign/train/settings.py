@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from qtalign.batchsize import BatchSize
-from qtalign.settings import Settings, load_config_file
 from qtalign.errors import QtalignError
+from qtalign.settings import Settings, load_config_file
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES
 
 

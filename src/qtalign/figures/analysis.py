@@ -2,75 +2,30 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
 from qtalign.errors import QtalignError
+from qtalign.figures.common import RUN_STYLES, lang_style, read_csv, save_figure
 
-# Okabe & Ito's colour-blind-safe palette (blue, vermillion, bluish green, orange, sky blue, reddish purple, yellow,
-# black); languages beyond eight reuse the colours with other marker shapes
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
-LANG_MARKERS = ("o", "s", "^", "D")
 LENS_STYLE = {  # quantity -> (colour, legend text, band hatch); bands only where a hatch is given
     "p_en": ("#0072B2", "correct label, English", ""),
     "p_native": ("#D55E00", "correct label, input language", "////"),
     "p_en_all": ("#56B4E9", "any label, English", None),
     "p_native_all": ("#E69F00", "any label, input language", None),
 }
-RUN_STYLES = ("-", "--", ":")
 LENS_COLUMNS = 5  # languages per row of the lens figure
-
-
-def lang_style(i: int) -> tuple[str, str]:
-    """(colour, marker) of the i-th language: eight Okabe-Ito colours, then the next marker shape."""
-    return OKABE_ITO[i % len(OKABE_ITO)], LANG_MARKERS[(i // len(OKABE_ITO)) % len(LANG_MARKERS)]
-
-
-def run_name(folder: Path) -> str:
-    """A run's name in figures from its record (lens/pca settings.json or eval run.json): its --label, else the
-    model's short name plus the adapter's training mix; the folder name when there is no record."""
-    from qtalign.store import run_label
-
-    for record in ("settings.json", "run.json"):
-        try:
-            s = json.loads((folder / record).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(s, dict):
-            return run_label(s.get("model"), s.get("adapter"), s.get("label"))
-    return folder.name
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise QtalignError(f"{path}: not found (is this a finished lens/pca run folder?)")
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _save(fig: plt.Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, searchable SVG
-        fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _lens_table(run: Path) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, int]]:
     """((lang, quantity) -> [layers, 3] of mean, lo, hi; lang -> n items)."""
     rows: dict[tuple[str, str], list[tuple[int, float, float, float]]] = {}
     n: dict[str, int] = {}
-    for r in _read_csv(run / "lens_layers.csv"):
+    for r in read_csv(run / "lens_layers.csv"):
         rows.setdefault((r["lang"], r["quantity"]), []).append(
             (int(r["layer"]), float(r["mean"]), float(r["lo"]), float(r["hi"])))
         if r.get("n"):
@@ -144,7 +99,7 @@ def lens_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
                bbox_to_anchor=(0.5, 0.25 / height))
     title = " vs ".join(name for name, _, _ in tables)
     fig.suptitle(f"Logit lens: {title}\n(mean over items, 95% bootstrap band)", y=1 - 0.1 / height, va="top")
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def _entropy_unit(run: Path) -> str:
@@ -191,7 +146,7 @@ def pca_scatter_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Pat
     handles = [plt.Line2D([], [], marker=lang_style(i)[1], ls="", color=lang_style(i)[0], label=lang)
                for i, lang in enumerate(langs)]
     fig.legend(handles=handles, loc="outside right center", frameon=False, title="language")
-    return _save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def pca_corr_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
@@ -201,7 +156,7 @@ def pca_corr_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
     for name, path in runs:
         by_layer: dict[int, dict[tuple[str, str], float]] = {}
         n_pairs: dict[int, set[int]] = {}
-        for r in _read_csv(path / "pca_corr.csv"):
+        for r in read_csv(path / "pca_corr.csv"):
             by_layer.setdefault(int(r["layer"]), {})[r["lang_a"], r["lang_b"]] = float(r["r"])
             n_pairs.setdefault(int(r["layer"]), set()).add(int(r["n"]) if r.get("n") else -1)
         tables.append((name, by_layer, n_pairs))
@@ -235,123 +190,4 @@ def pca_corr_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
             axes[row, col].axis("off")
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="Pearson r of PC1 (parallel items)")
-    return _save(fig, stem)
-
-
-# ---- study report figures: drawn from plain dicts that compare/report computed (no files read here) -----------
-SERIES_COLOURS = plt.get_cmap("tab10").colors
-
-
-def gains_figure(series: Sequence[tuple[str, dict[str, dict]]], langs: Sequence[str], modes: Sequence[str],
-                 stem: Path) -> list[Path]:
-    """Per scoring mode (rows): each series' paired difference from base per language and on the mean, with its
-    95% interval; filled markers are significant after Holm correction.
-    series: (name, {mode: compare_pair() output}); a mode a series lacks is skipped."""
-    xs = [*langs, "mean"]
-    fig, axes = plt.subplots(len(modes), 1, figsize=(max(6.0, 0.55 * len(xs) * max(1, len(series)) ** 0.5 + 2),
-                                                      2.8 * len(modes)), squeeze=False, sharex=True)
-    width = 0.7 / max(1, len(series))
-    for row, mode in enumerate(modes):
-        ax = axes[row, 0]
-        ax.axhline(0, color="0.4", lw=0.8)
-        for k, (name, by_mode) in enumerate(series):
-            s = by_mode.get(mode)
-            if s is None:
-                continue
-            colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
-            entries = [s["languages"][lang] for lang in langs] + [s["mean"]]
-            x = np.arange(len(xs)) - 0.35 + width * (k + 0.5)
-            y = np.array([100 * e["diff"] for e in entries])
-            lo = np.array([100 * e["ci95"][0] for e in entries])
-            hi = np.array([100 * e["ci95"][1] for e in entries])
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=colour, elinewidth=1.2, capsize=2)
-            sig = np.array([bool(e.get("significant", e.get("excludes_zero", False))) for e in entries])
-            ax.scatter(x[sig], y[sig], color=colour, s=28, zorder=3)
-            ax.scatter(x[~sig], y[~sig], facecolor="white", edgecolor=colour, s=28, zorder=3)
-        ax.set_ylabel("Δ accuracy (points)")
-        ax.set_title("raw" if mode == "raw" else f"calibrated ({mode})", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.axvline(len(langs) - 0.5, color="0.7", lw=0.8, ls=":")
-    axes[-1, 0].set_xticks(range(len(xs)), xs)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=SERIES_COLOURS[k % len(SERIES_COLOURS)], label=name)
-               for k, (name, _) in enumerate(series)]
-    handles.append(plt.Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="0.3",
-                              label="not significant (Holm) / interval covers 0"))
-    fig.legend(handles=handles, loc="upper center", ncol=min(4, len(handles)), frameon=False,
-               bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    return _save(fig, stem)
-
-
-def prior_shift_figure(series: Sequence[tuple[str, dict[str, dict[str, float]]]], langs: Sequence[str],
-                       labels: Sequence[str], stem: Path) -> list[Path]:
-    """Change of each label's predicted share (points) per language and series; with two labels only the first
-    is drawn (the second is its mirror). series: (name, {lang: {label: change}})."""
-    shown = list(labels[:1]) if len(labels) == 2 else list(labels)
-    fig, axes = plt.subplots(len(shown), 1, figsize=(max(6.0, 0.5 * len(langs) + 2), 2.6 * len(shown)),
-                             squeeze=False, sharex=True)
-    width = 0.8 / max(1, len(series))
-    for row, label in enumerate(shown):
-        ax = axes[row, 0]
-        ax.axhline(0, color="0.4", lw=0.8)
-        for k, (name, by_lang) in enumerate(series):
-            x = np.arange(len(langs)) - 0.4 + width * (k + 0.5)
-            ax.bar(x, [100 * by_lang[lang][label] for lang in langs], width, color=SERIES_COLOURS[k % 10],
-                   label=name if row == 0 else None)
-        ax.set_ylabel(f"Δ share '{label}' (points)")
-        ax.grid(axis="y", alpha=0.3)
-    axes[-1, 0].set_xticks(range(len(langs)), langs)
-    if series:
-        fig.legend(loc="upper center", ncol=min(4, len(series)), frameon=False, bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    return _save(fig, stem)
-
-
-def loss_figure(runs: Sequence[tuple[str, Sequence[dict], Sequence[dict]]], stem: Path) -> list[Path]:
-    """Training loss per optimizer step (left) and validation loss (right), one colour per run.
-    runs: (name, train_log rows {step, loss}, val_log rows {step, val_loss})."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for k, (name, train, val) in enumerate(runs):
-        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
-        if train:
-            left.plot([r["step"] for r in train], [r["loss"] for r in train], color=colour, lw=1, label=name)
-        if val:
-            right.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", color=colour, ms=3, label=name)
-    for ax, title in ((left, "training loss"), (right, "validation loss")):
-        ax.set_xlabel("optimizer step")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-    left.set_ylabel("loss (output tokens)")
-    if runs:
-        left.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return _save(fig, stem)
-
-
-def alignment_figure(runs: Sequence[tuple[str, Path]], stem: Path) -> list[Path]:
-    """From each pca run's alignment.csv: per layer, the mean over language pairs of the parallel-item cosine
-    (and the non-parallel baseline) and of the centred nearest-neighbour retrieval accuracy."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (name, path) in enumerate(runs):
-        rows = _read_csv(path / "alignment.csv")
-        by_layer: dict[int, list[dict[str, str]]] = {}
-        for r in rows:
-            by_layer.setdefault(int(r["layer"]), []).append(r)
-        layers = sorted(by_layer)
-
-        def mean(key: str, by_layer: dict[int, list[dict[str, str]]] = by_layer) -> list[float]:
-            return [float(np.mean([float(r[key]) for r in by_layer[la]])) for la in sorted(by_layer)]
-
-        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
-        left.plot(layers, mean("cos"), "-", color=colour, label=f"{name}: parallel")
-        left.plot(layers, mean("cos_other"), ":", color=colour, label=f"{name}: other items")
-        right.plot(layers, mean("retrieval_centered"), "-", color=colour, label=name)
-    left.set_ylabel("mean cosine")
-    right.set_ylabel("retrieval of the translation (centred)")
-    right.set_ylim(-0.02, 1.02)
-    for ax in (left, right):
-        ax.set_xlabel("layer (0 = embeddings)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return _save(fig, stem)
+    return save_figure(fig, stem)
