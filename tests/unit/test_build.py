@@ -146,7 +146,7 @@ def tiny_seq2seq(folder: Path) -> Path:
 
 
 def test_machine_translation_path_resumes(tmp_path: Path) -> None:
-    from qtalign.data.translate import Translator
+    from qtalign.translate import Translator
 
     d = tmp_path / "en_only"
     write(d / "snli_en4_train.json", [{"premise": p, "hypothesis": h, "answer": a} for (p, h), a in zip(EN, ANS)])

@@ -107,7 +107,7 @@ def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: di
 
     translate = None
     if args.translate_with:
-        from qtalign.data.translate import Translator
+        from qtalign.translate import Translator
 
         translate = Translator(args.translate_with, cache=out.with_name(out.stem + ".mt_cache.jsonl"),
                                device=args.device, batch_size=args.mt_batch_size,
