@@ -39,13 +39,11 @@ def run_build(step: Step, ctx: Context) -> None:
     keys = ("task", "data", "sources", "target", "per_lang", "seed", "exclude", "allow_contamination")
     record: dict[str, Any] = {k: p[k] for k in keys}  # the manifest's settings, as studies have always recorded them
     record["translate_with"] = None
-    fields: dict[str, Any] = {k: p[k] for k in keys}
     if p["control"] is not None:
         record.update(control=p["control"], parallel=p["parallel"])
-        fields.update(control=p["control"], parallel=p["parallel"])
     if p.get("test_items") is not None:
-        record["test_items"] = fields["test_items"] = p["test_items"]
-    settings = BuildSettings.parse({**fields, "out": str(ctx.out(step) / PAIRS)}, step.id)
+        record["test_items"] = p["test_items"]
+    settings = BuildSettings.parse({**record, "out": str(ctx.out(step) / PAIRS)}, step.id)
     build(settings, overwrite=True, record=record, test_items_name="test_items")
 
 
