@@ -9,6 +9,7 @@ from qtalign.data.check import CheckReport, check_files, context_problems
 from qtalign.data.readers import Problem
 from qtalign.errors import QtalignError
 from qtalign.prompts import build_prompts
+from qtalign.settings import Settings
 from qtalign.tasks import Task
 
 
@@ -28,3 +29,39 @@ def check_data(task: Task, source: str, langs: Sequence[str], tokenizer: Any = N
             rows, _ = encode_items(tokenizer, lp.prefix, lp.texts)
             report.too_long += context_problems(lp.items, len(encode_prefix(tokenizer, lp.prefix)), rows, max_len)
     return report
+
+
+class DataCheckSettings(Settings):
+    """What `qtalign data check` checks: a task's files, and with a model, that prompts fit its context."""
+
+    task: str
+    data: str
+    langs: str | None = None  # comma list (None: the languages present in data)
+    model: str | None = None  # also check that prompts fit this model's context
+    shots: int | None = None  # demonstrations per prompt for the context check (None: the task's)
+
+
+def run(s: DataCheckSettings) -> CheckReport:
+    """The data check's entry: the task, languages and (with s.model) tokenizer and context length resolved, then
+    check_data; the report's lines() are what the command prints and its ok the exit status."""
+    from qtalign.data.readers import parse_langs
+    from qtalign.languages import language
+    from qtalign.tasks import get_task
+
+    try:
+        task = get_task(s.task)
+        langs = parse_langs(s.langs, s.task, s.data)
+        for lang in langs:
+            language(lang)
+    except ValueError as e:
+        raise QtalignError(str(e)) from None
+    tokenizer, max_len = None, None
+    if s.model:
+        from qtalign.models import load_tokenizer, resolve_model_path
+
+        path = resolve_model_path(s.model)
+        tokenizer = load_tokenizer(path)
+        from transformers import AutoConfig
+
+        max_len = getattr(AutoConfig.from_pretrained(str(path)), "max_position_embeddings", None)
+    return check_data(task, s.data, langs, tokenizer, max_len, s.shots)

@@ -496,7 +496,7 @@ def test_a_fetched_mix_is_what_data_build_reads(train_server: Server, tmp_path: 
 
 def test_unlisted_names_the_commit_lacks_are_skipped_and_reported(train_server: Server, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from qtalign.cli.data_fetch import summary
+    from qtalign.data.fetch_run import summary
 
     man = manifest(training_repo())
     man.files.append(RemoteFile("snli/snli_zhit10k_question.json", "data/snli/snli_zhit10k_question.json", "train",

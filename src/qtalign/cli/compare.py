@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
@@ -37,14 +36,14 @@ def _split(value: str | None, flag: str) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.compare import compare_runs, format_compare, write_compare
+    from qtalign.compare.run import CompareSettings
+    from qtalign.compare.run import run as compare
 
-    if len(args.runs) < 2:
+    if len(args.runs) < 2:  # before the lists below are read, as always
         raise QtalignError("give at least two eval run folders (the first is the base)")
-    result = compare_runs([Path(r) for r in args.runs], names=_split(args.names, "--names"), n_boot=args.bootstrap,
-                          seed=args.seed, seen=_split(args.seen, "--seen"))
-    print(format_compare(result))
-    if args.out:
-        for path in write_compare(result, args.out).values():
-            print(path)
+    settings = CompareSettings.parse({"runs": args.runs, "names": _split(args.names, "--names"),
+                                      "seen": _split(args.seen, "--seen"), "n_boot": args.bootstrap, "seed": args.seed,
+                                      "out": args.out}, "command line")
+    for path in compare(settings, echo=print).files.values():
+        print(path)
     return 0

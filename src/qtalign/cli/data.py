@@ -6,8 +6,6 @@ import argparse
 
 from qtalign.cli.data_build import add_build_parser
 from qtalign.cli.data_fetch import add_fetch_parser
-from qtalign.errors import QtalignError
-from qtalign.languages import language
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,26 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from qtalign.data.readers import parse_langs
-    from qtalign.prompt_check import check_data
-    from qtalign.tasks import get_task
+    from qtalign.prompt_check import DataCheckSettings
+    from qtalign.prompt_check import run as check
 
-    try:
-        task = get_task(args.task)
-        langs = parse_langs(args.langs, args.task, args.data)
-        for lang in langs:
-            language(lang)
-    except ValueError as e:
-        raise QtalignError(str(e)) from None
-    tokenizer, max_len = None, None
-    if args.model:
-        from qtalign.models import load_tokenizer, resolve_model_path
-
-        path = resolve_model_path(args.model)
-        tokenizer = load_tokenizer(path)
-        from transformers import AutoConfig
-
-        max_len = getattr(AutoConfig.from_pretrained(str(path)), "max_position_embeddings", None)
-    report = check_data(task, args.data, langs, tokenizer, max_len, args.shots)
+    report = check(DataCheckSettings.parse({name: getattr(args, name) for name in DataCheckSettings.model_fields},
+                                           "command line"))
     print("\n".join(report.lines()))
     return 0 if report.ok else 1

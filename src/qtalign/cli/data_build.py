@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
@@ -56,79 +55,19 @@ def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from qtalign.data.build_output import claim_build
-    from qtalign.data.controls import check_control
-    from qtalign.store import missing_folders, remove_empty_folders
-    from qtalign.tasks import get_task
+    from qtalign.data.build_run import BuildSettings, MakeTranslator
+    from qtalign.data.build_run import run as build
 
-    try:
-        task = get_task(args.task)
-    except ValueError as e:
-        raise QtalignError(str(e)) from None
-    if args.template is not None:
-        from qtalign.templates import TEMPLATES, get_template
-
-        if args.template not in TEMPLATES:
-            raise QtalignError(f"--template: {args.template!r} is not a template name here (choose from "
-                               f"{', '.join(TEMPLATES)}; `auto` picks by model only at training time)")
-        get_template(args.template)
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    if not sources:
-        raise QtalignError("--sources needs at least one language code")
-    if args.per_lang < 1:
-        raise QtalignError(f"--per-lang {args.per_lang}: must be at least 1")
-    check_control(args.control, args.parallel, args.target)
-    test_items = None
-    if args.test_items is not None:
-        from qtalign.data.ranges import parse_item_range
-
-        test_items = parse_item_range(args.test_items, "--test-items")
-        if args.translate_with:
-            raise QtalignError("--test-items and --translate-with: the test files are parallel already; use one")
-    settings = {"task": task.name, "data": [str(d) for d in args.data], "sources": sources, "target": args.target,
-                "per_lang": args.per_lang, "seed": args.seed, "exclude": args.exclude,
-                "allow_contamination": args.allow_contamination, "translate_with": args.translate_with,
-                "control": args.control, "parallel": args.parallel, "template": args.template}
-    if test_items is not None:  # only when given, so that earlier builds resume unchanged
-        settings["test_items"] = str(test_items)
-    new_folders = missing_folders(Path(args.out).parent)
-    out = claim_build(args.out, settings, args.overwrite)
-    try:
-        return _build(args, task, sources, settings, out, test_items)
-    except BaseException:
-        remove_empty_folders(new_folders)  # a failed build leaves no empty output folder behind
-        raise
-
-
-def _build(args: argparse.Namespace, task: Any, sources: list[str], settings: dict[str, Any], out: Path,
-           test_items: Any = None) -> int:
-    from qtalign.data.build import build_pairs
-    from qtalign.data.build_output import write_outputs
-
-    translate = None
-    if args.translate_with:
+    fields = {name: getattr(args, name) for name in BuildSettings.model_fields if name != "sources"}
+    settings = BuildSettings.parse({**fields, "sources": [s.strip() for s in args.sources.split(",") if s.strip()]},
+                                   "command line")
+    translator: MakeTranslator | None = None
+    if args.translate_with:  # the MT model's loader sits above the data layer: handed to the build
         from qtalign.translate import Translator
 
-        translate = Translator(args.translate_with, cache=out.with_name(out.stem + ".mt_cache.jsonl"),
-                               device=args.device, batch_size=args.mt_batch_size,
-                               max_new_tokens=args.mt_max_new_tokens, trust_remote_code=args.trust_remote_code)
-    report = build_pairs(task, args.data, sources, args.target, args.per_lang, args.seed, args.exclude,
-                         args.allow_contamination, translate, args.translate_with, args.control, args.parallel,
-                         test_items=test_items)
-    write_outputs(report, out, settings)
-    parts = ", ".join(f"{k}: {v}" for k, v in report.counts.items())
-    kind = f"{args.control} control " if args.control else ""
-    print(f"wrote {len(report.pairs)} {kind}pairs ({parts}) -> {out}")
-    if report.control is not None:
-        diff = report.length_profile["difference"]["all"]
-        print("length vs the real mix (mean, target-equivalent characters): "
-              f"question {diff['input_eq']['mean']:+.1%}, output {diff['output_eq']['mean']:+.1%}")
-    if args.exclude is not None:
-        total = sum(report.contaminated.values())
-        action = "kept (--allow-contamination)" if args.allow_contamination else "refused"
-        what = ("sharing a text with an item outside " + str(test_items) if test_items is not None
-                else "equal to evaluation items")
-        print(f"contamination check against {args.exclude}: {total} pair(s) {what} {action}")
+        translator = Translator
+    for line in build(settings, args.overwrite, translator).lines():
+        print(line)
     return 0
 
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
-from pathlib import Path
 from typing import Any
-
-from qtalign.errors import QtalignError
 
 
 def add_fetch_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,49 +37,13 @@ def add_fetch_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from qtalign.data.fetch import fetch_paper, load_manifest
+    from qtalign.data.fetch_run import FetchSettings
+    from qtalign.data.fetch_run import run as fetch
 
-    tasks = None
-    if args.only:
-        tasks = [t.strip() for t in args.only.split(",") if t.strip()]
-        if not tasks:
-            raise QtalignError("--only: give at least one task (emotion, snli, paws)")
-    if args.retries < 0:
-        raise QtalignError("--retries must be >= 0")
-    man = load_manifest()
-    result = fetch_paper(Path(args.dest), args.base_url, man, tasks, not args.no_demos, args.retries, args.timeout,
-                         progress=not args.no_progress, split=args.split,
-                         discover=False if args.no_listing else None)
-    print(summary(result, man.commit))
+    only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
+    settings = FetchSettings.parse({"dest": args.dest, "base_url": args.base_url, "only": only, "split": args.split,
+                                    "listing": not args.no_listing, "demos": not args.no_demos,
+                                    "retries": args.retries, "timeout": args.timeout,
+                                    "progress": not args.no_progress}, "command line")
+    print(fetch(settings).summary())
     return 0
-
-
-def summary(result: Any, commit: str) -> str:
-    """What was fetched and how each file was checked, in a few lines."""
-    absent = [f.path for f in result.files if f.action == "absent"]
-    files = [f for f in result.files if f.action != "absent"]
-    actions = {a: sum(f.action == a for f in files) for a in ("downloaded", "resumed", "present")}
-    pinned = [f for f in files if f.check == "pinned"]
-    locked = [f for f in files if f.check == "locked"]
-    recorded = [f for f in files if f.check == "recorded"]
-    lines = [f"paper files ({commit[:7]}) -> {result.dest}: {len(files)} files; "
-             + ", ".join(f"{n} {a}" for a, n in actions.items() if n),
-             f"  sha256: {len(pinned)} matched qtalign's pinned hashes"
-             + (f", {len(locked)} matched the hashes recorded in {result.lock}" if locked else "")]
-    if recorded:
-        names = ", ".join(f.path for f in recorded)
-        lines.append(f"  {len(recorded)} file(s) have no pinned hash yet: their sha256 was RECORDED now in {result.lock} "
-                     "(trust on first download) and later runs check them against it:")
-        lines += textwrap.wrap(names, 116, initial_indent="    ", subsequent_indent="    ")
-    if result.discovered:
-        lines.append(f"  {len(result.discovered)} training file(s) not in qtalign's table were found in the "
-                     f"repository's listing and fetched: " + ", ".join(result.discovered))
-    if absent:
-        lines.append(f"  {len(absent)} file(s) named in qtalign's table but never confirmed by a listing are not at "
-                     "this commit (skipped):")
-        lines += textwrap.wrap(", ".join(absent), 116, initial_indent="    ", subsequent_indent="    ")
-    if result.listing != "not used":
-        lines.append(f"  file listing: {result.listing}")
-    for task, path in result.demos.items():
-        lines.append(f"  demos: {task} -> {path}")
-    return "\n".join(lines)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
 from typing import Any
 
 
@@ -28,38 +25,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.store import manifest_path
-    from qtalign.study.demo import demo_config, gain_line, headline
-    from qtalign.study.runner import run_study
-    from qtalign.study.steps import PAIRS
+    from qtalign.study.entry import DemoSettings, run_demo
 
-    cfg = demo_config(args.data, args.model, args.limit, args.pairs)
-    out = Path(args.out) if args.out else Path("runs") / cfg.name
-    print(f"qtalign demo -> {out}")
-    t0 = time.perf_counter()
-    summary = run_study(cfg, out, dry_run=args.dry_run, progress=not args.no_progress)
-    if args.dry_run:
-        return 0
-    doc = json.loads((out / "study.json").read_text(encoding="utf-8"))
-    vs_base = [c for c in doc["compares"] if c["kind"] == "vs-base"]
-    ran = "" if summary.nothing_to_do else f" in {time.perf_counter() - t0:.0f} s"
-    print(f"\ndemo finished{ran}")
-    report = out / "report" / "report.html"
-    if report.is_file():
-        print(f"report: {report}")
-    if vs_base:
-        m = cfg.mixes[0]
-        n_pairs = sum(sum(json.loads(manifest_path(out / s["out"] / PAIRS).read_text())["counts"].values())
-                      for s in doc["steps"] if s["id"] == f"build:{m.name}")  # the real mix, not its control
-        print(f"{cfg.models[0].key}, {'/'.join(m.sources)} => {m.target} question translation ({n_pairs} pairs), "
-              f"sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")
-        for line in headline(out / vs_base[0]["out"] / "compare.json"):
-            print(line)
-    for c in doc["compares"]:
-        if c["kind"] == "vs-control" and (out / c["out"] / "compare.json").is_file():
-            print(f"{c['control']} control (the same questions, not translated) minus {c['mix']}, same seed, paired "
-                  f"on the same items: {gain_line(out / c['out'] / 'compare.json')}")
-    if not any(c["kind"] == "vs-control" for c in doc["compares"]):
-        print("no control mix was run: the change above may not be specific to question translation "
-              "(docs/controls.md)")
+    run_demo(DemoSettings.parse({"data": args.data, "out": args.out, "model": args.model, "limit": args.limit,
+                                 "pairs": args.pairs, "dry_run": args.dry_run, "progress": not args.no_progress},
+                                "command line"))
     return 0

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
-
-from qtalign.errors import QtalignError
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,51 +32,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_pack(args: argparse.Namespace) -> int:
-    from qtalign.evidence import pack
+    from qtalign.evidence.run import PackSettings, run_pack
 
-    out = Path(args.out)
-    if not out.name.endswith(".json.gz"):
-        raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
-    summary = pack(args.study, out)
-    print(f"wrote {summary['out']}: {summary['evals']} evaluation(s), {summary['files']} file(s), "
-          f"{summary['bytes'] / 1024:.0f} kB")
-    if summary["missing_evals"]:
-        print(f"note: {len(summary['missing_evals'])} evaluation(s) not finished, left out: "
-              + ", ".join(summary["missing_evals"][:5]))
+    for line in run_pack(PackSettings.parse({"study": args.study, "out": args.out}, "command line")).lines():
+        print(line)
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from qtalign.evidence import unpack
-    from qtalign.report import build_report
-    from qtalign.store import claim_out
+    from qtalign.evidence.run import CheckSettings
+    from qtalign.evidence.run import run_check as check
 
-    name = Path(args.file).name.removesuffix(".json.gz")
-    out = claim_out(args.out or Path("runs") / "evidence" / name)
-    root = unpack(args.file, out)
-    paths = build_report(root, n_boot=args.bootstrap)
-    print(f"rebuilt {root} from {args.file}; every comparison recomputed from the per-item rows")
-    print(f"report: {paths['html']}")
-    print(f"markdown: {paths['md']}")
-    claims = Path(args.claims) if args.claims else Path(args.file).with_name(name + ".claims.json")
-    if args.claims or claims.is_file():
-        return _check_claims(claims, paths["summary"])
-    return 0
-
-
-def _check_claims(claims_path: Path, summary_path: Path) -> int:
-    import json
-
-    from qtalign.evidence import check_claims
-    from qtalign.store import read_json_object
-
-    doc = read_json_object(claims_path, strict=True)
-    if doc is None or not isinstance(doc.get("claims"), list):
-        raise QtalignError(f"{claims_path}: expected a JSON object with a `claims` list")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    docs_root = (claims_path.resolve().parent / doc.get("docs_root", ".")).resolve()  # an absolute docs_root wins
-    problems = check_claims(summary, doc["claims"], docs_root)
-    for p in problems:
-        print(f"MISMATCH {p}")
-    print(f"claims: {len(doc['claims'])} checked, {len(problems)} problem(s) ({claims_path})")
-    return 1 if problems else 0
+    settings = CheckSettings.parse({"file": args.file, "out": args.out, "n_boot": args.bootstrap,
+                                    "claims": args.claims}, "command line")
+    return 1 if check(settings, echo=print).problems else 0

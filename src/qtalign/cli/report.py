@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -20,9 +19,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.report import build_report
+    from qtalign.report.run import ReportSettings
+    from qtalign.report.run import run as report
 
-    paths = build_report(Path(args.study), n_boot=args.bootstrap)
+    paths = report(ReportSettings.parse({"study": args.study, "n_boot": args.bootstrap}, "command line"))
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -26,44 +25,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.errors import QtalignError
-    from qtalign.study.config import config_path, load_study, presets
-    from qtalign.study.runner import run_study
+    from qtalign.study.entry import StudySettings
+    from qtalign.study.entry import run as run_study
+    from qtalign.study.summary import preset_lines
 
     if args.presets:
-        for name in presets():
-            path, _ = config_path(f"preset:{name}")
-            first = next((ln[2:].strip() for ln in path.read_text(encoding="utf-8").splitlines()
-                          if ln.startswith("# ")), "")
-            print(f"preset:{name:<16} {first}")
+        for line in preset_lines():
+            print(line)
         return 0
-    if not args.config:
-        raise QtalignError("give a study config file or preset:NAME (see --presets)")
-    cfg = load_study(args.config, data_root=args.data_root)
-    out = Path(args.out) if args.out else Path("runs") / cfg.name
-    print(f"study {cfg.name!r} -> {out}")
-    run_study(cfg, out, dry_run=args.dry_run, progress=not args.no_progress)
-    if args.dry_run:
-        return 0
-    print_gains(out)
-    report = out / "report" / "report.html"
-    if report.is_file():
-        print(f"report: {report}")
+    run_study(StudySettings.parse({"config": args.config, "out": args.out, "data_root": args.data_root,
+                                   "dry_run": args.dry_run, "progress": not args.no_progress}, "command line"))
     return 0
-
-
-def print_gains(out: Path, most: int = 30) -> None:
-    """Mean gain (points, paired 95% interval) of every comparison the study holds, raw and calibrated."""
-    import json
-
-    from qtalign.study.demo import gain_line
-
-    doc = json.loads((out / "study.json").read_text(encoding="utf-8"))
-    rows = [(c["id"].split(":", 1)[1], out / c["out"] / "compare.json") for c in doc.get("compares", [])]
-    rows = [(name, path) for name, path in rows if path.is_file()]
-    if rows:
-        print("mean gain over languages, points [paired 95% CI]:")
-    for name, path in rows[:most]:
-        print(f"  {name}: {gain_line(path)}")
-    if len(rows) > most:
-        print(f"  ... and {len(rows) - most} more in the report")

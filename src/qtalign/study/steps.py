@@ -31,28 +31,20 @@ class Context:
 
 
 def run_build(step: Step, ctx: Context) -> None:
-    from qtalign.data.build import build_pairs
-    from qtalign.data.build_output import write_outputs
-    from qtalign.tasks import get_task
+    """The mix's pairs through the build stage's entry, into the step's folder (the runner holds it: overwrite)."""
+    from qtalign.data.build_run import BuildSettings
+    from qtalign.data.build_run import run as build
 
     p = step.params
-    kwargs: dict[str, Any] = {}
+    keys = ("task", "data", "sources", "target", "per_lang", "seed", "exclude", "allow_contamination")
+    record: dict[str, Any] = {k: p[k] for k in keys}  # the manifest's settings, as studies have always recorded them
+    record["translate_with"] = None
     if p["control"] is not None:
-        kwargs = {"control": p["control"], "parallel": p["parallel"]}
+        record.update(control=p["control"], parallel=p["parallel"])
     if p.get("test_items") is not None:
-        from qtalign.data.ranges import parse_item_range
-
-        kwargs["test_items"] = parse_item_range(p["test_items"], "test_items")
-    report = build_pairs(get_task(p["task"]), p["data"], p["sources"], p["target"], p["per_lang"], p["seed"],
-                         p["exclude"], p["allow_contamination"], **kwargs)
-    settings = {k: p[k] for k in ("task", "data", "sources", "target", "per_lang", "seed", "exclude",
-                                  "allow_contamination")}
-    settings["translate_with"] = None
-    if p["control"] is not None:
-        settings.update(control=p["control"], parallel=p["parallel"])
-    if p.get("test_items") is not None:
-        settings["test_items"] = p["test_items"]
-    write_outputs(report, ctx.out(step) / PAIRS, settings)
+        record["test_items"] = p["test_items"]
+    settings = BuildSettings.parse({**record, "out": str(ctx.out(step) / PAIRS)}, step.id)
+    build(settings, overwrite=True, record=record, test_items_name="test_items")
 
 
 def run_train(step: Step, ctx: Context) -> None:
@@ -79,12 +71,13 @@ def run_eval_step(step: Step, ctx: Context) -> None:
 
 
 def run_compare(step: Step, ctx: Context) -> None:
-    from qtalign.compare import compare_runs, write_compare
+    """The compare stage's entry on the step's eval runs (the first is the base), written to the step's folder."""
+    from qtalign.compare.run import CompareSettings
+    from qtalign.compare.run import run as compare
 
-    runs = [ctx.root / ctx.plan[d].out for d in step.deps]
     p = step.params
-    result = compare_runs(runs, names=p["names"], n_boot=p["n_boot"], seed=p["seed"])
-    write_compare(result, ctx.out(step))
+    compare(CompareSettings.parse({"runs": [str(ctx.root / ctx.plan[d].out) for d in step.deps], "names": p["names"],
+                                   "n_boot": p["n_boot"], "seed": p["seed"], "out": str(ctx.out(step))}, step.id))
 
 
 def analysis_settings(step: Step, ctx: Context) -> LensSettings | PCASettings:
@@ -124,9 +117,11 @@ def run_analysis(step: Step, ctx: Context) -> None:
 
 
 def run_report(step: Step, ctx: Context) -> None:
-    from qtalign.report import build_report
+    """The report stage's entry on the whole study folder."""
+    from qtalign.report.run import ReportSettings
+    from qtalign.report.run import run as report
 
-    build_report(ctx.root)
+    report(ReportSettings(study=str(ctx.root)))
 
 
 EXECUTORS: dict[str, Callable[[Step, Context], None]] = {

@@ -1,0 +1,89 @@
+"""The evidence entries: pack a study into an evidence file; check one by rebuilding its study and recomputing its report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtalign.errors import QtalignError
+from qtalign.settings import Settings
+
+
+class PackSettings(Settings):
+    """What `qtalign evidence pack` packs: a `qtalign run` study folder, into an evidence file *.json.gz."""
+
+    study: str
+    out: str
+
+
+class CheckSettings(Settings):
+    """What `qtalign evidence check` rechecks: an evidence file, rebuilt in out, and the claims the docs quote."""
+
+    file: str
+    out: str | None = None  # folder to rebuild the study in (None: runs/evidence/NAME, NAME from the file name)
+    n_boot: int = 2000  # bootstrap resamples
+    claims: str | None = None  # claims file (None: NAME.claims.json beside the file, when it exists)
+
+
+@dataclass
+class PackResult:
+    """A written evidence file: pack()'s summary (out, files, bytes, evals, missing_evals)."""
+
+    summary: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        s = self.summary
+        lines = [f"wrote {s['out']}: {s['evals']} evaluation(s), {s['files']} file(s), {s['bytes'] / 1024:.0f} kB"]
+        if s["missing_evals"]:
+            lines.append(f"note: {len(s['missing_evals'])} evaluation(s) not finished, left out: "
+                         + ", ".join(s["missing_evals"][:5]))
+        return lines
+
+
+@dataclass
+class CheckResult:
+    """A rechecked evidence file: the rebuilt study, its report's files and the claims' problems (none: all hold)."""
+
+    root: Path
+    paths: dict[str, Path]
+    claims: Path | None = None  # the claims file checked (None: none)
+    problems: list[str] = field(default_factory=list)
+
+
+def run_pack(s: PackSettings) -> PackResult:
+    """Write the study's evidence file (evidence.pack.pack)."""
+    from qtalign.evidence.pack import pack
+
+    out = Path(s.out)
+    if not out.name.endswith(".json.gz"):
+        raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
+    return PackResult(pack(s.study, out))
+
+
+def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None) -> CheckResult:
+    """Rebuild the study from s.file, recompute its report (every comparison from the per-item rows) and check the
+    claims; echo (e.g. print) gets each line of the account as it becomes known."""
+    from qtalign.evidence.claims import check_claims_file
+    from qtalign.evidence.pack import unpack
+    from qtalign.report.run import ReportSettings
+    from qtalign.report.run import run as report
+    from qtalign.store import claim_out
+
+    name = Path(s.file).name.removesuffix(".json.gz")
+    out = claim_out(s.out or Path("runs") / "evidence" / name)
+    root = unpack(s.file, out)
+    paths = report(ReportSettings(study=str(root), n_boot=s.n_boot))
+    echo(f"rebuilt {root} from {s.file}; every comparison recomputed from the per-item rows")
+    echo(f"report: {paths['html']}")
+    echo(f"markdown: {paths['md']}")
+    result = CheckResult(root, paths)
+    claims = Path(s.claims) if s.claims else Path(s.file).with_name(name + ".claims.json")
+    if s.claims or claims.is_file():
+        n, result.problems = check_claims_file(claims, paths["summary"])
+        result.claims = claims
+        for p in result.problems:
+            echo(f"MISMATCH {p}")
+        echo(f"claims: {n} checked, {len(result.problems)} problem(s) ({claims})")
+    return result
