@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.store import manifest_path
+    from qtalign.runs.build import manifest_path
     from qtalign.study.demo import demo_config, gain_line, headline
     from qtalign.study.runner import run_study
     from qtalign.study.steps import PAIRS
