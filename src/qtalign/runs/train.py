@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,15 @@ def read_checkpoint_state(checkpoint: Path) -> dict[str, Any]:
     return state
 
 
-def _find(path_text: str, anchors: Sequence[Path]) -> Path | None:
-    """path_text as given (absolute or from the working directory), else relative to each anchor folder."""
+def _find(path_text: str, anchors: Sequence[Path], there: Callable[[Path], bool] = Path.exists) -> Path | None:
+    """path_text as given (absolute or from the working directory), else relative to each anchor folder: the first
+    path that is there (exists, or the test given)."""
     p = Path(path_text)
-    if p.exists():
+    if there(p):
         return p
     if not p.is_absolute():
         for a in anchors:
-            if (a / p).exists():
+            if there(a / p):
                 return a / p
     return None
 
@@ -69,8 +70,9 @@ class TrainingData:
 
 def training_data(adapter: str | Path, anchors: Sequence[Path] = (), strict: bool = False) -> TrainingData:
     """Follow an adapter's provenance: adapter (a `qtalign train` output folder T or T/adapter, as given or relative
-    to an anchor folder) -> T/train_settings.json -> data (as written, else relative to T or its parents) -> that pairs
-    file's manifest (manifest_path). strict: invalid JSON in a record is a QtalignError naming the file."""
+    to an anchor folder) -> T/train_settings.json -> data (as written, else relative to T or its parents; the pairs
+    file or its manifest must be there) -> that pairs file's manifest (manifest_path). strict: invalid JSON in a
+    record is a QtalignError naming the file."""
     found = _find(str(adapter), anchors)
     if found is None:
         return TrainingData(problem=f"adapter {adapter} not found")
@@ -81,7 +83,7 @@ def training_data(adapter: str | Path, anchors: Sequence[Path] = (), strict: boo
     data = (read_json_object(record, strict=strict) or {}).get("data")
     if not data:
         return TrainingData(folder, problem=f"{record}: no `data` entry")
-    pairs = _find(str(data), [folder, *anchor_folders(folder)])
+    pairs = _find(str(data), [folder, *anchor_folders(folder)], lambda p: p.exists() or manifest_path(p).is_file())
     if pairs is None:
         return TrainingData(folder, str(data), problem=f"{record}: pairs file {data} not found")
     where = manifest_path(pairs)
