@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -10,9 +9,8 @@ from typing import Any
 
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL
+from qtalign.runs.merge import MERGE_RECORD, read_merge_record
 from qtalign.settings import Settings
-
-MERGE_RECORD = "qtalign_merge.json"
 
 
 class MergeSettings(Settings):
@@ -58,11 +56,10 @@ def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = 
     claim_out(out.parent if str(out.parent) else Path("."))
     hold_folder(out, out.with_name(f".{out.name}{LOCK_NAME}"))  # beside OUT: the merge replaces OUT whole
     if out.is_dir() and any(out.iterdir()):
-        try:
-            old = json.loads((out / MERGE_RECORD).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        old = read_merge_record(out)
+        if old is None:
             raise QtalignError(f"--out {out}: folder exists and is not empty (and holds no qtalign merge); give a new "
-                               "folder") from None
+                               "folder")
         changes = describe_changes(old, record)
         if not changes:
             return out  # already merged with these settings

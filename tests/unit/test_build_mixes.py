@@ -10,7 +10,7 @@ from qtalign.cli.data_build import main
 from qtalign.data.build import build_pairs
 from qtalign.data.pairs import make_pair
 from qtalign.data.sources import question_file_langs, scan_sources
-from qtalign.store import manifest_path
+from qtalign.runs.build import manifest_path
 from qtalign.tasks import get_task
 
 EMO = get_task("emotion")

@@ -21,7 +21,8 @@ import yaml
 
 from qtalign.cli.main import main
 from qtalign.errors import MAX_PROBLEMS
-from qtalign.store import LOCK_NAME, manifest_path
+from qtalign.runs.build import manifest_path
+from qtalign.store import LOCK_NAME
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_eval import write_paper_folder
@@ -293,7 +294,7 @@ def test_old_folders_manifest_is_still_read(tmp_path: Path, capsys: pytest.Captu
     from test_build import folder
 
     from qtalign.compare import training_languages
-    from qtalign.store import adapter_label
+    from qtalign.runs.train import adapter_label
 
     d = folder(tmp_path)
     qt = tmp_path / "qt"

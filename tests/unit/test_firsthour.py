@@ -389,7 +389,7 @@ def test_claim_out_creates_missing_parents(tmp_path: Path) -> None:
 
 # ---- figures -------------------------------------------------------------------------------------------------------
 def test_run_names_come_from_the_run_record(tmp_path: Path) -> None:
-    from qtalign.figures.common import run_name
+    from qtalign.runs.analysis import run_name
 
     pairs = tmp_path / "qt" / "train.jsonl"
     pairs.parent.mkdir()

@@ -12,12 +12,10 @@ import numpy as np
 from qtalign.analysis.inputs import AnalysisSettings, prompt_setup
 from qtalign.analysis.runs import AnalysisResult, print_progress, run_names, start_analysis, write_csv
 from qtalign.errors import QtalignError
+from qtalign.runs.analysis import LENS_OUTPUTS
 from qtalign.store import atomic_write_text
 
 log = logging.getLogger(__name__)
-
-LENS_OUTPUTS = ("parts", "lens.npz", "lens_layers.csv", "lens_filter.json", "lens.png", "lens.svg", "lens_compare.png",
-                "lens_compare.svg")
 
 
 class LensSettings(AnalysisSettings):

@@ -11,11 +11,10 @@ import numpy as np
 from qtalign.analysis.inputs import AnalysisSettings, prompt_setup
 from qtalign.analysis.runs import AnalysisResult, print_progress, run_names, start_analysis, write_csv
 from qtalign.errors import QtalignError
+from qtalign.runs.analysis import PCA_OUTPUTS
 
 log = logging.getLogger(__name__)
 
-PCA_OUTPUTS = ("parts", "pca.npz", "pca_corr.csv", "alignment.csv", *(f"{stem}{suffix}.{ext}" for stem in (
-    "pca_scatter", "pca_corr") for suffix in ("", "_compare") for ext in ("png", "svg")))
 POOLED_PER_ITEM = ("index", "states")  # the arrays of a pooled part file with one row per item
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.analysis.inputs import AnalysisSettings, load_analysis_model
+from qtalign.runs.analysis import RECORD
 from qtalign.store import atomic_write_text
-
-RECORD = "settings.json"  # the run record of lens and pca folders
 
 
 @dataclass
@@ -94,6 +93,6 @@ def start_analysis(s: AnalysisSettings, dist: Any, settings: dict[str, Any], out
 
 def run_names(out: Path, compare: str | None) -> list[tuple[str, Path]]:
     """(name in figures, folder) of a run and of the run it is compared with."""
-    from qtalign.figures.common import run_name
+    from qtalign.runs.analysis import run_name
 
     return [(run_name(out), out)] + ([(run_name(Path(compare)), Path(compare))] if compare else [])

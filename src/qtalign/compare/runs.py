@@ -11,7 +11,9 @@ import numpy as np
 
 from qtalign.errors import QtalignError
 from qtalign.metrics import Resampling, resampling_scheme
-from qtalign.store import manifest_path, read_json_object, read_jsonl_rows
+from qtalign.runs.eval import PREDICTIONS, read_results, read_run_record
+from qtalign.runs.train import anchor_folders, training_data
+from qtalign.store import read_jsonl_rows
 
 RAW = "raw"
 
@@ -57,47 +59,17 @@ class Run:
         return [r["pred"] if mode == RAW else r["pred_cal"][mode] for r in self.item_rows(lang)]
 
 
-def _find(path_text: str, anchors: Sequence[Path]) -> Path | None:
-    """path_text as given (absolute or from the working directory), else relative to each anchor folder."""
-    p = Path(path_text)
-    if p.exists():
-        return p
-    if not p.is_absolute():
-        for a in anchors:
-            if (a / p).exists():
-                return a / p
-    return None
-
-
-def _anchors(folder: Path, up: int = 4) -> list[Path]:
-    folder = folder.resolve()
-    return [folder, *list(folder.parents)[:up]]
-
-
 def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list[str] | None, str]:
     """Languages of an adapter's training mix (manifest sources + target) and where they were read.
 
     adapter: a `qtalign train` output folder T or T/adapter. Follows T/train_settings.json -> data -> that pairs
-    file's manifest (store.manifest_path). Returns (None, reason) when the record cannot be followed.
+    file's manifest (runs.train.training_data). Returns (None, reason) when the record cannot be followed.
     """
-    found = _find(adapter, anchors)
-    if found is None:
-        return None, f"adapter {adapter} not found"
-    train_dir = next((d for d in (found, found.parent) if (d / "train_settings.json").is_file()), None)
-    if train_dir is None:
-        return None, f"{found}: no train_settings.json here or one folder up"
-    ts = read_json_object(train_dir / "train_settings.json", strict=True) or {}
-    data = ts.get("data")
-    if not data:
-        return None, f"{train_dir / 'train_settings.json'}: no `data` entry"
-    pairs = _find(str(data), [train_dir, *_anchors(train_dir)])
-    if pairs is None:
-        return None, f"{train_dir / 'train_settings.json'}: pairs file {data} not found"
-    where = manifest_path(pairs)
-    manifest = read_json_object(where, strict=True)
-    if manifest is None:
-        return None, f"{where}: not found"
-    s = manifest.get("settings", {})
+    found = training_data(adapter, anchors, strict=True)
+    if found.manifest is None:
+        return None, found.problem
+    where = found.manifest_path
+    s = found.manifest.get("settings", {})
     sources, target = s.get("sources"), s.get("target")
     if not sources or not target:
         return None, f"{where}: no settings.sources/target"
@@ -109,10 +81,10 @@ def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list
 def load_run(path: str | Path, name: str | None = None) -> Run:
     """An eval run folder (predictions.jsonl, results.json if finished) read back for comparison."""
     path = Path(path)
-    pred_path = path / "predictions.jsonl"
+    pred_path = path / PREDICTIONS
     if not pred_path.is_file():
         raise QtalignError(f"{path}: no predictions.jsonl (not a `qtalign eval` run folder)")
-    results = read_json_object(path / "results.json", strict=True)
+    results = read_results(path, strict=True)
     rows_all = read_jsonl_rows(pred_path)
     tasks = list(dict.fromkeys(r.get("task") for r in rows_all))
     task = results.get("task") if results else (tasks[0] if len(tasks) == 1 else None)
@@ -140,7 +112,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     cal_order += sorted((modes or set()) - set(cal_order))
     model = (results or {}).get("model") or {}
     settings = (results or {}).get("settings") or {}
-    run_record = read_json_object(path / "run.json", strict=True) or {}
+    run_record = read_run_record(path, strict=True) or {}
     adapter = model.get("adapter") or settings.get("adapter") or run_record.get("adapter")
     run = Run(name or path.name, path, task, langs, labels, rows, items, results, cal_order, adapter=adapter)
     if results is not None and not results.get("complete", True):
@@ -148,5 +120,5 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     if results is None:
         run.notes.append(f"{run.name}: no results.json (unfinished run?)")
     if adapter:
-        run.train_langs, run.train_note = training_languages(str(adapter), _anchors(path))
+        run.train_langs, run.train_note = training_languages(str(adapter), anchor_folders(path))
     return run

@@ -9,6 +9,7 @@ from typing import Any
 from qtalign.data.build import BuildReport
 from qtalign.data.pairs import pair_row
 from qtalign.errors import QtalignError
+from qtalign.runs.build import dataset_info_path, manifest_path, manifest_settings, read_dataset_info
 from qtalign.store import (
     RESUME_HINT,
     atomic_write_json,
@@ -16,7 +17,6 @@ from qtalign.store import (
     claim_out_file,
     describe_changes,
     hold_folder,
-    manifest_path,
     sha256_file,
     sha256_json,
 )
@@ -25,7 +25,7 @@ from qtalign.store import (
 def claim_build(out: str | Path, settings: dict[str, Any], overwrite: bool = False) -> Path:
     """The resume rule (store.open_run) for `data build`, checked before any reading or translating.
 
-    Each build is described by its own manifest (store.manifest_path: FILE.manifest.json beside FILE.jsonl, or an
+    Each build is described by its own manifest (runs.build.manifest_path: FILE.manifest.json beside FILE.jsonl, or an
     older folder's manifest.json), so several builds share a folder. The same output and settings are rebuilt
     (identical pairs; a machine-translation cache resumes); other settings for the same output are refused, naming
     the flags, unless overwrite. The folder is held (store.hold_folder) while the build runs."""
@@ -37,7 +37,7 @@ def claim_build(out: str | Path, settings: dict[str, Any], overwrite: bool = Fal
     if not manifest.is_file():
         return out
     try:
-        old_settings = dict(json.loads(manifest.read_text(encoding="utf-8"))["settings"])
+        old_settings = manifest_settings(manifest)
     except (ValueError, KeyError, TypeError):
         if overwrite:
             return out
@@ -61,13 +61,8 @@ def write_outputs(report: BuildReport, out: str | Path, settings: dict[str, Any]
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     alpaca = out.with_name(out.stem + "_alpaca.json")
     atomic_write_json(alpaca, [{"instruction": p.input, "input": "", "output": p.output} for p in report.pairs])
-    info_path = out.with_name("dataset_info.json")
-    info: dict[str, Any] = {}
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            info = {}
+    info_path = dataset_info_path(out)
+    info = read_dataset_info(out)
     info[out.stem] = {"file_name": alpaca.name,
                       "columns": {"prompt": "instruction", "query": "input", "response": "output"}}
     if settings.get("template"):  # LLaMA-Factory ignores this key; its users pass the same name as --template

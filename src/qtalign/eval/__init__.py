@@ -1,6 +1,5 @@
 """The evaluation stage: settings, data and prompt preparation, scoring, results, and the run / recalibrate entries."""
 
-from qtalign.eval.folder import CONTENT_FREE, PARTS, PREDICTIONS, PROMPTS, RESULTS, RUN, gather_parts, read_content_free
 from qtalign.eval.prepare import (
     Prepared,
     PromptSetup,
@@ -16,6 +15,7 @@ from qtalign.eval.results import aggregate, format_table, recalibrate_report, ru
 from qtalign.eval.run import run
 from qtalign.eval.scorers import SCORINGS, FirstToken, LabelScoring, Loglik
 from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings, identity_defaults
+from qtalign.runs.eval import CONTENT_FREE, PARTS, PREDICTIONS, PROMPTS, RESULTS, RUN, gather_parts, read_content_free
 
 __all__ = [
     "CONTENT_FREE",

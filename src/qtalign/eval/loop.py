@@ -17,13 +17,13 @@ from qtalign.calibration import pick
 from qtalign.data.check import context_problems
 from qtalign.distributed import Dist, Shard
 from qtalign.errors import QtalignError
-from qtalign.eval.folder import CONTENT_FREE, PREDICTIONS, part_path
 from qtalign.eval.prepare import Prepared, prompt_sha
 from qtalign.eval.scorers import label_scoring, token_index
 from qtalign.eval.settings import EvalSettings
 from qtalign.models import check_finite
 from qtalign.prompts import LangPrompts
 from qtalign.protocol import paper_correct
+from qtalign.runs.eval import CONTENT_FREE, PREDICTIONS, part_path
 from qtalign.scoring import Scorer, TokenIndex
 from qtalign.store import JsonlWriter, atomic_write_json
 from qtalign.tasks import Task

@@ -10,9 +10,9 @@ from typing import Any
 from qtalign import calibration
 from qtalign.distributed import get_dist
 from qtalign.errors import QtalignError
-from qtalign.eval.folder import CONTENT_FREE, RESULTS
 from qtalign.eval.run import claim, commit, finish, remaining
 from qtalign.eval.settings import EvalSettings
+from qtalign.runs.eval import CONTENT_FREE, RESULTS
 
 
 def recorded_settings(folder: Path, calibrate: Sequence[str], n_boot: int | None = None) -> EvalSettings:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from qtalign import __version__, calibration
-from qtalign.eval.folder import PREDICTIONS, RESULTS
 from qtalign.eval.prepare import Prepared
 from qtalign.eval.settings import EvalSettings
 from qtalign.metrics import bootstrap_accuracy, bootstrap_mean_accuracy, resampling_scheme, run_summaries
+from qtalign.runs.eval import PREDICTIONS, RESULTS
 from qtalign.store import atomic_write_json, atomic_write_text, read_jsonl_rows, sha256_json
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.distributed import Dist, get_dist
-from qtalign.eval.folder import (
+from qtalign.eval.loop import Todo, score_run
+from qtalign.eval.prepare import Prepared, format_prompt_lines, prepare
+from qtalign.eval.results import finish_run
+from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings
+from qtalign.runs.eval import (
     CONTENT_FREE,
     PARTS,
     PREDICTIONS,
@@ -19,10 +23,6 @@ from qtalign.eval.folder import (
     read_content_free,
     recorded_model_info,
 )
-from qtalign.eval.loop import Todo, score_run
-from qtalign.eval.prepare import Prepared, format_prompt_lines, prepare
-from qtalign.eval.results import finish_run
-from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings
 from qtalign.store import RunFolder, atomic_write_text, open_run, read_jsonl_rows
 
 

@@ -9,16 +9,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qtalign.errors import QtalignError
+from qtalign.runs.analysis import RECORD as ANALYSIS_RECORD
+from qtalign.runs.build import LEGACY_MANIFEST, MANIFEST_SUFFIX
+from qtalign.runs.eval import CONTENT_FREE, PREDICTIONS, RESULTS, RUN
+from qtalign.runs.study import STUDY
+from qtalign.runs.train import ADAPTER, TRAIN_LOG, TRAIN_RECORD, TRAIN_SUMMARY, VAL_LOG
 from qtalign.store import atomic_write_bytes, read_json_object, read_jsonl_rows
 
 FORMAT = "qtalign-evidence/1"
-STUDY = "study.json"
 # the columns of a predictions row that the comparisons and the report read; texts are never in a row
 PREDICTION_KEYS: tuple[str, ...] = ("task", "lang", "index", "gold", "gold_answer", "pred", "correct", "tie",
                                     "probs", "loglik", "pred_cal", "correct_cal", "prompt_sha", "paper_correct")
-EVAL_FILES: tuple[str, ...] = ("results.json", "run.json", "content_free.json")
-TRAIN_FILES: tuple[str, ...] = ("train_settings.json", "train_summary.json", "train_log.jsonl", "val_log.jsonl")
-ANALYSIS_FILES: tuple[str, ...] = ("settings.json", "lens_layers.csv", "pca_corr.csv", "alignment.csv", "pca.npz")
+EVAL_FILES: tuple[str, ...] = (RESULTS, RUN, CONTENT_FREE)
+TRAIN_FILES: tuple[str, ...] = (TRAIN_RECORD, TRAIN_SUMMARY, TRAIN_LOG, VAL_LOG)
+ANALYSIS_FILES: tuple[str, ...] = (ANALYSIS_RECORD, "lens_layers.csv", "pca_corr.csv", "alignment.csv", "pca.npz")
 PLACEHOLDER = "EVIDENCE.txt"
 PLACEHOLDER_TEXT = ("Not kept in the evidence file: the adapter weights and the training pairs (they hold the data's "
                     "texts). The records beside this folder are the run's own.\n")
@@ -53,15 +57,15 @@ def _train_files(root: Path, folder: Path, files: dict[str, Any]) -> None:
     for name in TRAIN_FILES:
         if (folder / name).is_file():
             files[_rel(root, folder / name)] = _text(folder / name)
-    files[_rel(root, folder / "adapter" / PLACEHOLDER)] = PLACEHOLDER_TEXT
-    settings = read_json_object(folder / "train_settings.json") or {}
+    files[_rel(root, folder / ADAPTER / PLACEHOLDER)] = PLACEHOLDER_TEXT
+    settings = read_json_object(folder / TRAIN_RECORD) or {}
     pairs = Path(str(settings.get("data") or ""))
     if not pairs.is_absolute():
         pairs = folder / pairs
     if not pairs.is_file() or root.resolve() not in pairs.resolve().parents:
         return
     files[_rel(root, pairs)] = ""  # the pairs hold the data's texts: never packed
-    for manifest in (pairs.with_name(pairs.stem + ".manifest.json"), pairs.with_name("manifest.json")):
+    for manifest in (pairs.with_name(pairs.stem + MANIFEST_SUFFIX), pairs.with_name(LEGACY_MANIFEST)):
         if manifest.is_file():
             files[_rel(root, manifest)] = _text(manifest)
 
@@ -76,10 +80,10 @@ def pack(study: str | Path, out: str | Path) -> dict[str, Any]:
     missing: list[str] = []
     for e in doc.get("evals") or []:
         folder = root / str(e.get("run", ""))
-        if not (folder / "predictions.jsonl").is_file():
+        if not (folder / PREDICTIONS).is_file():
             missing.append(str(e.get("id")))
             continue
-        files[_rel(root, folder / "predictions.jsonl")] = _slim_predictions(folder / "predictions.jsonl")
+        files[_rel(root, folder / PREDICTIONS)] = _slim_predictions(folder / PREDICTIONS)
         for name in EVAL_FILES:
             if (folder / name).is_file():
                 files[_rel(root, folder / name)] = _text(folder / name)

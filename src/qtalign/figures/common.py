@@ -1,9 +1,8 @@
-"""What every figure shares: colour-blind-safe styles, a run's name, reading a run's CSV, saving PNG + SVG."""
+"""What every figure shares: colour-blind-safe styles, reading a run's CSV, saving PNG + SVG."""
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -21,21 +20,6 @@ SERIES_COLOURS = plt.get_cmap("tab10").colors  # one colour per series of the st
 def lang_style(i: int) -> tuple[str, str]:
     """(colour, marker) of the i-th language: eight Okabe-Ito colours, then the next marker shape."""
     return OKABE_ITO[i % len(OKABE_ITO)], LANG_MARKERS[(i // len(OKABE_ITO)) % len(LANG_MARKERS)]
-
-
-def run_name(folder: Path) -> str:
-    """A run's name in figures from its record (lens/pca settings.json or eval run.json): its --label, else the
-    model's short name plus the adapter's training mix; the folder name when there is no record."""
-    from qtalign.store import run_label
-
-    for record in ("settings.json", "run.json"):
-        try:
-            s = json.loads((folder / record).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(s, dict):
-            return run_label(s.get("model"), s.get("adapter"), s.get("label"))
-    return folder.name
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -7,17 +7,16 @@ from pathlib import Path
 
 from qtalign.report.page import Builder
 from qtalign.report.render import Cell, Heading, Items, Pre, Table
-from qtalign.store import manifest_path, read_json_object
+from qtalign.runs.train import training_data
 
 
 def training_pairs(folder: Path) -> tuple[str | None, str | None]:
     """A training run folder's pairs file and its sha256: folder/train_settings.json -> data -> that file's manifest
-    (the path as written, else from the training folder); (None, None) / (data, None) where the record stops."""
-    ts = read_json_object(folder / "train_settings.json") or {}
-    if not ts.get("data"):
+    (runs.train.training_data); (None, None) / (data, None) where the record stops."""
+    found = training_data(folder)
+    if found.data is None:
         return None, None
-    manifest = read_json_object(manifest_path(ts["data"])) or read_json_object(manifest_path(folder / ts["data"])) or {}
-    return str(ts["data"]), manifest.get("pairs_sha256") or None
+    return found.data, (found.manifest or {}).get("pairs_sha256") or None
 
 
 def metadata(page: Builder) -> None:

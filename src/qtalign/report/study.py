@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qtalign.compare import RAW, Run, compare_runs, load_run
 from qtalign.errors import QtalignError
-
-STUDY = "study.json"
+from qtalign.runs.compare import COMPARE_JSON, read_compare
+from qtalign.runs.study import STUDY, read_study
 
 
 @dataclass(frozen=True)
@@ -39,14 +38,7 @@ class Study:
     def __init__(self, root: Path, n_boot: int = 2000) -> None:
         self.root = root
         path = root / STUDY
-        if not path.is_file():
-            raise QtalignError(f"{path}: not found (is {root} a `qtalign run` output folder?)")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise QtalignError(f"{path}: not valid JSON") from None
-        if not isinstance(data, dict):
-            raise QtalignError(f"{path}: expected a JSON object")
+        data = read_study(root)
         self.data = data
         self.n_boot = n_boot
         self.notes: list[str] = []
@@ -84,10 +76,10 @@ class Study:
         result = None
         for c in self.compares:
             if c.get("base") == base.id and c.get("other") == other.id and c.get("out"):
-                path = self.root / c["out"] / "compare.json"
+                path = self.root / c["out"] / COMPARE_JSON
                 if path.is_file():
                     try:
-                        result = _pick_comparison(json.loads(path.read_text(encoding="utf-8")), other.run)
+                        result = _pick_comparison(read_compare(path), other.run)
                     except (ValueError, KeyError, IndexError, TypeError):
                         self.notes.append(f"{path}: unreadable; recomputed from the predictions")
                     if result is not None and "resampling" not in result["scores"][RAW]["mean"]:

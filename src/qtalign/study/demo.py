@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
+from qtalign.runs.compare import read_compare
 from qtalign.settings import load_config_file
 from qtalign.study.config import config_path, load_study
 from qtalign.study.schema import StudyConfig
@@ -46,7 +46,7 @@ def _pts(x: float) -> str:
 
 def _first_comparison(compare_json: Path) -> tuple[list[str], dict[str, Any]]:
     """The scoring modes (raw first, then calibration modes) and the first comparison of a compare.json."""
-    doc = json.loads(compare_json.read_text(encoding="utf-8"))
+    doc = read_compare(compare_json)
     return list(doc.get("modes", ["raw"])), doc["comparisons"][0]
 
 

@@ -13,13 +13,12 @@ from typing import Any
 
 from qtalign import __version__
 from qtalign.errors import QtalignError, QtalignProblems, raise_problems
-from qtalign.store import atomic_write_json, folder_locks, hold_folder, read_json_object
-from qtalign.study.plan import Plan, Step, make_plan
+from qtalign.runs.study import STUDY, read_marker, write_marker
+from qtalign.store import atomic_write_json, folder_locks, hold_folder
+from qtalign.study.plan import Plan, make_plan
 from qtalign.study.schema import StudyConfig
 from qtalign.study.steps import EXECUTORS, Context
 
-STUDY_JSON = "study.json"
-MARKER = ".qtalign_step.json"  # written into a step's folder when it finished: {id, kind, hash, seconds}
 RECORD_KEYS = {"train": "trains", "eval": "evals", "compare": "compares", "lens": "analyses", "pca": "analyses"}
 
 
@@ -41,12 +40,6 @@ class RunSummary:
     @property
     def nothing_to_do(self) -> bool:
         return not self.ran
-
-
-def read_marker(root: Path, step: Step) -> dict[str, Any] | None:
-    """The finished-step marker of a step's folder when it matches the step's hash."""
-    marker = read_json_object(root / step.out / MARKER)
-    return marker if marker is not None and marker.get("hash") == step.hash else None
 
 
 def study_document(cfg: StudyConfig, plan: Plan, states: dict[str, StepState]) -> dict[str, Any]:
@@ -114,7 +107,7 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
             marker = read_marker(root, s)
             states[s.id] = StepState("reused", marker.get("seconds")) if marker else StepState()
         summary.reused = [s.id for s in plan.steps if states[s.id].status == "reused"]
-        write = lambda: atomic_write_json(root / STUDY_JSON, study_document(cfg, plan, states))
+        write = lambda: atomic_write_json(root / STUDY, study_document(cfg, plan, states))
         write()
         todo = [s for s in plan.steps if states[s.id].status != "reused"]
         if not todo:
@@ -149,12 +142,12 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
             finally:
                 _free_memory()
             seconds = time.perf_counter() - t0
-            atomic_write_json(root / s.out / MARKER, {"id": s.id, "kind": s.kind, "hash": s.hash, "seconds": seconds})
+            write_marker(root, s, seconds)
             states[s.id] = StepState("done", seconds)
             summary.ran.append(s.id)
             write()
             echo(f"      done in {seconds:.1f} s")
         summary.seconds = time.perf_counter() - t_all
         echo(f"ran {len(summary.ran)} step(s) in {summary.seconds:.0f} s; reused {len(summary.reused)}; "
-             f"results in {root / STUDY_JSON}")
+             f"results in {root / STUDY}")
     return summary

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
 
+from qtalign.runs.build import read_manifest
+from qtalign.runs.compare import COMPARE_JSON
+from qtalign.runs.study import read_study
 from qtalign.study.schema import StudyConfig
 
 
@@ -23,11 +24,6 @@ def preset_lines() -> list[str]:
     return lines
 
 
-def _study_json(out: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((out / "study.json").read_text(encoding="utf-8"))
-    return doc
-
-
 def report_lines(out: Path) -> list[str]:
     """The report's path, when the study has one."""
     report = out / "report" / "report.html"
@@ -38,8 +34,8 @@ def gain_lines(out: Path, most: int = 30) -> list[str]:
     """Mean gain (points, paired 95% interval) of every comparison the study holds, raw and calibrated."""
     from qtalign.study.demo import gain_line
 
-    doc = _study_json(out)
-    rows = [(c["id"].split(":", 1)[1], out / c["out"] / "compare.json") for c in doc.get("compares", [])]
+    doc = read_study(out)
+    rows = [(c["id"].split(":", 1)[1], out / c["out"] / COMPARE_JSON) for c in doc.get("compares", [])]
     rows = [(name, path) for name, path in rows if path.is_file()]
     lines = ["mean gain over languages, points [paired 95% CI]:"] if rows else []
     lines += [f"  {name}: {gain_line(path)}" for name, path in rows[:most]]
@@ -51,25 +47,24 @@ def gain_lines(out: Path, most: int = 30) -> list[str]:
 def demo_lines(cfg: StudyConfig, out: Path, started: float | None) -> list[str]:
     """The demo's closing account: how long it ran (started: its time.perf_counter() start; None when every step was
     cached), the report, the tuned-vs-base headline and the control's comparison."""
-    from qtalign.store import manifest_path
     from qtalign.study.demo import gain_line, headline
     from qtalign.study.steps import PAIRS
 
-    doc = _study_json(out)
+    doc = read_study(out)
     vs_base = [c for c in doc["compares"] if c["kind"] == "vs-base"]
     ran = "" if started is None else f" in {time.perf_counter() - started:.0f} s"
     lines = [f"\ndemo finished{ran}", *report_lines(out)]
     if vs_base:
         m = cfg.mixes[0]
-        n_pairs = sum(sum(json.loads(manifest_path(out / s["out"] / PAIRS).read_text())["counts"].values())
+        n_pairs = sum(sum(read_manifest(out / s["out"] / PAIRS, strict=True)["counts"].values())
                       for s in doc["steps"] if s["id"] == f"build:{m.name}")  # the real mix, not its control
         lines.append(f"{cfg.models[0].key}, {'/'.join(m.sources)} => {m.target} question translation ({n_pairs} "
                      f"pairs), sentiment in {len(cfg.eval.langs)} languages; tuned vs base, paired on the same items:")
-        lines += headline(out / vs_base[0]["out"] / "compare.json")
+        lines += headline(out / vs_base[0]["out"] / COMPARE_JSON)
     for c in doc["compares"]:
-        if c["kind"] == "vs-control" and (out / c["out"] / "compare.json").is_file():
+        if c["kind"] == "vs-control" and (out / c["out"] / COMPARE_JSON).is_file():
             lines.append(f"{c['control']} control (the same questions, not translated) minus {c['mix']}, same seed, "
-                         f"paired on the same items: {gain_line(out / c['out'] / 'compare.json')}")
+                         f"paired on the same items: {gain_line(out / c['out'] / COMPARE_JSON)}")
     if not any(c["kind"] == "vs-control" for c in doc["compares"]):
         lines.append("no control mix was run: the change above may not be specific to question translation "
                      "(docs/controls.md)")

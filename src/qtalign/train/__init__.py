@@ -1,5 +1,6 @@
 """The training stage: LoRA tuning on question-translation pairs (output-only loss, resumable checkpoints)."""
 
+from qtalign.runs.train import TRAIN_OUTPUTS, TRAIN_RECORD
 from qtalign.train.checkpoint import load_checkpoint, load_trainable_state, save_checkpoint, trainable_state
 from qtalign.train.encode import (
     IGNORE,
@@ -21,8 +22,6 @@ from qtalign.train.run import TrainResult, run
 from qtalign.train.settings import (
     PROTOCOLS,
     RESUME_IGNORES,
-    TRAIN_OUTPUTS,
-    TRAIN_RECORD,
     TrainSettings,
     command_settings,
     settings_from,

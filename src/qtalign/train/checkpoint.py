@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from qtalign.runs.train import CHECKPOINT_STATE, read_checkpoint_state
 from qtalign.store import OutputError, output_errors
 
 
@@ -49,10 +50,10 @@ def _save_dir_atomic(target: Path, write: Any) -> None:
 
 def existing_checkpoint(target: Path) -> Path | None:
     """The checkpoint folder to resume from: target, or target.old left by a kill during a swap; None if neither."""
-    if (target / "state.json").is_file():
+    if (target / CHECKPOINT_STATE).is_file():
         return target
     old = target.with_name(target.name + ".old")
-    return old if (old / "state.json").is_file() else None
+    return old if (old / CHECKPOINT_STATE).is_file() else None
 
 
 def save_checkpoint(folder: Path, peft_model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any],
@@ -74,7 +75,7 @@ def save_checkpoint(folder: Path, peft_model: Any, optimizer: Any, scheduler: An
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         meta = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(),
                 "python_rng": _py_rng_to_json(random.getstate())}
-        (tmp / "state.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(meta) + "\n", encoding="utf-8")
 
     _save_dir_atomic(folder, write)
 
@@ -85,7 +86,7 @@ def load_checkpoint(folder: Path, peft_model: Any, optimizer: Any, scheduler: An
     (the saved state, the best weights or None)."""
     from safetensors.torch import load_file
 
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    meta = read_checkpoint_state(folder)
     load_trainable_state(peft_model, load_file(str(folder / "adapter.safetensors")))
     tensors = load_file(str(folder / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("rng.torch"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 
 from qtalign.errors import QtalignError
+from qtalign.runs.build import read_dataset_info
 from qtalign.templates import DEFAULT_TEMPLATE, Template
 from qtalign.train.settings import TrainSettings
 from qtalign.trainable import train_dtype
@@ -46,10 +46,9 @@ def resolve_train_template(s: TrainSettings, model: Any, tok: Any) -> tuple[Trai
 
 def _data_template(data: str) -> str | None:
     """The template named for this pairs file in the dataset_info.json beside it (written by `qtalign data build`)."""
-    info = Path(data).with_name("dataset_info.json")
     try:
-        entry = json.loads(info.read_text(encoding="utf-8")).get(Path(data).stem, {})
-    except (OSError, ValueError, AttributeError):
+        entry = read_dataset_info(data).get(Path(data).stem, {})
+    except OSError:
         return None
     return entry.get("template") if isinstance(entry, dict) else None
 

@@ -15,6 +15,17 @@ from typing import Any
 import torch
 
 from qtalign.errors import QtalignError
+from qtalign.runs.train import (
+    ADAPTER,
+    ADAPTER_RECORD,
+    CHECKPOINT,
+    TRAIN_LOG,
+    TRAIN_OUTPUTS,
+    TRAIN_RECORD,
+    TRAIN_SUMMARY,
+    VAL_LOG,
+    read_train_summary,
+)
 from qtalign.store import RunFolder, atomic_write_json, atomic_write_text, output_errors, read_jsonl_rows
 from qtalign.train.checkpoint import existing_checkpoint, load_trainable_state
 from qtalign.train.loop import Logs, TrainState, evaluate, resume_from_checkpoint, train_epochs
@@ -22,7 +33,7 @@ from qtalign.train.pairs import read_pairs, refuse_test_data
 from qtalign.train.plots import plot_losses
 from qtalign.train.prepare import start
 from qtalign.train.record import describe_training_precision, train_record
-from qtalign.train.settings import RESUME_IGNORES, TRAIN_OUTPUTS, TRAIN_RECORD, TrainSettings
+from qtalign.train.settings import RESUME_IGNORES, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,7 @@ class TrainResult:
                     f"{self.out}/checkpoint)")
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
         when = "already finished" if self.already_done else f"{self.seconds:.0f} s"
-        return (f"adapter -> {self.out / 'adapter'} ({self.steps} steps, {when}; validation loss "
+        return (f"adapter -> {self.out / ADAPTER} ({self.steps} steps, {when}; validation loss "
                 f"{fmt(self.first_val_loss)} -> best {fmt(self.best_val_loss)}); use --adapter {self.out}")
 
 
@@ -77,7 +88,7 @@ def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite
                                            names={"template_requested": "--template"}))
     out = folder.path
     dist.check_shared(out)
-    ckpt_dir = out / "checkpoint"
+    ckpt_dir = out / CHECKPOINT
     existing, finished = dist.on_main(lambda: _resume_point(folder, ckpt_dir))
     if finished:
         return _finished(out)
@@ -119,14 +130,14 @@ def _read_data(s: TrainSettings) -> tuple[list[tuple[str, str]], dict[str, Any]]
 def _resume_point(folder: RunFolder, ckpt_dir: Path) -> tuple[Path | None, bool]:
     """Main process: (the checkpoint to continue or None, whether the run in the folder has finished already)."""
     existing = existing_checkpoint(ckpt_dir)
-    return existing, existing is None and folder.resumed and (folder.path / "adapter" / "adapter_config.json").is_file()
+    return existing, existing is None and folder.resumed and (folder.path / ADAPTER / "adapter_config.json").is_file()
 
 
 def _commit(folder: RunFolder, record: dict[str, Any], resumed_at: int | None) -> None:
     """Main process, once setup succeeded: the run record, and the logs cut back to the checkpoint's step (emptied
     for a fresh start); rows a killed run wrote after its last checkpoint are dropped."""
     folder.commit(record)
-    for name in ("train_log.jsonl", "val_log.jsonl"):
+    for name in (TRAIN_LOG, VAL_LOG):
         path = folder.path / name
         rows = [r for r in read_jsonl_rows(path) if r["step"] <= resumed_at] if resumed_at is not None else []
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -137,20 +148,20 @@ def _finish(st: TrainState, out: Path, pairs: list[tuple[str, str]], t0: float) 
     removed, train_summary.json."""
     from qtalign.models import quiet_transformers
 
-    s, ckpt_dir, tmp = st.s, out / "checkpoint", out / "adapter.tmp"
+    s, ckpt_dir, tmp = st.s, out / CHECKPOINT, out / f"{ADAPTER}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     with output_errors(tmp), quiet_transformers():
         st.model.save_pretrained(str(tmp), safe_serialization=True)
         st.tok.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "qtalign_train.json", train_record(s, st.template, st.tok, pairs,
+    atomic_write_json(tmp / ADAPTER_RECORD, train_record(s, st.template, st.tok, pairs,
                                                                describe_training_precision(s, st.dev)))
-    if (out / "adapter").exists():
-        shutil.rmtree(out / "adapter")
-    os.replace(tmp, out / "adapter")
+    if (out / ADAPTER).exists():
+        shutil.rmtree(out / ADAPTER)
+    os.replace(tmp, out / ADAPTER)
     plot_losses(out)
     for d in (ckpt_dir, ckpt_dir.with_name("checkpoint.old")):
         shutil.rmtree(d, ignore_errors=True)
-    atomic_write_json(out / "train_summary.json", {"steps": st.step, "best_val_loss": st.best_val,
+    atomic_write_json(out / TRAIN_SUMMARY, {"steps": st.step, "best_val_loss": st.best_val,
                                                    "first_val_loss": st.first_val, "train_pairs": len(st.train_idx),
                                                    "val_pairs": len(st.val_idx), "seconds": time.time() - t0,
                                                    "micro_batch": st.sizer.size, "processes": st.dist.world})
@@ -158,10 +169,7 @@ def _finish(st: TrainState, out: Path, pairs: list[tuple[str, str]], t0: float) 
 
 def _finished(out: Path) -> TrainResult:
     """The result of a finished run in out (a rerun with the same settings has nothing left to do)."""
-    try:
-        summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = {}
+    summary = read_train_summary(out)
     log.info("%s: training already finished with these settings (add --overwrite to train again)", out)
     return TrainResult(out, int(summary.get("steps", 0)), summary.get("best_val_loss"), summary.get("first_val_loss"),
                        0.0, False, already_done=True)

@@ -61,9 +61,6 @@ class TrainSettings(Settings):
 # settings a rerun may change without changing the adapter it ends with (the resume rule ignores them)
 RESUME_IGNORES = {"stop_after", "save_every", "device", "out", "allow_test_data", "trust_remote_code", "micro_batch",
                   "gradient_checkpointing"}
-TRAIN_RECORD = "train_settings.json"
-TRAIN_OUTPUTS = ("adapter", "adapter.tmp", "checkpoint", "checkpoint.tmp", "checkpoint.old", "train_log.jsonl",
-                 "val_log.jsonl", "loss.png", "train_summary.json")
 
 # --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
 # (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,

@@ -1,4 +1,4 @@
-"""An eval run folder's files: names, the processes' part files, the content-free record, the recorded model."""
+"""An eval run folder's files: names, the processes' part files, results, the run record, the content-free record."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from qtalign import calibration
 from qtalign.errors import QtalignError
 from qtalign.prompts import LangPrompts
-from qtalign.store import JsonlWriter, read_jsonl_rows
+from qtalign.store import JsonlWriter, read_json_object, read_jsonl_rows
 
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
@@ -52,6 +52,16 @@ def gather_parts(out: Path) -> int:
         part.unlink()
     shutil.rmtree(folder, ignore_errors=True)
     return len(new)
+
+
+def read_results(folder: Path, strict: bool = False) -> dict[str, Any] | None:
+    """results.json of an eval run folder (None when missing; invalid JSON with strict is a QtalignError)."""
+    return read_json_object(folder / RESULTS, strict=strict)
+
+
+def read_run_record(folder: Path, strict: bool = False) -> dict[str, Any] | None:
+    """run.json, the record of an eval run folder's settings (None when missing or not a JSON object)."""
+    return read_json_object(folder / RUN, strict=strict)
 
 
 def read_content_free(path: Path) -> dict[str, Any]:
