@@ -88,13 +88,18 @@ def test_bootstrap_is_seeded_and_brackets_mean() -> None:
 
 def test_settings_mismatch_is_an_error(tmp_path: Path) -> None:
     from qtalign.errors import QtalignError
-    from qtalign.store import check_run_record
+    from qtalign.runs.analysis import LENS_OUTPUTS, RECORD
+    from qtalign.store import open_run, release_folders
 
-    hint = "use a new --out folder or delete this one"
-    check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 3}, hint)
-    check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 3}, hint)  # same settings: resume
-    with pytest.raises(QtalignError, match="limit: 3 -> 5"):
-        check_run_record(tmp_path / "settings.json", {"model": "m", "limit": 5}, hint)
+    out = tmp_path / "lens"
+    open_run(out, RECORD, {"model": "m", "limit": 3}, outputs=LENS_OUTPUTS).commit()
+    (out / "lens.npz").write_bytes(b"results")  # the run produced something a mismatch must protect
+    release_folders()
+    assert open_run(out, RECORD, {"model": "m", "limit": 3}, outputs=LENS_OUTPUTS).resumed  # same settings: resume
+    release_folders()
+    with pytest.raises(QtalignError, match="limit 3 -> 5"):
+        open_run(out, RECORD, {"model": "m", "limit": 5}, outputs=LENS_OUTPUTS)
+    release_folders()
 
 
 def test_figure_redraws_from_saved_csv(tmp_path: Path) -> None:

@@ -28,11 +28,11 @@ from qtalign.store.io import (
     read_json_object,
     read_jsonl_rows,
 )
-from qtalign.store.record import RESUME_HINT, RunFolder, check_run_record, describe_changes, flag_name, open_run
+from qtalign.store.record import RESUME_HINT, RunFolder, describe_changes, flag_name, open_run
 
 __all__ = [
     "FAULT_HINT", "LOCK_NAME", "RESUME_HINT", "JsonlWriter", "OutputError", "RunFolder", "atomic_write_bytes",
-    "atomic_write_json", "atomic_write_text", "check_run_record", "claim_out", "claim_out_file", "current_umask",
+    "atomic_write_json", "atomic_write_text", "claim_out", "claim_out_file", "current_umask",
     "describe_changes", "flag_name", "folder_locks", "hold_folder", "library_write_error", "lock_holder",
     "missing_folders", "open_run", "os_error_cause", "os_error_line", "output_errors", "read_json_object",
     "read_jsonl_rows", "release_folders", "remove_empty_folders", "sha256_file", "sha256_json",

@@ -14,28 +14,6 @@ from qtalign.store.claims import claim_out, hold_folder
 from qtalign.store.io import atomic_write_json
 
 
-def check_run_record(path: str | Path, settings: dict[str, Any], hint: str,
-                     defaults: dict[str, Any] | None = None) -> None:
-    """Record the settings of a run folder at path on first use; on a rerun (resume), different settings are a
-    QtalignError naming each differing key with its old and new value, followed by hint.
-
-    defaults: values of settings added after a record was written; a key missing from the record counts as its
-    default there (a run made before the setting existed ran with what is now its default)."""
-    path = Path(path)
-    if not path.is_file():
-        atomic_write_json(path, settings)
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        raise QtalignError(f"{path}: unreadable run record; {hint}") from None
-    defaults = defaults or {}
-    diff = sorted(k for k in set(old) | set(settings) if old.get(k, defaults.get(k)) != settings.get(k))
-    if diff:
-        what = "; ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
-        raise QtalignError(f"{path.parent}: holds results made with other settings ({what}); {hint}")
-
-
 def flag_name(key: str) -> str:
     """The command-line spelling of a settings key: batch_size -> --batch-size."""
     return "--" + key.replace("_", "-")
