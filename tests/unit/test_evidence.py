@@ -45,6 +45,21 @@ def test_pack_unpack_recomputes_the_same_comparisons(tmp_path: Path) -> None:
     assert (rebuilt / "train/train-zh_es-s1/data/pairs.jsonl").read_text() == ""
 
 
+def test_an_evaluation_still_running_is_left_out(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "study")
+    running = study / "eval" / "eval-zh_es-s2"
+    (running / "results.json").unlink()  # predictions part-way, no results yet: the step is still running
+    summary = pack(study, tmp_path / "e.json.gz")
+    assert summary["missing_evals"] == ["eval-zh_es-s2"]
+    assert not any("eval-zh_es-s2/" in name for name in read_pack(tmp_path / "e.json.gz")["files"])
+    doc = json.loads((study / "study.json").read_text())
+    for st in doc["steps"]:
+        if st["id"] == "eval-zh_es-s1":
+            st["status"] = "pending"  # results on disk from an earlier run, but the plan's step is not done
+    (study / "study.json").write_text(json.dumps(doc))
+    assert set(pack(study, tmp_path / "f.json.gz")["missing_evals"]) == {"eval-zh_es-s1", "eval-zh_es-s2"}
+
+
 def test_same_study_packs_to_the_same_bytes(tmp_path: Path) -> None:
     study = write_study(tmp_path / "study", n=10)
     pack(study, tmp_path / "a.json.gz")

@@ -78,9 +78,12 @@ def pack(study: str | Path, out: str | Path) -> dict[str, Any]:
         raise QtalignError(f"{root / STUDY}: not found (is {root} a `qtalign run` output folder?)")
     files: dict[str, Any] = {STUDY: _text(root / STUDY)}
     missing: list[str] = []
+    status = {str(st.get("id")): st.get("status") for st in doc.get("steps") or []}
     for e in doc.get("evals") or []:
         folder = root / str(e.get("run", ""))
-        if not (folder / PREDICTIONS).is_file():
+        # finished: results written (an evaluation still running has predictions but no results) and, for a step
+        # of the plan, marked done; a half-written predictions file would otherwise pass for a whole one
+        if not ((folder / RESULTS).is_file() and status.get(str(e.get("id")), "done") in ("done", "reused")):
             missing.append(str(e.get("id")))
             continue
         files[_rel(root, folder / PREDICTIONS)] = _slim_predictions(folder / PREDICTIONS)
