@@ -9,8 +9,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qtalign.analysis.inputs import AnalysisSettings, prompt_setup
-from qtalign.analysis.runs import AnalysisResult, print_progress, run_names, start_analysis, write_csv
+from qtalign.analysis.inputs import AnalysisSettings
+from qtalign.analysis.runs import (
+    AnalysisResult,
+    print_progress,
+    redraw_or_check,
+    run_names,
+    setup_processes,
+    start_analysis,
+    write_csv,
+)
 from qtalign.errors import QtalignError
 from qtalign.runs.analysis import LENS_OUTPUTS
 from qtalign.store import atomic_write_text
@@ -42,22 +50,15 @@ class _Vocab:
 
 def run(s: LensSettings, progress: bool = True) -> AnalysisResult:
     """Run (or resume) the lens into s.out, or only redraw the figure of s.redraw; returns the files written."""
-    if s.redraw:
-        return AnalysisResult(Path(s.redraw), draw(Path(s.redraw), s.compare))
-    if not s.out:
-        raise QtalignError("--out is required (or --redraw DIR to redraw a figure)")
-    if s.compare and not (Path(s.compare) / "lens_layers.csv").is_file():
-        raise QtalignError(f"--compare {s.compare}: no lens_layers.csv there (run `qtalign lens` for it first)")
+    if (redrawn := redraw_or_check(s, draw, "a figure", "lens_layers.csv", "lens")) is not None:
+        return redrawn
     from qtalign.analysis.common import item_order, load_part, rank_part, save_npz
     from qtalign.analysis.inputs import model_record
     from qtalign.analysis.lens import QUANTITIES, Energy, LensArrays, LensSets, drop_overlapping, run_lens
-    from qtalign.distributed import get_dist
     from qtalign.models import check_finite
     from qtalign.scoring import TokenIndex
 
-    dist = get_dist(s.device)  # several processes under torchrun / accelerate launch: each reads its share
-    s = s.model_copy(update={"device": dist.local_device(s.device)})
-    s, setup = dist.agree(lambda: prompt_setup(s, "lens"))  # also fills in the protocol's presets
+    dist, s, setup = setup_processes(s, "lens")
     settings = dist.agree(lambda: {"analysis": "lens", **model_record(s), **setup.settings,
                                    "entropy_unit": s.entropy_unit, "drop_overlap": s.drop_overlap, "energy": True})
     out = Path(s.out)

@@ -8,8 +8,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qtalign.analysis.inputs import AnalysisSettings, prompt_setup
-from qtalign.analysis.runs import AnalysisResult, print_progress, run_names, start_analysis, write_csv
+from qtalign.analysis.inputs import AnalysisSettings
+from qtalign.analysis.runs import (
+    AnalysisResult,
+    print_progress,
+    redraw_or_check,
+    run_names,
+    setup_processes,
+    start_analysis,
+    write_csv,
+)
 from qtalign.errors import QtalignError
 from qtalign.runs.analysis import PCA_OUTPUTS
 
@@ -64,21 +72,14 @@ def draw(out: Path, compare: str | None) -> list[Path]:
 
 def run(s: PCASettings, progress: bool = True) -> AnalysisResult:
     """Run (or resume) the PCA into s.out, or only redraw the figures of s.redraw; returns the files written."""
-    if s.redraw:
-        return AnalysisResult(Path(s.redraw), draw(Path(s.redraw), s.compare))
-    if not s.out:
-        raise QtalignError("--out is required (or --redraw DIR to redraw the figures)")
-    if s.compare and not (Path(s.compare) / "pca.npz").is_file():
-        raise QtalignError(f"--compare {s.compare}: no pca.npz there (run `qtalign pca` for it first)")
+    if (redrawn := redraw_or_check(s, draw, "the figures", "pca.npz", "pca")) is not None:
+        return redrawn
     from qtalign.analysis.common import item_order, load_part, rank_part, save_npz
     from qtalign.analysis.inputs import model_record
     from qtalign.analysis.pca import Pooled, collect_pooled
-    from qtalign.distributed import get_dist
     from qtalign.models import check_finite
 
-    dist = get_dist(s.device)  # several processes under torchrun / accelerate launch: each pools its share
-    s = s.model_copy(update={"device": dist.local_device(s.device)})
-    s, setup = dist.agree(lambda: prompt_setup(s, "pca"))  # also fills in the protocol's presets (pool, langs, ...)
+    dist, s, setup = setup_processes(s, "pca")  # the protocol's presets filled in (pool, langs, ...)
 
     def layers_and_settings() -> tuple[tuple[int, ...], dict[str, Any]]:
         layers = parse_layers(s.layers, model_layers(s.model, s.trust_remote_code) + 1)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qtalign.analysis.inputs import AnalysisSettings, load_analysis_model
+from qtalign.analysis.inputs import AnalysisSettings, load_analysis_model, prompt_setup
+from qtalign.errors import QtalignError
 from qtalign.runs.analysis import RECORD
 from qtalign.store import atomic_write_text
 
@@ -22,6 +23,29 @@ class AnalysisResult:
 
     out: Path
     files: list[Path] = field(default_factory=list)
+
+
+def redraw_or_check(s: Any, draw: Any, figures: str, needed: str, command: str) -> AnalysisResult | None:
+    """The checks lens and pca make before anything loads: with --redraw only redraw (returns what it drew);
+    otherwise --out is required and a --compare folder must hold `needed` (returns None: go on with the run)."""
+    if s.redraw:
+        return AnalysisResult(Path(s.redraw), draw(Path(s.redraw), s.compare))
+    if not s.out:
+        raise QtalignError(f"--out is required (or --redraw DIR to redraw {figures})")
+    if s.compare and not (Path(s.compare) / needed).is_file():
+        raise QtalignError(f"--compare {s.compare}: no {needed} there (run `qtalign {command}` for it first)")
+    return None
+
+
+def setup_processes(s: Any, command: str) -> tuple[Any, Any, Any]:
+    """(dist, settings, prompts) of a lens or pca run, the same in every process: several processes under torchrun /
+    accelerate launch each take their share; the settings come back with the protocol's presets filled in."""
+    from qtalign.distributed import get_dist
+
+    dist = get_dist(s.device)
+    s = s.model_copy(update={"device": dist.local_device(s.device)})
+    s, setup = dist.agree(lambda: prompt_setup(s, command))
+    return dist, s, setup
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
