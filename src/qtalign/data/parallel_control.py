@@ -12,6 +12,7 @@ from typing import Any
 
 from qtalign.data.lengths import side_chars
 from qtalign.data.pairs import Pair, instruction, slot
+from qtalign.data.readers import read_utf8
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES
 from qtalign.store import sha256_file
@@ -38,12 +39,7 @@ def read_parallel(path: str | Path, langs: Sequence[str]) -> list[tuple[int, dic
     """(line number, {language: whitespace-normalized text}) of every non-blank line; keys that are not language
     codes (e.g. "id") are ignored; every language in langs must appear somewhere."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise QtalignError(f"{path}: --parallel file not found") from None
-    except UnicodeDecodeError as e:
-        raise QtalignError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path, "--parallel file")
     rows: list[tuple[int, dict[str, str]]] = []
     seen: set[str] = set()
     for n, line in enumerate(text.splitlines(), 1):

@@ -73,14 +73,20 @@ def find_lang_file(task: Task, folder: Path, lang: str, split: str) -> Path | No
     return None
 
 
-def load_records(path: Path) -> list[Any]:
-    """A JSON list or JSONL file as a list of records; invalid JSON is a QtalignError naming file and line."""
+def read_utf8(path: Path, what: str = "file") -> str:
+    """The text of a data file; a missing file or one that is not UTF-8 is a QtalignError naming it (what: the
+    kind of file, as the message names it)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise QtalignError(f"{path}: file not found") from None
+        raise QtalignError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as e:
         raise QtalignError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def load_records(path: Path) -> list[Any]:
+    """A JSON list or JSONL file as a list of records; invalid JSON is a QtalignError naming file and line."""
+    text = read_utf8(path)
     stripped = text.lstrip()
     if path.suffix != ".jsonl" and stripped[:1] == "{":
         try:  # a whole-file JSON object where a list of items is expected
