@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qtalign.runs.train import ADAPTER, CHECKPOINT
 from qtalign.study.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -50,12 +51,13 @@ def run_build(step: Step, ctx: Context) -> None:
 def run_train(step: Step, ctx: Context) -> None:
     from qtalign.train import TrainSettings
     from qtalign.train import run as train
+    from qtalign.train.checkpoint import existing_checkpoint
 
     out = ctx.out(step)
     s = TrainSettings.parse({**step.params["settings"], "data": str(ctx.dep_out(step, "build") / PAIRS),
                              "out": str(out), "device": step.runtime["device"]}, step.id)
-    checkpoint = (out / "checkpoint" / "state.json").is_file() or (out / "checkpoint.old" / "state.json").is_file()
-    if not checkpoint and (out / "adapter" / "adapter_config.json").is_file():
+    checkpoint = existing_checkpoint(out / CHECKPOINT) is not None  # also the .old one a kill mid-swap leaves
+    if not checkpoint and (out / ADAPTER / "adapter_config.json").is_file():
         return  # finished before a crash that came before the step was marked done
     train(s, resume=checkpoint, progress=ctx.progress)
 
@@ -66,7 +68,7 @@ def run_eval_step(step: Step, ctx: Context) -> None:
 
     fields = {**step.params["settings"], **step.runtime}
     if step.deps:
-        fields["adapter"] = str(ctx.dep_out(step, "train") / "adapter")
+        fields["adapter"] = str(ctx.dep_out(step, "train") / ADAPTER)
     run_eval(EvalSettings.parse(fields, step.id), ctx.out(step), progress=ctx.progress)
 
 
@@ -95,7 +97,7 @@ def analysis_settings(step: Step, ctx: Context) -> LensSettings | PCASettings:
     if p.get("trust_remote_code"):
         fields["trust_remote_code"] = True
     if any(ctx.plan[d].kind == "train" for d in step.deps):
-        fields.update(adapter=str(ctx.dep_out(step, "train") / "adapter"), compare=str(ctx.dep_out(step, step.kind)))
+        fields.update(adapter=str(ctx.dep_out(step, "train") / ADAPTER), compare=str(ctx.dep_out(step, step.kind)))
     if step.kind == "lens":
         from qtalign.analysis.lens_run import LensSettings
 
