@@ -118,3 +118,33 @@ def test_claims_are_recomputed_and_found_in_the_docs(tmp_path: Path, capsys: pyt
     (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": [claim]}))
     assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_share_claims_quote_the_predicted_share_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """summary.json's `shares` hold each label's predicted share (base → other) and its change with the compare
+    interval; a claim on them is checked like any other."""
+    from qtalign.evidence import claim_text
+
+    study = write_study(tmp_path / "study", n=20)
+    ev = tmp_path / "docs" / "s.json.gz"
+    ev.parent.mkdir()
+    pack(study, ev)
+    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
+    summary = json.loads((tmp_path / "re" / "report" / "summary.json").read_text())
+    pair = next(p for p in summary["pairs"] if p["mode"] == "raw")
+    shares = [s for s in summary["shares"] if s["other"] == pair["other"] and s["mode"] == "raw"]
+    assert len(shares) == 2 and {s["label"] for s in shares} == {"positive", "negative"}
+    assert abs(sum(s["diff"] for s in shares)) < 1e-9  # two labels: one's gain is the other's loss
+    share = shares[0]
+    assert share["ci95"][0] <= share["diff"] <= share["ci95"][1]
+    assert abs(share["diff"] - (share["other_share"] - share["base_share"])) < 1e-9
+    change, moved = claim_text(share), claim_text(share, "accuracy")
+    assert " → " in moved and change.startswith(("+", "\u2212"))
+    (tmp_path / "docs" / "results.md").write_text(f"The share moved {moved}: {change}.\n")
+    match = {"other": share["other"], "mode": "raw", "label": share["label"]}
+    claims = [{"where": "shares", "match": match, "text": change, "docs": ["results.md"]},
+              {"where": "shares", "match": match, "stat": "accuracy", "text": moved, "docs": ["results.md"]}]
+    (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": claims}))
+    capsys.readouterr()
+    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
+    assert "2 checked, 0 problem(s)" in capsys.readouterr().out

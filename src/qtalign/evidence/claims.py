@@ -17,9 +17,12 @@ def points(value: float, signed: bool = True) -> str:
 
 
 def claim_text(entry: dict[str, Any], stat: str = "change") -> str:
-    """The docs' form of a summary entry: change '+9.0 [+5.5, +12.1]', accuracies 'base → other' (pairs), or a
-    standard deviation of its breakdown in points (stat 'sd:items', 'sd:demos', 'sd:train', 'sd:grand_sd')."""
+    """The docs' form of a summary entry: change '+9.0 [+5.5, +12.1]', accuracies or predicted shares
+    'base → other' (stat 'accuracy', of pairs and shares), or a standard deviation of its breakdown in points
+    (stat 'sd:items', 'sd:demos', 'sd:train', 'sd:grand_sd')."""
     if stat == "accuracy":
+        if "base_share" in entry:  # summary "shares": a label's predicted share, base → other
+            return f"{points(entry['base_share'], False)} → {points(entry['other_share'], False)}"
         return f"{points(entry['base_acc'], False)} → {points(entry['other_acc'], False)}"
     if stat.startswith("sd:"):  # a standard deviation of the variance breakdown (items, demos, train, grand_sd)
         sd = entry["sd"][stat[3:]]
@@ -35,8 +38,8 @@ def claim_text(entry: dict[str, Any], stat: str = "change") -> str:
 
 
 def check_claims(summary: dict[str, Any], claims: list[dict[str, Any]], docs_root: Path) -> list[str]:
-    """Problems (empty when every claim holds): each claim names a report summary entry (`where`: pairs, arms or
-    contrasts; `match`: its fields), the text the docs print for it (`text`) and the files that print it (`docs`)."""
+    """Problems (empty when every claim holds): each claim names a report summary entry (`where`: pairs, shares,
+    arms or contrasts; `match`: its fields), the text the docs print for it (`text`) and the files that print it (`docs`)."""
     problems = []
     for k, c in enumerate(claims):
         entries = [e for e in summary.get(c["where"], []) if all(e.get(f) == v for f, v in c["match"].items())]
