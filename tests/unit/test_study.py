@@ -256,6 +256,11 @@ def test_cpu_presets_plan(paper_data: Path, tmp_path: Path) -> None:
     assert [s.kind for s in controls.steps].count("train") == 6
     small = make_plan(load_study("preset:cpu-small", data_root=str(paper_data)))
     assert [s.kind for s in small.steps].count("eval") == 2
+    calib = make_plan(load_study("preset:cpu-calibration", data_root=str(paper_data)))  # docs/calibration.md
+    kinds = [s.kind for s in calib.steps]
+    assert kinds.count("train") == 3 and kinds.count("eval") == 2 + 3 * 2 and kinds.count("compare") == 3 * 2
+    train = next(s for s in calib.steps if s.kind == "train").params["settings"]
+    assert (train["lr"], train["epochs"], train["batch_size"], train["grad_accum"]) == (2e-4, 1.0, 4, 4)
 
 
 def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
