@@ -267,7 +267,9 @@ def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pyt
     """`qtalign demo` end to end (shipped data, a tiny model instead of Gemma): report and headline printed."""
     out = tmp_path / "demo"
     assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "items/s" not in captured.err  # --no-progress: no progress lines, the lens step's included
     assert f"report: {out / 'report' / 'report.html'}" in text
     assert "raw" in text and "mean accuracy" in text and "95% CI" in text and "predicted-label share" in text
     assert "intervals of the mean over languages: items resampled jointly across" in text
