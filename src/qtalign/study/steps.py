@@ -113,8 +113,10 @@ def run_analysis(step: Step, ctx: Context) -> None:
     from qtalign.analysis import lens_run, pca_run
 
     s = analysis_settings(step, ctx)
-    run = lens_run.run if isinstance(s, lens_run.LensSettings) else pca_run.run
-    result = run(s, progress=ctx.progress)  # type: ignore[arg-type]  # no progress lines under --no-progress
+    if isinstance(s, lens_run.LensSettings):  # no progress lines under `qtalign run --no-progress`
+        result = lens_run.run(s, progress=ctx.progress)
+    else:
+        result = pca_run.run(s, progress=ctx.progress)
     (ctx.out(step) / "files.txt").write_text("".join(f"{path}\n" for path in result.files), encoding="utf-8")
 
 
