@@ -94,16 +94,21 @@ def test_bad_evidence_files_are_one_line_errors(tmp_path: Path, capsys: pytest.C
     assert main(["evidence", "pack", str(tmp_path), "--out", str(tmp_path / "x.json.gz")]) == 2
 
 
-def test_claims_are_recomputed_and_found_in_the_docs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A doc's number is checked against the recomputed report; a changed number or doc fails with exit 1."""
-    from qtalign.evidence import claim_text
-
+def _packed_and_checked(tmp_path: Path) -> tuple[Path, dict]:
+    """A synthetic study packed to docs/s.json.gz and checked once: (the evidence file, the rebuilt summary.json)."""
     study = write_study(tmp_path / "study", n=20)
     ev = tmp_path / "docs" / "s.json.gz"
     ev.parent.mkdir()
     pack(study, ev)
     assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
-    summary = json.loads((tmp_path / "re" / "report" / "summary.json").read_text())
+    return ev, json.loads((tmp_path / "re" / "report" / "summary.json").read_text())
+
+
+def test_claims_are_recomputed_and_found_in_the_docs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A doc's number is checked against the recomputed report; a changed number or doc fails with exit 1."""
+    from qtalign.evidence import claim_text
+
+    ev, summary = _packed_and_checked(tmp_path)
     arm = next(a for a in summary["arms"] if a["mode"] == "raw")
     text = claim_text(arm)
     (tmp_path / "docs" / "results.md").write_text(f"The raw change was {text} over 2 seeds.\n")
@@ -125,12 +130,7 @@ def test_share_claims_quote_the_predicted_share_change(tmp_path: Path, capsys: p
     interval; a claim on them is checked like any other."""
     from qtalign.evidence import claim_text
 
-    study = write_study(tmp_path / "study", n=20)
-    ev = tmp_path / "docs" / "s.json.gz"
-    ev.parent.mkdir()
-    pack(study, ev)
-    assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
-    summary = json.loads((tmp_path / "re" / "report" / "summary.json").read_text())
+    ev, summary = _packed_and_checked(tmp_path)
     pair = next(p for p in summary["pairs"] if p["mode"] == "raw")
     shares = [s for s in summary["shares"] if s["other"] == pair["other"] and s["mode"] == "raw"]
     assert len(shares) == 2 and {s["label"] for s in shares} == {"positive", "negative"}
