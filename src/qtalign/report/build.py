@@ -29,8 +29,12 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     from the stored predictions; never loads a model. Returns {"html": ..., "md": ..., "figure:NAME": png, ...}.
     """
     S = Path(S)
-    study = Study(S, n_boot=n_boot)
-    out = S / REPORT_DIR
+    return write_report(Study(S, n_boot=n_boot), S / REPORT_DIR)
+
+
+def write_report(study: Study, out: Path) -> dict[str, Path]:
+    """The report of a study read back (a study folder's, or report.runs' over run folders) written into out."""
+    S = study.root
     out.mkdir(parents=True, exist_ok=True)
     page = Builder(study, out)
     groups = group_evals(study)

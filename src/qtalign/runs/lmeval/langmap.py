@@ -30,7 +30,7 @@ def read_lang_map(path: str | Path) -> Group:
     tasks = data.get("tasks") if structured else data
     unknown = set(data) - {"group", "labels", "tasks"} if structured else set()
     if unknown:
-        raise QtalignError(f"--lang-map {path}: unknown key {sorted(unknown)[0]!r} (keys: group, labels, tasks)")
+        raise QtalignError(f"--lang-map {path}: unknown key {min(unknown)!r} (keys: group, labels, tasks)")
     if not isinstance(tasks, dict) or not tasks or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
                                                            for k, v in tasks.items()):
         raise QtalignError(f"--lang-map {path}: tasks must map each task name to a language code ({EXAMPLE})")

@@ -56,6 +56,18 @@ def _pick_group(files: LmevalFiles, groups: Sequence[Group], want: str | None, w
     return found[name], by_group[name]
 
 
+def groups_in(path: str | Path, lang_map: str | Path | None = None) -> list[str]:
+    """The task groups an lm-eval folder holds (each read by load_lmeval(path, group=...)); one error line when a
+    task is in no table and no lang map."""
+    path = Path(path)
+    files = read_files(path)
+    groups = ([read_lang_map(lang_map)] if lang_map is not None else []) + list(GROUPS)
+    placed = {t: _place(t, groups) for t in files.samples}
+    if any(hit is None for hit in placed.values()):
+        _pick_group(files, groups, None, path)  # raises, naming the task
+    return list(dict.fromkeys(hit[0].name for hit in placed.values() if hit is not None))
+
+
 def _gold(sample: dict[str, Any], conts: list[str], where: str) -> int:
     """The gold choice position: lm-eval logs str(doc_to_target), an index or the choice's text."""
     target = str(sample.get("target", ""))
@@ -105,7 +117,7 @@ def _task_rows(group: Group, task: str, lang: str, path: Path, files: LmevalFile
     rows = []
     for doc_id, s in sorted(docs.items()):
         where = f"{path} doc_id {doc_id}"
-        lls, conts, prompt = _sample_scores(s, where)
+        lls, conts, _ = _sample_scores(s, where)
         labels = group.labels or tuple(string.ascii_uppercase[: len(lls)])
         if len(lls) != len(labels):
             raise QtalignError(f"{where}: {len(lls)} choices, but group {group.name!r} has {len(labels)} "
