@@ -11,6 +11,7 @@ import numpy as np
 
 from qtalign import calibration
 from qtalign.errors import QtalignError
+from qtalign.languages import PAPER_LANGS
 from qtalign.runs.lmeval.folder import LmevalFiles, read_files
 from qtalign.runs.lmeval.langmap import read_lang_map
 from qtalign.runs.lmeval.tables import GROUPS, Group
@@ -137,7 +138,8 @@ def _task_rows(group: Group, task: str, lang: str, path: Path, files: LmevalFile
 
 
 def _languages(group: Group, tasks: dict[str, str]) -> list[str]:
-    rank = {lang: k for k, lang in enumerate(dict.fromkeys(group.codes.values()))}
+    """The group's languages in its table's order (the paper's order where the table is open), then by code."""
+    rank = {lang: k for k, lang in enumerate(dict.fromkeys(group.codes.values()) or PAPER_LANGS)}
     return sorted(set(tasks.values()), key=lambda x: (rank.get(x, len(rank)), x))
 
 
