@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+EXTRAS ?= dev,lmeval
 
 .PHONY: setup demo test test-unit test-all bench evidence clean
 
@@ -12,7 +13,8 @@ $(BIN)/qtalign: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build on a CPU machine
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
+	# lmeval: the pinned lm-evaluation-harness that tests/integration/test_lmeval.py runs (docs/lm-eval.md)
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $(BIN)/qtalign
 
 setup: $(BIN)/qtalign
