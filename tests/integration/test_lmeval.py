@@ -32,7 +32,7 @@ def lm_eval(model: Path, tasks: Path, out: Path, home: Path) -> Path:
     cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
            "--include_path", str(tasks), "--tasks", "qtalign_emotion", "--device", "cpu", "--batch_size", "8",
            "--log_samples", "--output_path", str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 

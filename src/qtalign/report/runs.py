@@ -35,13 +35,14 @@ def study_from_runs(runs: Sequence[str | Path], n_boot: int = 2000, names: Seque
     for k, (path, name) in enumerate(zip(paths, ids)):
         if is_lmeval_folder(path):
             tasks: list[tuple[str, str | None]] = [(g, g) for g in groups_in(path, lang_map)]
+            run = load_run(path, name, task=tasks[0][1], lang_map=lang_map) if model is None else None
             kind = "lm-eval"
         else:
             run = load_run(path, name)
             tasks = [(run.task, None)]
             kind = str(((run.results or {}).get("settings") or {}).get("labels", "en"))
-        if model is None:  # every run shares the base's table (model, labels): one table per task
-            model, labels = (load_run(path, name, task=tasks[0][1], lang_map=lang_map).model or "?"), kind
+        if model is None and run is not None:  # every run shares the base's table (model, labels): one per task
+            model, labels = run.model or "?", kind
         for task, select in tasks:
             evals.append({"id": name if len(tasks) == 1 else f"{name}:{task}", "run": str(path), "model": model,
                           "mix": None if k == 0 else name, "task": task, "labels": labels, "select": select})
