@@ -111,3 +111,41 @@ def test_compare_a_qtalign_run_with_an_lmeval_run_of_the_same_prompts(runs: dict
     res = compare_runs([runs["q"], runs["a"]], names=["qtalign", "lm-eval"], n_boot=200)
     raw = res["comparisons"][0]["scores"]["raw"]
     assert sum(v["base_only"] + v["other_only"] for v in raw["languages"].values()) <= 1  # the same scoring
+
+
+@pytest.mark.integration
+def test_lmeval_scores_label_words_as_qtalign_loglik_on_gemma(paper_data: Path, tmp_path: Path) -> None:
+    """On the packaged Gemma 3 270M: lm-eval's own pair encoding (prompt + word tokenized whole, split after the
+    prompt's tokens) gives the label-word token ids qtalign's loglik scores, for 20 languages, English and native
+    label words; and lm-eval's own loglikelihood equals `qtalign eval --scoring loglik` on a few items."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from qtalign.eval import EvalSettings, prepare
+    from qtalign.eval import run as run_eval
+    from qtalign.languages import PAPER_LANGS
+    from qtalign.models import load_model
+    from qtalign.scoring import continuation_ids
+
+    lm = load_model(device="cpu")
+    harness = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=4, device="cpu")
+    checked = 0
+    for labels in ("en", "native"):
+        s = EvalSettings(task="emotion", data=str(paper_data / "emotion"), langs=PAPER_LANGS, limit=2, labels=labels)
+        for lp in prepare(s).prompts.values():
+            for i in range(len(lp.items)):
+                for word in lp.label_words:
+                    assert harness._encode_pair(lp.prompt(i), word)[1] == continuation_ids(lm.tokenizer, word)
+                    checked += 1
+    assert checked == 2 * 20 * 2 * 2
+    s = EvalSettings(task="emotion", data=str(paper_data / "emotion"), langs=("en", "zh"), limit=2, device="cpu",
+                     scoring="loglik", n_boot=100)
+    run_eval(s, tmp_path / "q", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "q/predictions.jsonl").read_text().splitlines()]
+    prompt = {(lang, it.index): lp.prompt(k) for lang, lp in prepare(s).prompts.items()
+              for k, it in enumerate(lp.items)}
+    requests = [Instance("loglikelihood", {}, (prompt[r["lang"], r["index"]], word), 0)
+                for r in rows for word in ("positive", "negative")]
+    got = [ll for ll, _ in harness.loglikelihood(requests, disable_tqdm=True)]
+    want = [r["loglik"][word] for r in rows for word in ("positive", "negative")]
+    np.testing.assert_allclose(got, want, atol=2e-3)
