@@ -144,7 +144,7 @@ def test_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     old = xnli_run(tmp_path / "old", 1)
     res = next(old.glob("*/results_*.json"))
     res.write_text(res.read_text().replace('"0.4.13"', '"0.4.2"'))
-    assert "lm-eval 0.4.2; qtalign reads the output of lm-eval 0.4.13" in cli_error(capsys, "compare", str(a), str(old))
+    assert "lm-eval 0.4.2; qtalign reads the output of lm-eval 0.4.10, 0.4.11" in cli_error(capsys, "compare", str(a), str(old))
     fewer = xnli_run(tmp_path / "fewer", 2, n=39)
     assert "de item xnli_de/39 is in a but not in fewer" in cli_error(capsys, "compare", str(a), str(fewer))
     other = write_lmeval_run(tmp_path / "other", {f"xnli_{lang}": items(np.random.default_rng(2), 40, 3)
@@ -190,3 +190,11 @@ def test_report_over_lmeval_folders(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert text in md, text
     assert (out / "report.html").is_file()
     assert json.loads((out / "summary.json").read_text())
+
+
+def test_tasks_with_different_choice_counts_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    folder = write_lmeval_run(tmp_path / "x", {"t_de": items(rng, 4, 2), "t_fr": items(rng, 4, 3)})
+    (tmp_path / "m.yaml").write_text("t_de: de\nt_fr: fr\n")
+    with pytest.raises(QtalignError, match="has 3 choices, other items 2"):
+        load_run(folder, lang_map=tmp_path / "m.yaml")

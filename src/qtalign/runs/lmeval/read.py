@@ -180,6 +180,10 @@ def load_lmeval(path: str | Path, name: str | None = None, group: str | None = N
                 rows[key] = r
     langs = _languages(g, tasks)
     labels = list(g.labels or next(iter(rows.values()))["loglik"])
+    for r in rows.values():
+        if list(r["loglik"]) != labels:
+            raise QtalignError(f"{path}: {r['item']} has {len(r['loglik'])} choices, other items {len(labels)}; "
+                               f"qtalign compares tasks whose items share one set of choices")
     for lang in langs:
         lang_rows = [rows[k] for k in sorted(k for k in rows if k[0] == lang)]
         for r, cal in zip(lang_rows, calibration.calibrate_language(lang_rows, labels, CAL_MODES, seed=0)):
