@@ -12,7 +12,7 @@ from qtalign.errors import QtalignError
 
 # lm-eval versions whose output qtalign reads: the real output of each (its command line on a task exported by
 # qtalign, two tiny models) is kept in tests/data/lmeval/<version>/ and read back by the tests; the extra pins the last.
-# 0.4.9.2 and older do not run with transformers 5 (they import AutoModelForVision2Seq).
+# 0.4.9.2 and 0.4.8 do not start with transformers 5 (they import AutoModelForVision2Seq).
 TESTED_VERSIONS: tuple[str, ...] = ("0.4.10", "0.4.11", "0.4.12", "0.4.13")
 # lm-eval names a run's files by its start time: results_<date>.json (or <stem>_<date>.json for --output_path
 # x.json) and samples_<task>_<date>.jsonl beside it
