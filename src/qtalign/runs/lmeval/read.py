@@ -146,7 +146,9 @@ def _languages(group: Group, tasks: dict[str, str]) -> list[str]:
 def _parallel_audit(rows: dict[tuple[str, int], dict[str, Any]], langs: list[str]) -> bool:
     """Whether every language has the same items with the same gold choice at each index (translations of one item
     set); the other evidence, equal item indices, is checked where the means are resampled."""
-    gold = {lang: {i: r["gold"] for (lg, i), r in rows.items() if lg == lang} for lang in langs}
+    gold: dict[str, dict[int, str]] = {lang: {} for lang in langs}
+    for (lang, i), r in rows.items():
+        gold[lang][i] = r["gold"]
     first = gold[langs[0]]
     return all(g == first for g in gold.values())
 
@@ -184,12 +186,15 @@ def load_lmeval(path: str | Path, name: str | None = None, group: str | None = N
         if list(r["loglik"]) != labels:
             raise QtalignError(f"{path}: {r['item']} has {len(r['loglik'])} choices, other items {len(labels)}; "
                                f"qtalign compares tasks whose items share one set of choices")
+    items: dict[str, list[int]] = {lang: [] for lang in langs}
+    for lang, i in rows:
+        items[lang].append(i)
     for lang in langs:
-        lang_rows = [rows[k] for k in sorted(k for k in rows if k[0] == lang)]
+        items[lang].sort()
+        lang_rows = [rows[lang, i] for i in items[lang]]
         for r, cal in zip(lang_rows, calibration.calibrate_language(lang_rows, labels, CAL_MODES, seed=0)):
             r["pred_cal"] = cal
             r["correct_cal"] = {m: cal[m] == r["gold"] for m in cal}
-    items = {lang: sorted(i for (lg, i) in rows if lg == lang) for lang in langs}
     run = Run(name or path.name, path, g.name, langs, labels, rows, items, None, list(CAL_MODES),
               model=files.model, parallel_audit=_parallel_audit(rows, langs), source=f"lm-eval {files.version}")
     run.notes.append(f"{run.name}: lm-eval {files.version} run {files.results_path}, group {g.name} "
