@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from qtalign.metrics.contrasts import (
+    CONTRADICTED,
+    NOT_SHOWN,
+    REPRODUCED,
+    Arm,
+    ContrastInterval,
+    MixedInterval,
+    contrast_interval,
+    contrast_verdict,
+    restrict,
+    verdict,
+)
 from qtalign.metrics.intervals import (
     INDEPENDENT,
     INDEPENDENT_UNKNOWN,
@@ -30,6 +42,8 @@ from qtalign.metrics.uncertainty import (
 )
 
 __all__ = [
+    "CONTRADICTED", "NOT_SHOWN", "REPRODUCED", "Arm", "ContrastInterval", "MixedInterval", "contrast_interval",
+    "contrast_verdict", "restrict", "verdict",
     "INDEPENDENT", "INDEPENDENT_UNKNOWN", "JOINT", "MARKS", "Interval", "Resampling", "RunDiff", "SeedAwareInterval",
     "VarianceBreakdown", "boot_indices", "bootstrap_accuracy", "bootstrap_language_mean", "bootstrap_mean",
     "bootstrap_mean_accuracy", "detectable_change", "holm", "label_shares", "language_mean_replicates",

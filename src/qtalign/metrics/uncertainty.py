@@ -211,6 +211,12 @@ def _replicates(pool: _Pool, n_boot: int, rng: np.random.Generator) -> np.ndarra
     return total / n_lang[:, None]
 
 
+def matched_replicates(runs: Sequence[RunDiff], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """[C, B] each run's mean over languages under one draw of item indices per replicate shared by every run
+    (matched by item index; jointly across languages when every run is parallel, else one draw per language)."""
+    return _replicates(_Pool([(0, 0)] * len(runs), list(runs), all(r.joint for r in runs), True), n_boot, rng)
+
+
 def _run_mean(run: RunDiff) -> float:
     return float(np.mean([np.mean(v) for v in run.values if len(v)]))
 
