@@ -151,7 +151,7 @@ def contrast_interval(arms: Sequence[Arm], n_boot: int = 2000, seed: int = 0, le
             est = est + arms[a].weight * rng.normal(0.0, train_sd, n_boot)
     alpha = (1 - level) / 2
     lo, hi = np.nanquantile(est, [alpha, 1 - alpha])
-    n_items = int(round(float(np.mean([np.mean([len(v) for v in e[3].values]) for e in entries]))))
+    n_items = round(float(np.mean([np.mean([len(v) for v in e[3].values]) for e in entries])))
     text, left_out = _scope(arms, demos, train, entries, train_sd)
     mm = _mixed(arms, demos, train, entries, train_sd, level) if mixed else None
     return ContrastInterval(value, float(lo), float(hi), float(np.nanstd(est)), tuple(demos),

@@ -165,7 +165,6 @@ class FindingSpec(Settings):
     langs: Literal["all", "unseen"] | tuple[str, ...] = "all"  # unseen: the evaluated languages no mix saw
     direction: Literal["up", "down", "similar"] = "up"  # the paper's direction; similar: within +-margin
     margin: float = Field(0.0, ge=0, lt=1)  # accuracy fraction; the equivalence margin of `similar`
-    per_arm: bool = False  # also each plus mix on its own
     paper: str = ""  # the paper's own number, quoted
     untestable: str | None = None  # why this study cannot test it (no arms then)
 
