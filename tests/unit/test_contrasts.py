@@ -160,3 +160,16 @@ def test_the_verdict_needs_both_intervals() -> None:
     assert c.mixed is not None
     boot, mixed = verdict(c.lo, c.hi, "up"), verdict(c.mixed.lo, c.mixed.hi, "up")
     assert contrast_verdict(c, "up") == (boot if boot == mixed else NOT_SHOWN)
+
+
+def test_a_model_that_cannot_be_fitted_is_said() -> None:
+    runs = runs_of(np.random.default_rng(1), 0.2, {0: 0.0, 1: 0.3}, (42,))
+    c = contrast_interval([Arm("a", 1.0, runs), Arm("b", -1.0, runs)], n_boot=100)
+    assert c.mixed is None and c.record()["mixed"] is None
+    assert "mixed model not fitted: no standard error (the per-item contrasts do not vary)" in c.left_out
+    assert contrast_verdict(c, "similar", 0.03) == REPRODUCED  # the bootstrap's alone: [0, 0]
+    indep = {k: RunDiff.of({x: v.values[j] for j, x in enumerate(v.langs)}, {x: v.items[j] for j, x in
+                                                                              enumerate(v.langs)}, False)
+             for k, v in runs.items()}
+    c = contrast_interval([Arm("a", 1.0, indep)], n_boot=100)
+    assert c.mixed is None and "mixed model not fitted: the languages are not parallel" in c.left_out

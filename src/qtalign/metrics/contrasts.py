@@ -153,9 +153,10 @@ def contrast_interval(arms: Sequence[Arm], n_boot: int = 2000, seed: int = 0, le
     lo, hi = np.nanquantile(est, [alpha, 1 - alpha])
     n_items = round(float(np.mean([np.mean([len(v) for v in e[3].values]) for e in entries])))
     text, left_out = _scope(arms, demos, train, entries, train_sd)
-    mm = _mixed(arms, demos, train, entries, train_sd, level) if mixed else None
+    mm, why = _mixed(arms, demos, train, entries, train_sd, level) if mixed else (None, "")
     return ContrastInterval(value, float(lo), float(hi), float(np.nanstd(est)), tuple(demos),
-                            {arm.name: train[a] for a, arm in enumerate(arms)}, n_items, text, left_out,
+                            {arm.name: train[a] for a, arm in enumerate(arms)}, n_items, text,
+                            left_out + ((f"mixed model not fitted: {why}",) if why else ()),
                             train_sd if train_sd and one_seed else None, mm)
 
 
@@ -200,17 +201,19 @@ def _contrast_cells(arms: Sequence[Arm], demos: list[Any], entries: list[tuple[i
 
 
 def _mixed(arms: Sequence[Arm], demos: list[Any], train: list[tuple[Any, ...]],
-           entries: list[tuple[int, Any, int, RunDiff]], train_sd: float | None, level: float) -> MixedInterval | None:
-    """The crossed random-effects model on the per-item contrasts (None when the runs are not parallel or the fit
-    fails); the training-seed variance is added to mu's variance: train_sd^2 for a one-seed arm, the method-of-moments
-    seed component (metrics.variance_breakdown) over T seeds otherwise, each times weight^2."""
+           entries: list[tuple[int, Any, int, RunDiff]], train_sd: float | None, level: float
+           ) -> tuple[MixedInterval | None, str]:
+    """The crossed random-effects model on the per-item contrasts, or (None, why not: runs not parallel, too few
+    items, a fit that fails or gives no standard error); the training-seed variance is added to mu's variance:
+    train_sd^2 for a one-seed arm, the method-of-moments seed component (metrics.variance_breakdown) over T seeds
+    otherwise, each times weight^2."""
     from scipy.stats import t as student_t
 
     if not all(e[3].joint for e in entries):
-        return None
+        return None, "the languages are not parallel"
     y, d, i = _contrast_cells(arms, demos, entries)
     if len(y) < 3:
-        return None
+        return None, "fewer than 3 item contrasts"
     items = np.unique(i)
     if len(demos) > 1:
         from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
@@ -222,10 +225,11 @@ def _mixed(arms: Sequence[Arm], demos: list[Any], train: list[tuple[Any, ...]],
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fit = MixedLM(y, np.ones((len(y), 1)), groups=np.zeros(len(y)), exog_vc=vc).fit(reml=True)
-        except (np.linalg.LinAlgError, ValueError) as err:  # pragma: no cover - statsmodels' numerical failures
-            return MixedInterval(float("nan"), float("nan"), float("nan"), float("nan"), 0, None, 0.0, 0.0,
-                                 f"not fitted: {err}")
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError) as err:
+            return None, f"{type(err).__name__}: {err}"  # statsmodels' numerical failures
         value, se = float(fit.fe_params[0]), float(fit.bse_fe[0])
+        if not np.isfinite(se):
+            return None, "no standard error (the per-item contrasts do not vary)"
         vd, vi = (float(x) for x in fit.vcomp)
         sd_demos, sd_items, resid, df = float(np.sqrt(max(vd, 0))), float(np.sqrt(max(vi, 0))), float(fit.scale), \
             len(demos) - 1
@@ -246,7 +250,7 @@ def _mixed(arms: Sequence[Arm], demos: list[Any], train: list[tuple[Any, ...]],
     se_all = float(np.sqrt(se ** 2 + extra))
     q = float(student_t.ppf(1 - (1 - level) / 2, df))
     return MixedInterval(value, value - q * se_all, value + q * se_all, se_all, df, sd_demos, sd_items,
-                         float(np.sqrt(max(resid, 0))), note)
+                         float(np.sqrt(max(resid, 0))), note), ""
 
 
 def verdict(lo: float, hi: float, direction: str, margin: float = 0.0) -> str:
@@ -263,8 +267,9 @@ def verdict(lo: float, hi: float, direction: str, margin: float = 0.0) -> str:
 
 
 def contrast_verdict(c: ContrastInterval, direction: str, margin: float = 0.0) -> str:
-    """The verdict both intervals agree on (bootstrap and, when fitted, the mixed model); not shown when they differ."""
+    """The verdict both intervals agree on (bootstrap and, when fitted, the mixed model; c.left_out says when it was
+    not); not shown when they differ."""
     found = {verdict(c.lo, c.hi, direction, margin)}
-    if c.mixed is not None and np.isfinite(c.mixed.se):
+    if c.mixed is not None:
         found.add(verdict(c.mixed.lo, c.mixed.hi, direction, margin))
     return found.pop() if len(found) == 1 else NOT_SHOWN

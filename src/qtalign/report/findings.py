@@ -19,12 +19,12 @@ from qtalign.report.seed_aware import run_diff
 from qtalign.report.study import EvalEntry, Study
 
 UNTESTABLE = "not testable"
-RULE = ("Verdict rule: a finding the paper states as a direction (up) is *reproduced* when its 95% interval excludes "
-        "0 in that direction, *contradicted* when it excludes 0 the other way, and *not shown* otherwise; a finding "
-        "stated as a similarity is *reproduced* when the interval lies inside ± its margin, *contradicted* when it "
-        "lies wholly outside, and *not shown* otherwise. Both intervals must agree — the hierarchical bootstrap and "
-        "the crossed random-effects model — or the verdict is *not shown*. 'Power' is the smallest change the "
-        "contrast detects at 80% power (two-sided 5%): 2.8 × the larger of the two standard errors.")
+RULE = ("Verdict rule: a finding the paper states as a direction is 'reproduced' when its 95% interval excludes 0 "
+        "in that direction, 'contradicted' when it excludes 0 the other way, and 'not shown' otherwise; a finding "
+        "stated as a similarity is 'reproduced' when the interval lies inside ± its margin, 'contradicted' when it "
+        "lies wholly outside, and 'not shown' otherwise. Both intervals must agree — the hierarchical bootstrap and "
+        "the crossed random-effects model — or the verdict is 'not shown'. Power: the smallest change the contrast "
+        "detects at 80% power (two-sided 5%), 2.8 × the larger of the two standard errors.")
 
 
 @dataclass
@@ -136,7 +136,8 @@ def findings(page: Builder) -> None:
         "(demonstration sets, each arm's training seeds, and item indices resampled; items matched by index across "
         "runs and jointly across languages) beside a crossed random-effects model (REML; t interval on sets − 1 "
         "degrees of freedom). " + ("Arms with one training seed get a training-seed SD of "
-                                   + ", ".join(f"{pct(v)} points ({mode_title(k)})" for k, v in train_sd.items())
+                                   + ", ".join(f"{pct(train_sd[k])} points ({mode_title(k)})" for k in modes
+                                               if k in train_sd)
                                    + f" added, measured in {spec.get('train_sd_from') or 'another study'}. "
                                    if train_sd else "") +
         f"Unseen languages: those no mix of the study trains on ({', '.join(sc.unseen) or 'none'}). " + RULE))
@@ -162,7 +163,10 @@ def _finding_row(page: Builder, sc: Scope, row: dict[str, Any], k: int, modes: S
         page.findings.append({**base, "mode": None, "verdict": UNTESTABLE, "untestable": row["untestable"]})
         return out
     langs = langs_of(sc, row.get("langs", "all"))
-    out.append(Cell(contrast_text(row, langs, sc), cls="label"))
+    direction = row.get("direction", "up")
+    out.append(Cell(contrast_text(row, langs, sc), cls="label",
+                    sub=f"the paper: {direction}" + (f" within ±{pct(row.get('margin', 0.0))} points"
+                                                     if direction == "similar" else "")))
     power = []
     for mode in modes:
         c, why = contrast(s, sc, row["plus"], row.get("minus") or [], mode, langs, train_sd.get(mode), True)
@@ -170,13 +174,13 @@ def _finding_row(page: Builder, sc: Scope, row: dict[str, Any], k: int, modes: S
             out += [Cell("–", title=why), Cell("–")]
             s.notes.append(f"finding {row['id']} ({mode_title(mode)}): not computed ({why})")
             continue
-        v = contrast_verdict(c, row.get("direction", "up"), row.get("margin", 0.0))
+        v = contrast_verdict(c, direction, row.get("margin", 0.0))
         m = c.mixed
         sub = ci_text([c.lo, c.hi]) + (f" · {signed(m.value)} {ci_text([m.lo, m.hi])}" if m else "")
         cls = "up" if v == "reproduced" else "down" if v == "contradicted" else "ns"
-        out += [Cell(signed(c.value), sub=sub, cls=cls, title=c.text), Cell(v, cls=cls)]
+        out += [Cell(signed(c.value), sub=sub, cls=cls, title="; ".join((c.text, *c.left_out))), Cell(v, cls=cls)]
         power.append(f"±{pct(c.mde80)} ({mode_title(mode)})")
-        page.findings.append({**base, "mode": mode, "verdict": v, "direction": row.get("direction", "up"),
+        page.findings.append({**base, "mode": mode, "verdict": v, "direction": direction,
                               "margin": row.get("margin", 0.0), "contrast": contrast_text(row, langs, sc),
                               "plus": list(row["plus"]), "minus": list(row.get("minus") or []), "langs": langs,
                               "langs_set": row.get("langs", "all") if isinstance(row.get("langs", "all"), str)
