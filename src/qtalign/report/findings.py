@@ -103,7 +103,7 @@ def contrast(s: Study, sc: Scope, plus: Sequence[str], minus: Sequence[str], mod
         return None, str(err)
 
 
-def contrast_text(row: dict[str, Any], langs: Sequence[str], sc: Scope) -> str:
+def contrast_text(row: dict[str, Any], langs: Sequence[str]) -> str:
     """'mean(a, b) − mean(c)' with the languages it averages."""
     def group(names: Sequence[str]) -> str:
         return names[0] if len(names) == 1 else f"mean({', '.join(names)})"
@@ -127,7 +127,7 @@ def findings(page: Builder) -> None:
     if sc is None:
         page.blocks.append(Text("no base run of the findings' task and model yet", "note"))
         return
-    modes = [m for m in spec.get("modes") or [RAW]]
+    modes = list(spec.get("modes") or [RAW])
     train_sd = spec.get("train_sd") or {}
     page.blocks.append(Text(
         f"Each finding is tested by a contrast of arms ({sc.task} · {sc.model} · labels {sc.labels}): each arm's "
@@ -164,7 +164,7 @@ def _finding_row(page: Builder, sc: Scope, row: dict[str, Any], k: int, modes: S
         return out
     langs = langs_of(sc, row.get("langs", "all"))
     direction = row.get("direction", "up")
-    out.append(Cell(contrast_text(row, langs, sc), cls="label",
+    out.append(Cell(contrast_text(row, langs), cls="label",
                     sub=f"the paper: {direction}" + (f" within ±{pct(row.get('margin', 0.0))} points"
                                                      if direction == "similar" else "")))
     power = []
@@ -181,7 +181,7 @@ def _finding_row(page: Builder, sc: Scope, row: dict[str, Any], k: int, modes: S
         out += [Cell(signed(c.value), sub=sub, cls=cls, title="; ".join((c.text, *c.left_out))), Cell(v, cls=cls)]
         power.append(f"±{pct(c.mde80)} ({mode_title(mode)})")
         page.findings.append({**base, "mode": mode, "verdict": v, "direction": direction,
-                              "margin": row.get("margin", 0.0), "contrast": contrast_text(row, langs, sc),
+                              "margin": row.get("margin", 0.0), "contrast": contrast_text(row, langs),
                               "plus": list(row["plus"]), "minus": list(row.get("minus") or []), "langs": langs,
                               "langs_set": row.get("langs", "all") if isinstance(row.get("langs", "all"), str)
                               else "list",

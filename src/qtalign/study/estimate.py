@@ -91,8 +91,9 @@ def estimate(plan: Plan, to_run: Iterable[str], costs: dict[str, Any] = COSTS) -
     for s in plan.steps:
         if s.id in todo:
             out.setdefault(s.kind, []).append(step_seconds(s, plan, costs))
-    basis = {"eval": "per scored item", "train": "per training pair and epoch", "lens": "per language x item",
-             "pca": "per language x item", "report": "per evaluation read", "build": "fixed", "compare": "fixed"}
+    basis = {"eval": "seconds per scored item", "train": "seconds per training pair and epoch",
+             "lens": "seconds per language x item", "pca": "seconds per language x item",
+             "report": "seconds per evaluation read", "build": "a fixed cost", "compare": "a fixed cost"}
     return [KindEstimate(k, len(v), sum(x for x in v if x is not None), basis.get(k, ""),
                          sum(x is None for x in v)) for k, v in out.items()]
 
@@ -100,12 +101,15 @@ def estimate(plan: Plan, to_run: Iterable[str], costs: dict[str, Any] = COSTS) -
 def format_estimate(kinds: list[KindEstimate], costs: dict[str, Any] = COSTS) -> str:
     """The dry run's closing lines: each kind's steps and minutes, the total in hours, what the costs are."""
     total = sum(k.seconds for k in kinds)
-    lines = [f"estimated wall time of the steps to run: {total / 3600:.1f} h ({total / 60:.0f} min)"]
+    unknown = sum(k.unknown for k in kinds)
+    lines = [f"estimated wall time of the steps to run: {total / 3600:.1f} h ({total / 60:.0f} min)" +
+             (f", not counting {unknown} step(s) with no measured cost (a model, dtype or task the costs table "
+              "lacks)" if unknown else "")]
     for k in kinds:
         unknown = f"; {k.unknown} with no measured cost, not counted" if k.unknown else ""
         mean = k.seconds / max(1, k.steps - k.unknown)
-        each = f"{mean / 60:.1f} min" if mean >= 60 else f"{mean:.0f} s"
-        lines.append(f"  {k.kind:<8} {k.steps:>4} steps  {k.seconds / 60:7.1f} min  (about {each} each, costed "
+        each = f"{mean / 60:.1f} min" if mean >= 60 else f"{mean:.0f} s" if mean >= 10 else f"{mean:.1f} s"
+        lines.append(f"  {k.kind:<8} {k.steps:>4} steps  {k.seconds / 60:7.1f} min  (about {each} each; "
                      f"{k.basis}{unknown})")
     lines.append(f"  costs: {costs['source']}; an idle or faster machine takes less")
     return "\n".join(lines)
