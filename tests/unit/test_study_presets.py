@@ -20,8 +20,10 @@ from qtalign.study.config import load_study
 from qtalign.study.plan import Plan, make_plan
 from qtalign.tasks import get_task
 
-MIXES = ("zhes", "zhde", "zhit", "swhi", "swbn")
 STEMS = {"emotion": "emotion", "nli": "snli", "paraphrase": "paws"}
+# the two-source X => en mixes paper-main plans, per task stem (the pinned commit has no paws_swbn10k_question.json)
+MIXES = {"emotion": ("zhes", "zhde", "zhit", "swhi", "swbn"), "snli": ("zhes", "zhde", "zhit", "swhi", "swbn"),
+         "paws": ("zhes", "zhde", "zhit", "swhi")}
 TEXTS = {"emotion": ("A fine kettle.",), "nli": ("A man sings.", "Someone sings."),
          "paraphrase": ("A b c .", "C b a .")}
 
@@ -49,7 +51,7 @@ def paper_root(paper_data: Path, root: Path) -> Path:
                 for i in range(4)]
         (root / "paws" / f"paws_{lang}500_test.json").write_text(json.dumps(rows), encoding="utf-8")
     for task, stem in STEMS.items():
-        for m in MIXES:
+        for m in MIXES[stem]:
             (root / stem / f"{stem}_{m}10k_question.json").write_text(fake_mix(task, (m[:2], m[2:])),
                                                                       encoding="utf-8")
     return root
@@ -59,14 +61,14 @@ def test_paper_main_plans_in_task_experiments(paper_data: Path, tmp_path: Path) 
     root = paper_root(paper_data, tmp_path / "paper")
     plan = make_plan(load_study("preset:paper-main", data_root=str(root)))
     kinds = [s.kind for s in plan.steps]
-    # 4 models x (3 base evals + 15 adapters each evaluated on its own task); 15 builds shared by the models
-    assert kinds.count("build") == 15 and kinds.count("train") == 60 and kinds.count("eval") == 4 * 3 + 60
-    assert kinds.count("compare") == 60 and kinds.count("lens") == 8 and kinds.count("pca") == 8
+    # 4 models x (3 base evals + 14 adapters each evaluated on its own task); 14 builds shared by the models
+    assert kinds.count("build") == 14 and kinds.count("train") == 56 and kinds.count("eval") == 4 * 3 + 56
+    assert kinds.count("compare") == 56 and kinds.count("lens") == 8 and kinds.count("pca") == 8
     for model in ("qwen1.5-1.8b", "qwen1.5-4b", "qwen1.5-14b", "mistral-7b"):
-        for task, stem in (("emotion", "emotion"), ("nli", "nli"), ("paraphrase", "paws")):
+        for task, stem, n in (("emotion", "emotion", 5), ("nli", "nli", 5), ("paraphrase", "paws", 4)):
             evals = [s for s in plan.steps if s.kind == "eval" and s.record["model"] == model
                      and s.record["mix"] is not None and s.record["mix"].startswith(stem + "-")]
-            assert len(evals) == 5 and {s.record["task"] for s in evals} == {task}
+            assert len(evals) == n and {s.record["task"] for s in evals} == {task}
     build = plan["build:emotion-sw-hi-en"].params
     assert build["task"] == "emotion" and build["sources"] == ["sw", "hi"] and build["per_lang"] is None
     assert build["data"] == [str(root / "emotion" / "emotion_swhi10k_question.json")]
