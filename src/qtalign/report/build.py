@@ -7,6 +7,7 @@ from pathlib import Path
 from qtalign.report.accuracy import paper_tables, seen_unseen
 from qtalign.report.analyses import alignment_vs_gain, analyses
 from qtalign.report.controls import controls
+from qtalign.report.findings import findings
 from qtalign.report.groups import group_evals
 from qtalign.report.headline import headline
 from qtalign.report.metadata import metadata, notes
@@ -39,6 +40,7 @@ def write_report(study: Study, out: Path) -> dict[str, Path]:
     page = Builder(study, out)
     groups = group_evals(study)
     headline(page, groups)
+    findings(page)
     paper_tables(page, groups)
     seen_unseen(page, groups)
     prior_shift(page, groups)

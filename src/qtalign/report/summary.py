@@ -12,7 +12,7 @@ from qtalign.report.page import Builder
 def summary(page: Builder, groups: Groups) -> dict[str, Any]:
     """The report's numbers as data (report/summary.json): every paired comparison's mean change and change of
     each label's predicted share, each tuned setting's and each real-minus-control contrast's seed-aware change
-    with its breakdown; fractions, not %."""
+    with its breakdown; the findings table's rows and arms (report.findings); fractions, not %."""
     def interval(iv: SeedAwareInterval) -> dict[str, Any]:
         return {"value": iv.value, "ci95": [iv.lo, iv.hi], "scope": iv.text, "left_out": list(iv.left_out)}
 
@@ -36,4 +36,4 @@ def summary(page: Builder, groups: Groups) -> dict[str, Any]:
                   "labels": ra[2], "mode": mode, **interval(u.interval), "sd": u.breakdown.record()}
                  for (ra, ca, mode), u in page.seeds.contrasts().items()]
     return {"study": page.s.data.get("name"), "pairs": pairs, "shares": shares, "arms": arms, "contrasts": contrasts,
-            "alignment": page.alignment}
+            "alignment": page.alignment, "findings": page.findings}
