@@ -21,6 +21,7 @@ from qtalign.metrics.labels import label_shares, macro_f1, macro_f1_boot, macro_
 from qtalign.metrics.significance import MARKS, holm, mark, mcnemar_exact
 from qtalign.metrics.summaries import run_summaries, summarize, summarize_mean
 from qtalign.metrics.uncertainty import (
+    RunDiff,
     SeedAwareInterval,
     VarianceBreakdown,
     scope_text,
@@ -29,7 +30,7 @@ from qtalign.metrics.uncertainty import (
 )
 
 __all__ = [
-    "INDEPENDENT", "INDEPENDENT_UNKNOWN", "JOINT", "MARKS", "Interval", "Resampling", "SeedAwareInterval",
+    "INDEPENDENT", "INDEPENDENT_UNKNOWN", "JOINT", "MARKS", "Interval", "Resampling", "RunDiff", "SeedAwareInterval",
     "VarianceBreakdown", "boot_indices", "bootstrap_accuracy", "bootstrap_language_mean", "bootstrap_mean",
     "bootstrap_mean_accuracy", "detectable_change", "holm", "label_shares", "language_mean_replicates",
     "macro_f1", "macro_f1_boot", "macro_f1_counts", "mark", "mcnemar_exact", "one_hot", "predictions",

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from qtalign.compare import RAW
-from qtalign.metrics import SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
-from qtalign.metrics.uncertainty import Cell as DiffCell
+from qtalign.metrics import RunDiff, SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
 from qtalign.report.format import Arm, arm_name
 from qtalign.report.groups import Groups, base_of, scoring_modes
 from qtalign.report.study import EvalEntry, Study
@@ -36,11 +35,11 @@ class SeedAware:
 
     def paired(self, pairs: Sequence[tuple[EvalEntry, EvalEntry]], mode: str) -> ArmUncertainty | None:
         """Seed-aware change of `other` minus `ref` over (ref, other) runs paired on the same items, keyed by the
-        other run's (training seed, demonstration seed); None when no pair has the mode. Cells are [L, n] when the
-        items are parallel, else one [n_lang] array per language; one item draw serves every cell when all scored
-        the same items."""
-        cells: dict[tuple[Any, Any], DiffCell] = {}
-        items: set[tuple[tuple[int, ...], ...]] = set()
+        other run's (training seed, demonstration seed); None when no pair has the mode. Each cell holds the run's
+        per-item differences with their item indices, so runs are matched by item index: one draw of item indices
+        serves every run, each averaging the drawn items it scored (two demonstration sets that leave different
+        demonstrations out of their scored items still share one draw)."""
+        cells: dict[tuple[Any, Any], RunDiff] = {}
         for ref, other in pairs:
             rr, ro = self.s.run(ref), self.s.run(other)
             assert rr is not None and ro is not None
@@ -51,16 +50,12 @@ class SeedAware:
                 self.s.notes.append(f"eval {other.id}: a second run of training seed {key[0]}, demonstration seed "
                                     f"{key[1]}; left out of the seed-aware interval")
                 continue
-            per = [ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
-                   for lang in rr.langs]  # each [n_lang]
-            joint = rr.resampling().joint
-            cells[key] = np.stack(per) if joint else per  # [L, n] or L x [n_lang]
-            items.add(tuple(tuple(rr.items[lang]) for lang in rr.langs) if joint else ((),))
+            per = {lang: ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
+                   for lang in rr.langs}  # each [n_lang]
+            cells[key] = RunDiff.of(per, rr.items, rr.resampling().joint)
         if not cells:
             return None
-        shared = len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
-        return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
-                              variance_breakdown(cells, shared_items=shared))
+        return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0), variance_breakdown(cells))
 
     def arms(self, groups: Groups) -> dict[tuple[Arm, str], ArmUncertainty]:
         """Per arm (model, task, labels, mix, control) and scoring mode: the seed- and demonstration-aware change
