@@ -99,7 +99,7 @@ class Document:
         """(start, end) of `text` at each place the prose quotes it whole (not as part of a longer number), inside
         `quote` (a phrase with {} where the text stands, e.g. 'training seed {}'); line breaks match any space."""
         head, _, tail = quote.partition("{}")
-        pattern = (_loose(head) + rf"(?<![\w.+{MINUS}])(?P<t>{_loose(text)})(?![\w%]|\.\d)" + _loose(tail))
+        pattern = (_loose(head) + rf"(?<![\w.+{MINUS}])(?P<t>{_loose(text)})(?!\w|\.\d)" + _loose(tail))
         return [(m.start("t"), m.end("t")) for m in re.finditer(pattern, self.prose)]
 
 

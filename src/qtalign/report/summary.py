@@ -82,8 +82,8 @@ def summary(page: Builder, groups: Groups) -> dict[str, Any]:
     (`pairs`: mean and per-language accuracies, the change with its joint interval and, for comparison, the
     interval with items resampled independently per language; macro-F1; power), each label's predicted share
     (`shares`: mean and per language, with the gold share), each tuned setting's and each real-minus-control
-    contrast's seed-aware change with its breakdown (`arms`, `contrasts`), the alignment correlations and the
-    training runs."""
+    contrast's seed-aware change with its breakdown (`arms`, `contrasts`; and per demonstration set when there
+    are several: `arms_by_demo`, `contrasts_by_demo`), the alignment correlations and the training runs."""
     def interval(iv: SeedAwareInterval) -> dict[str, Any]:
         return {"value": iv.value, "ci95": [iv.lo, iv.hi], "scope": iv.text, "left_out": list(iv.left_out)}
 
@@ -94,5 +94,13 @@ def summary(page: Builder, groups: Groups) -> dict[str, Any]:
     contrasts = [{"real": ra[3], "control": ca[3], "control_kind": ca[4], "model": ra[0], "task": ra[1],
                   "labels": ra[2], "mode": mode, **interval(u.interval), "sd": u.breakdown.record()}
                  for (ra, ca, mode), u in page.seeds.contrasts().items()]
+    arms_by_demo = [{"model": a[0], "task": a[1], "labels": a[2], "mix": a[3], "control": a[4], "demo_seed": demo,
+                     "mode": mode, **interval(u.interval), "sd": u.breakdown.record()}
+                    for a, ctl, demo, mode, u in page.seeds.by_demo(groups) if ctl is None]
+    contrasts_by_demo = [{"real": ra[3], "control": ca[3], "control_kind": ca[4], "model": ra[0], "task": ra[1],
+                          "labels": ra[2], "demo_seed": demo, "mode": mode, **interval(u.interval),
+                          "sd": u.breakdown.record()}
+                         for ra, ca, demo, mode, u in page.seeds.by_demo(groups) if ca is not None]
     return {"study": page.s.data.get("name"), "pairs": pairs, "shares": shares, "arms": arms, "contrasts": contrasts,
-            "alignment": page.alignment, "trains": _trains(page)}
+            "arms_by_demo": arms_by_demo, "contrasts_by_demo": contrasts_by_demo, "alignment": page.alignment,
+            "trains": _trains(page)}
