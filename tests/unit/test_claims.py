@@ -109,8 +109,13 @@ def test_exemptions_need_a_reason_and_stale_ones_fail(tmp_path: Path) -> None:
     problems = check_coverage(write_repo(tmp_path / "b", exempt=stale)).problems
     assert problems == [("docs/evidence/exemptions.json: exemption 1 (README.md: 9.9) covers nothing (stale: remove "
                         "it)")]
-    section = [{"file": "docs/results.md", "section": "Results", "reason": "all of it"}]
-    assert check_coverage(write_repo(tmp_path / "c", exempt=section)).problems == []
+    section = [{"file": "docs/results.md", "section": "Results", "reason": "timings"},
+               {"file": "README.md", "reason": "all of it"}]
+    problems = check_coverage(write_repo(tmp_path / "c", RESULTS + "\nTimed at 9.5 s.\n", exempt=section)).problems
+    assert problems == []  # the section's own numbers (7.5 s, 9.5 s) are exempt, its claims still claimed
+    added = RESULTS + f"\nA new finding: +2.0 [{M}1.0, +4.0].\n"
+    problems = check_coverage(write_repo(tmp_path / "d", added, exempt=section)).problems
+    assert len(problems) == 1 and "+2.0 [−1.0, +4.0]: no claim" in problems[0]  # never an interval
 
 
 def test_claims_are_checked_against_the_summary_and_counted(tmp_path: Path) -> None:
