@@ -211,6 +211,12 @@ def _replicates(pool: _Pool, n_boot: int, rng: np.random.Generator) -> np.ndarra
     return total / n_lang[:, None]
 
 
+def matched_replicates(runs: Sequence[RunDiff], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """[C, B] each run's mean over languages under one draw of item indices per replicate shared by every run
+    (matched by item index; jointly across languages when every run is parallel, else one draw per language)."""
+    return _replicates(_Pool([(0, 0)] * len(runs), list(runs), all(r.joint for r in runs), True), n_boot, rng)
+
+
 def _run_mean(run: RunDiff) -> float:
     return float(np.mean([np.mean(v) for v in run.values if len(v)]))
 
@@ -325,7 +331,7 @@ def variance_breakdown(diffs: Mapping[CellKey, Cell], shared_items: bool | None 
     var_t = _level_variance(groups_t, pool, grid) if len(train) > 1 else None
     var_d = _level_variance(groups_d, pool, grid) if len(demo) > 1 else None
     grand = grand_item_var + (var_d or 0.0) / len(demo) + (var_t or 0.0) / len(train)
-    n_items = int(round(float(np.mean([np.mean([len(v) for v in r.values]) for r in runs]))))
+    n_items = round(float(np.mean([np.mean([len(v) for v in r.values]) for r in runs])))
     return VarianceBreakdown(float(np.sqrt(item_var)), None if var_d is None else float(np.sqrt(var_d)),
                              None if var_t is None else float(np.sqrt(var_t)), float(np.sqrt(grand)), n_items,
                              len(demo), len(train))

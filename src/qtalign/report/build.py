@@ -7,6 +7,7 @@ from pathlib import Path
 from qtalign.report.accuracy import paper_tables, seen_unseen
 from qtalign.report.analyses import alignment_vs_gain, analyses
 from qtalign.report.controls import controls
+from qtalign.report.findings import findings
 from qtalign.report.groups import group_evals
 from qtalign.report.headline import headline
 from qtalign.report.metadata import metadata, notes
@@ -35,6 +36,7 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     page = Builder(study, out)
     groups = group_evals(study)
     headline(page, groups)
+    findings(page)
     paper_tables(page, groups)
     seen_unseen(page, groups)
     prior_shift(page, groups)

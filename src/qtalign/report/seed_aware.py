@@ -25,6 +25,16 @@ class ArmUncertainty:
 
 
 
+def run_diff(s: Study, ref: EvalEntry, other: EvalEntry, mode: str) -> RunDiff:
+    """other minus ref, item by item, in every language of ref (both runs readable and scoring the same items, as
+    Study.pair checks; mode raw or a calibration mode both runs carry)."""
+    rr, ro = s.run(ref), s.run(other)
+    assert rr is not None and ro is not None
+    per = {lang: ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
+           for lang in rr.langs}  # each [n_lang]
+    return RunDiff.of(per, rr.items, rr.resampling().joint)
+
+
 class SeedAware:
     """The study's seed-aware changes, each computed once: per arm and scoring mode, and per real-control contrast."""
 
@@ -53,9 +63,7 @@ class SeedAware:
                 self.s.notes.append(f"eval {other.id}: a second run of training seed {key[0]}, demonstration seed "
                                     f"{key[1]}; left out of the seed-aware interval")
                 continue
-            per = {lang: ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
-                   for lang in rr.langs}  # each [n_lang]
-            cells[key] = RunDiff.of(per, rr.items, rr.resampling().joint)
+            cells[key] = run_diff(self.s, ref, other, mode)
         if not cells:
             return None
         return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0), variance_breakdown(cells))

@@ -83,7 +83,8 @@ def summary(page: Builder, groups: Groups) -> dict[str, Any]:
     interval with items resampled independently per language; macro-F1; power), each label's predicted share
     (`shares`: mean and per language, with the gold share), each tuned setting's and each real-minus-control
     contrast's seed-aware change with its breakdown (`arms`, `contrasts`; and per demonstration set when there
-    are several: `arms_by_demo`, `contrasts_by_demo`), the alignment correlations and the training runs."""
+    are several: `arms_by_demo`, `contrasts_by_demo`), the alignment correlations, the training runs and the
+    findings table's rows and arms (report.findings)."""
     def interval(iv: SeedAwareInterval) -> dict[str, Any]:
         return {"value": iv.value, "ci95": [iv.lo, iv.hi], "scope": iv.text, "left_out": list(iv.left_out)}
 
@@ -103,4 +104,4 @@ def summary(page: Builder, groups: Groups) -> dict[str, Any]:
                          for ra, ca, demo, mode, u in page.seeds.by_demo(groups) if ca is not None]
     return {"study": page.s.data.get("name"), "pairs": pairs, "shares": shares, "arms": arms, "contrasts": contrasts,
             "arms_by_demo": arms_by_demo, "contrasts_by_demo": contrasts_by_demo, "alignment": page.alignment,
-            "trains": _trains(page)}
+            "trains": _trains(page), "findings": page.findings}
