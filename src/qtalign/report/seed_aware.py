@@ -42,6 +42,9 @@ class SeedAware:
         self.s = study
         self._arms: dict[tuple[Arm, str], ArmUncertainty] | None = None
         self._contrasts: dict[tuple[Arm, Arm, str], ArmUncertainty] | None = None
+        # the (ref, other) run pairs behind each arm / contrast, kept for the per-demonstration-set changes
+        self._pairs: dict[tuple[Arm, Arm | None], list[tuple[EvalEntry, EvalEntry]]] = {}
+        self._by_demo: list[tuple[Arm, Arm | None, int, str, ArmUncertainty]] | None = None
 
     def paired(self, pairs: Sequence[tuple[EvalEntry, EvalEntry]], mode: str) -> ArmUncertainty | None:
         """Seed-aware change of `other` minus `ref` over (ref, other) runs paired on the same items, keyed by the
@@ -77,6 +80,7 @@ class SeedAware:
             for arm, es in arms.items():
                 pairs = [(base, e) for e in es if (base := base_of(groups.get(e.group, []))) is not None
                          and self.s.pair(base, e) is not None]
+                self._pairs[arm, None] = pairs
                 for mode in scoring_modes(self.s, es):
                     if (u := self.paired(pairs, mode)) is not None:
                         self._arms[arm, mode] = u
@@ -99,10 +103,31 @@ class SeedAware:
                 pairs.setdefault((arm(real), arm(ctl)), []).append((ctl, real))  # real minus control
             self._contrasts = {}
             for (ra, ca), es in pairs.items():
+                self._pairs[ra, ca] = es
                 for mode in scoring_modes(self.s, [e for pair in es for e in pair]):
                     if (u := self.paired(es, mode)) is not None:
                         self._contrasts[ra, ca, mode] = u
         return self._contrasts
+
+    def by_demo(self, groups: Groups) -> list[tuple[Arm, Arm | None, int, str, ArmUncertainty]]:
+        """Each arm (control arm None) and each contrast run with several demonstration sets, over the runs of one
+        demonstration set at a time (training seeds and items resampled): (arm, control arm, demo seed, scoring
+        mode, result). Two demonstration sets are two levels, not a sample: where they disagree, these say how."""
+        if self._by_demo is None:
+            self.arms(groups)
+            self.contrasts()
+            self._by_demo = []
+            for (arm, ctl), pairs in self._pairs.items():
+                demos = sorted({other.demo_seed for _, other in pairs})
+                if len(demos) < 2:
+                    continue
+                modes = scoring_modes(self.s, [e for pair in pairs for e in pair])
+                for demo in demos:
+                    for mode in modes:
+                        u = self.paired([p for p in pairs if p[1].demo_seed == demo], mode)
+                        if u is not None:
+                            self._by_demo.append((arm, ctl, demo, mode, u))
+        return self._by_demo
 
     def every(self, groups: Groups) -> list[tuple[Arm, str, str, str, str, ArmUncertainty]]:
         """Every seed-aware change the report shows: (arm, name in the table, headline lead, headline word, scoring
