@@ -127,7 +127,7 @@ def worker(mode: str, model_name: str, pairs_file: Path, out_dir: Path) -> dict[
         ds = [{"input_ids": e.ids, "attention_mask": [1] * len(e.ids), "labels": e.labels} for e in examples]
         args = TrainingArguments(output_dir=str(out_dir), per_device_train_batch_size=s.batch_size,
                                  gradient_accumulation_steps=1, num_train_epochs=s.epochs, learning_rate=s.lr,
-                                 lr_scheduler_type=s.scheduler, warmup_ratio=s.warmup_ratio,
+                                 lr_scheduler_type=s.scheduler, warmup_steps=s.warmup_ratio,  # a float < 1: a ratio
                                  max_grad_norm=s.max_grad_norm, weight_decay=0.0, logging_steps=1,
                                  save_strategy="no", report_to=[], use_cpu=True, bf16=bf16, dataloader_num_workers=0,
                                  disable_tqdm=True, seed=s.seed)

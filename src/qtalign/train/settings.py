@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from qtalign.batchsize import BatchSize
 from qtalign.errors import QtalignError
@@ -58,12 +58,14 @@ class TrainSettings(Settings):
         """The dtype the base weights load in: float32 under autocast, else dtype (None: the device's default)."""
         return "float32" if self.autocast is not None else self.dtype
 
-    @model_validator(mode="after")
-    def _autocast_keeps_float32(self) -> TrainSettings:
-        if self.autocast is not None and (self.dtype not in (None, "auto", "float32", "fp32") or self.load_in_4bit):
-            raise ValueError("autocast keeps the weights in float32: it cannot be combined with dtype "
-                             f"{self.dtype} or load_in_4bit")
-        return self
+    @field_validator("autocast")
+    @classmethod
+    def _autocast_keeps_float32(cls, v: str | None, info: ValidationInfo) -> str | None:
+        dtype, four_bit = info.data.get("dtype"), info.data.get("load_in_4bit")
+        if v is not None and (dtype not in (None, "auto", "float32", "fp32") or four_bit):
+            raise ValueError(f"autocast keeps the weights in float32: it cannot be combined with dtype {dtype} or "
+                             "load_in_4bit")
+        return v
 
     @field_validator("template")
     @classmethod
