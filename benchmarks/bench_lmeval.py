@@ -54,7 +54,8 @@ def ensure_venv() -> Path:
 def cpu_flags() -> str:
     """The CPU features that decide which kernels run (bf16 and int8 dot products, AMX)."""
     try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
     wanted = ["avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"]
@@ -68,12 +69,9 @@ def export_items(data: Path, langs: list[str], n: int, path: Path) -> None:
     s = EvalSettings(task="emotion", data=str(data / "emotion"), langs=tuple(langs), limit=n, items="0:250",
                      device="cpu")
     prep = prepare(s)
-    with open(path, "w", encoding="utf-8") as f:
-        for lang, lp in prep.prompts.items():
-            for i, it in enumerate(lp.items):
-                f.write(json.dumps({"lang": lang, "index": it.index, "prompt": lp.prompt(i),
-                                    "choices": list(lp.label_words), "gold": prep.task.labels.index(it.label)},
-                                   ensure_ascii=False) + "\n")
+    rows = [{"lang": lang, "index": it.index, "prompt": lp.prompt(i), "choices": list(lp.label_words),
+             "gold": prep.task.labels.index(it.label)} for lang, lp in prep.prompts.items() for i, it in enumerate(lp.items)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def qtalign_worker(variant: str, data: Path, langs: list[str], n: int, out: Path, batch_size: int) -> None:
@@ -102,18 +100,18 @@ def qtalign_worker(variant: str, data: Path, langs: list[str], n: int, out: Path
         def set_postfix_str(self, s: str) -> None: ...
 
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scorer = Scorer(lm.model, lm.tokenizer, batch_size=batch_size)
         index = token_index(s, lm.tokenizer)
         with JsonlWriter(Path(tmp) / "predictions.jsonl") as writer:
             for lp in prep.prompts.values():
                 score_language(s, prep.task, lp, scorer, index, None, set(), writer, Bar(), dtype=lm.dtype)
-        seconds = time.perf_counter() - t0
-        rows = [json.loads(line) for line in open(Path(tmp) / "predictions.jsonl", encoding="utf-8")]
+        seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        rows = [json.loads(line) for line in (Path(tmp) / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     key = "probs" if s.scoring == "first-token" else "loglik"
     order = {(r["lang"], r["index"]): [r[key][label] for label in prep.task.labels] for r in rows}
     scores = [order[(lang, it.index)] for lang, lp in prep.prompts.items() for it in lp.items]
-    out.write_text(json.dumps({"load_s": t_load, "seconds": seconds, "threads": torch.get_num_threads(),
+    out.write_text(json.dumps({"load_s": t_load, "seconds": seconds, "cpu_s": cpu_s, "threads": torch.get_num_threads(),
                                "n": len(scores), "scores": scores}))
 
 
@@ -142,13 +140,13 @@ def run_one(kind: str, variant: str, a: argparse.Namespace, items: Path, work: P
         cmd = [sys.executable, __file__, "--worker", variant, "--data", a.data, "--langs", a.langs, "--n", str(a.n),
                "--out", str(out), "--batch-size", str(a.batch_size)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"bench_lmeval: {kind} {variant} failed (exit {proc.returncode})")
     r = json.loads(out.read_text())
-    print(f"  {kind:8s} {variant:18s} {r['seconds']:8.1f} s ({r['seconds'] / r['n']:.3f} s/item, load "
-          f"{r['load_s']:.1f} s, {r['threads']} threads)", flush=True)
+    print(f"  {kind:8s} {variant:18s} {r['seconds']:8.1f} s ({r['seconds'] / r['n']:.3f} s/item; CPU "
+          f"{r['cpu_s'] / r['n']:.3f} s/item; load {r['load_s']:.1f} s, {r['threads']} threads)", flush=True)
     return r
 
 
@@ -186,29 +184,32 @@ def main() -> int:
     resolve_model_path(a.model)  # convert/cache the GGUF once, outside the timed processes
     ensure_venv()
     lm_version = subprocess.run([str(VENV / "bin" / "python"), "-c", "import lm_eval; print(lm_eval.__version__)"],
-                                capture_output=True, text=True).stdout.strip()
+                                capture_output=True, text=True, check=False).stdout.strip()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs ({cpu_flags()}); torch "
           f"{torch.__version__}, transformers {transformers.__version__}, lm-eval {lm_version}; model {a.model}; "
           f"emotion items 0:250, {len(langs)} languages x {a.n} items ({','.join(langs)}), {a.repeats} repeat(s)")
     runs = [("lm-eval", d) for d in a.lmeval_dtypes.split(",") if d] + [("qtalign", v) for v in a.variants.split(",")]
     times: dict[tuple[str, str], list[float]] = {r: [] for r in runs}
+    cpu: dict[tuple[str, str], list[float]] = {r: [] for r in runs}
     results: dict[tuple[str, str], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         items = work / "items.jsonl"
         export_items(Path(a.data), langs, a.n, items)
-        golds = np.array([json.loads(line)["gold"] for line in open(items, encoding="utf-8")])
+        golds = np.array([json.loads(line)["gold"] for line in items.read_text(encoding="utf-8").splitlines()])
         for k in range(a.repeats):  # A B ... B A: drifts in machine load fall on every run alike
             for kind, variant in (runs if k % 2 == 0 else runs[::-1]):
                 r = run_one(kind, variant, a, items, work, k)
                 times[(kind, variant)].append(r["seconds"] / r["n"])
+                cpu[(kind, variant)].append(r["cpu_s"] / r["n"])
                 results[(kind, variant)] = r
     ref = results[("qtalign", a.variants.split(",")[0])]
     ref_scores = np.array(ref["scores"])
     ref_pred = ref_scores.argmax(1)
     lm_base = statistics.median(times[runs[0]]) if runs[0][0] == "lm-eval" else None
-    print(f"\n{'run':30s} {'s/item (median)':>15s} {'vs lm-eval':>10s} {'= float32':>10s} {'max |dp|':>9s} "
-          f"{'accuracy':>8s}  raw s/item")
+    lm_cpu = statistics.median(cpu[runs[0]]) if runs[0][0] == "lm-eval" else None
+    print(f"\n{'run':26s} {'s/item':>7s} {'vs lm-eval':>10s} {'CPU s/item':>10s} {'vs lm-eval':>10s} "
+          f"{'= float32':>9s} {'max |dp|':>8s} {'accuracy':>8s}  raw s/item (wall)")
     for key in runs:
         r, med = results[key], statistics.median(times[key])
         scores = np.array(r["scores"])
@@ -218,12 +219,18 @@ def main() -> int:
             dp = f"{np.abs(scores - ref_scores).max():.1e}"
         else:  # log-likelihoods: compare the label distributions they imply
             dp = "-" if key[0] == "lm-eval" else f"{np.abs(softmax_rows(scores) - softmax_rows(ref_scores)).max():.1e}"
+        c_med = statistics.median(cpu[key])
         ratio = f"{lm_base / med:.2f}x" if lm_base else "-"
+        c_ratio = f"{lm_cpu / c_med:.2f}x" if lm_cpu else "-"
         name = f"{key[0]} {key[1]}"
-        print(f"{name:30s} {med:15.3f} {ratio:>10s} {agree:10.3f} {dp:>9s} {float((pred == golds).mean()):8.3f}  "
-              + " ".join(f"{t:.3f}" for t in times[key]))
-    print(f"({len(ref_pred)} items; '= float32': share of predictions equal to qtalign {a.variants.split(',')[0]}'s; "
+        print(f"{name:26s} {med:7.3f} {ratio:>10s} {c_med:10.3f} {c_ratio:>10s} {agree:9.3f} {dp:>8s} "
+              f"{float((pred == golds).mean()):8.3f}  " + " ".join(f"{t:.3f}" for t in times[key]))
+    print(f"({len(ref_pred)} items; s/item: scoring time (wall, medians; model load excluded, fixed costs such as "
+          "building the task or the tokenizer index included); CPU s/item: the process's CPU time, steadier than wall "
+          "time on a shared machine when OMP_NUM_THREADS=1)")
+    print(f"('= float32': share of predictions equal to qtalign {a.variants.split(',')[0]}'s; "
           "lm-eval picks the label word with the larger log-likelihood, qtalign the larger first-token mass)")
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     return 0
 
 

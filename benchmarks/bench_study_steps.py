@@ -56,12 +56,12 @@ def worker(name: str, data: Path, root: Path, quick: bool) -> dict[str, Any]:
             fields.update(langs=fields["langs"][:2], limit=10)
         step.params["settings"] = fields
     ctx.out(step).mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     EXECUTORS[step.kind](step, ctx)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     import torch
 
-    out: dict[str, Any] = {"seconds": seconds, "threads": torch.get_num_threads()}
+    out: dict[str, Any] = {"seconds": seconds, "cpu_s": cpu_s, "threads": torch.get_num_threads()}
     if step.kind == "train":
         out["losses"] = [json.loads(x)["loss"] for x in (ctx.out(step) / "train_log.jsonl").read_text().splitlines()]
         out["val"] = [json.loads(x)["val_loss"] for x in (ctx.out(step) / "val_log.jsonl").read_text().splitlines()]
@@ -94,18 +94,21 @@ def main() -> int:
         for n in (names if k % 2 == 0 else names[::-1]):
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = [sys.executable, __file__, "--worker", n, "--data", a.data, "--root", tmp]
-                proc = subprocess.run(cmd + (["--quick"] if a.quick else []), capture_output=True, text=True)
+                proc = subprocess.run(cmd + (["--quick"] if a.quick else []), capture_output=True, text=True,
+                                      check=False)
             if proc.returncode != 0:
                 sys.stderr.write(proc.stderr[-4000:])
                 raise SystemExit(f"bench_study_steps: {n} failed (exit {proc.returncode})")
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             res[n].append(r)
-            print(f"  {n:22s} {r['seconds']:8.1f} s ({r['threads']} threads)", flush=True)
-    print(f"\n{'step':22s} {'seconds (median)':>16s} {'vs preset':>9s}  agreement with the preset's setting; raw s")
+            print(f"  {n:22s} {r['seconds']:8.1f} s (CPU {r['cpu_s']:.1f} s, {r['threads']} threads)", flush=True)
+    print(f"\n{'step':22s} {'seconds (median)':>16s} {'vs preset':>9s} {'CPU s':>8s} {'vs preset':>9s}  agreement with "
+          "the preset's setting; raw s")
     for n in names:
         sid = VARIANTS[n][0]
         first = next(m for m in names if VARIANTS[m][0] == sid)
         med, base = statistics.median(r["seconds"] for r in res[n]), statistics.median(r["seconds"] for r in res[first])
+        cmed, cbase = statistics.median(r["cpu_s"] for r in res[n]), statistics.median(r["cpu_s"] for r in res[first])
         r0, b0 = res[n][0], res[first][0]
         if "losses" in r0:
             agree = (f"max |loss diff| per step {max(abs(x - y) for x, y in zip(r0['losses'], b0['losses'])):.4f}, "
@@ -115,7 +118,8 @@ def main() -> int:
             same = sum(r0["preds"][k] == b0["preds"][k] for k in keys) / len(keys)
             dp = max(abs(r0["probs"][k][lab] - b0["probs"][k][lab]) for k in keys for lab in b0["probs"][k])
             agree = f"predictions equal {same:.4f} of {len(keys)}, max |dp| {dp:.3f}"
-        print(f"{n:22s} {med:16.1f} {base / med:8.2f}x  {agree}; " + " ".join(f"{r['seconds']:.1f}" for r in res[n]))
+        print(f"{n:22s} {med:16.1f} {base / med:8.2f}x {cmed:8.1f} {cbase / cmed:8.2f}x  {agree}; " + " ".join(f"{r['seconds']:.1f}" for r in res[n]))
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     return 0
 
 

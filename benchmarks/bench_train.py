@@ -87,7 +87,7 @@ def worker(mode: str, model_name: str, pairs_file: Path, out_dir: Path) -> dict[
     """One training run (mode: qtalign, hf, qtalign-bf16 or hf-bf16) on the pairs in pairs_file."""
     import torch
 
-    pairs = [tuple(json.loads(line)) for line in open(pairs_file, encoding="utf-8")]
+    pairs = [tuple(json.loads(line)) for line in pairs_file.read_text(encoding="utf-8").splitlines()]
     bf16 = mode.endswith("-bf16")
     if mode.startswith("qtalign"):
         from qtalign.distributed import get_dist
@@ -105,11 +105,11 @@ def worker(mode: str, model_name: str, pairs_file: Path, out_dir: Path) -> dict[
         out_dir.mkdir(parents=True, exist_ok=True)
         logs = Logs.open(out_dir, True)
         with PeakRss() as mem:
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             train_epochs(st, out_dir / "checkpoint", logs, progress=False)
-            dt = time.time() - t0
+            dt, cpu_s = time.time() - t0, time.process_time() - c0
         logs.close()
-        losses = [json.loads(line)["loss"] for line in open(out_dir / "train_log.jsonl", encoding="utf-8")]
+        losses = [json.loads(line)["loss"] for line in (out_dir / "train_log.jsonl").read_text().splitlines()]
     else:
         from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -134,11 +134,12 @@ def worker(mode: str, model_name: str, pairs_file: Path, out_dir: Path) -> dict[
         trainer = Trainer(model=peft_model, args=args, train_dataset=ds,
                           data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
         with PeakRss() as mem:
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             trainer.train()
-            dt = time.time() - t0
+            dt, cpu_s = time.time() - t0, time.process_time() - c0
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    return {"mode": mode, "seconds": dt, "tokens": n_tokens, "tokens_per_s": n_tokens / dt,
+    return {"mode": mode, "seconds": dt, "cpu_s": cpu_s, "tokens": n_tokens, "tokens_per_s": n_tokens / dt,
+            "tokens_per_cpu_s": n_tokens / cpu_s,
             "peak_rss_mb": mem.peak / 2**20, "rss_after_load_mb": rss_loaded / 2**20,
             "peak_over_load_mb": (mem.peak - rss_loaded) / 2**20, "losses": losses, "threads": torch.get_num_threads()}
 
@@ -182,7 +183,7 @@ def main() -> int:
             for mode in (modes if k % 2 == 0 else modes[::-1]):
                 cmd = [sys.executable, __file__, "--worker", mode, "--model", a.model, "--pairs-file",
                        str(pairs_file), "--out", str(work / f"{mode}-{k}")]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     sys.stderr.write(proc.stderr[-4000:])
                     raise SystemExit(f"bench_train: {mode} failed (exit {proc.returncode})")
@@ -190,21 +191,27 @@ def main() -> int:
                 res[mode].append(r)
                 print(f"  {mode:13s} {r['tokens_per_s']:7.1f} tokens/s  {r['seconds']:7.1f} s  peak RSS "
                       f"{r['peak_rss_mb']:6.0f} MB (+{r['peak_over_load_mb']:.0f} MB over the loaded model)", flush=True)
-    med = {m: {k: statistics.median(r[k] for r in res[m]) for k in ("tokens_per_s", "peak_rss_mb",
+    med = {m: {k: statistics.median(r[k] for r in res[m]) for k in ("tokens_per_s", "tokens_per_cpu_s", "peak_rss_mb",
                                                                       "peak_over_load_mb")} for m in modes}
-    print(f"\n{'run':13s} {'tokens/s':>9s} {'speed vs hf':>11s} {'peak RSS MB':>11s} {'RSS vs hf':>9s} "
-          f"{'over-load vs hf':>15s} {'loss diff':>9s}  raw tokens/s")
+    print(f"\n{'run':13s} {'tokens/s':>9s} {'speed vs hf':>11s} {'CPU-time speed vs hf':>20s} {'peak RSS MB':>11s} "
+          f"{'RSS vs hf':>9s} {'over-load vs hf':>15s} {'loss diff':>9s}  raw tokens/s")
     for m in modes:
         hf = "hf-bf16" if m.endswith("-bf16") and "hf-bf16" in med else "hf"
         ref = med.get(hf)
-        ratio = lambda key: f"{med[m][key] / ref[key]:.2f}x" if ref and ref[key] > 0 else "-"  # noqa: E731
+
+        def ratio(key: str, m: str = m, ref: dict[str, float] | None = ref) -> str:
+            return f"{med[m][key] / ref[key]:.2f}x" if ref and ref[key] > 0 else "-"
+
         loss = "-"
         if m == "qtalign-bf16" and "qtalign" in res:  # same batches and schedule: the loss curves line up
             a32, a16 = res["qtalign"][0]["losses"], res[m][0]["losses"]
             loss = f"{max(abs(x - y) for x, y in zip(a32, a16)):.4f}"
-        print(f"{m:13s} {med[m]['tokens_per_s']:9.1f} {ratio('tokens_per_s'):>11s} {med[m]['peak_rss_mb']:11.0f} "
+        print(f"{m:13s} {med[m]['tokens_per_s']:9.1f} {ratio('tokens_per_s'):>11s} {ratio('tokens_per_cpu_s'):>20s} "
+              f"{med[m]['peak_rss_mb']:11.0f} "
               f"{ratio('peak_rss_mb'):>9s} {ratio('peak_over_load_mb'):>15s} {loss:>9s}  "
               + " ".join(f"{r['tokens_per_s']:.1f}" for r in res[m]))
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; CPU-time speed: tokens per second of the "
+          "process's CPU time, steadier than wall time on a shared machine when OMP_NUM_THREADS=1")
     print("(tokens/s counts each pair's real tokens once; ratios of bf16 runs are to hf-bf16 when it ran; loss diff: "
           "the largest per-step training-loss difference from qtalign float32)")
     if "qtalign" in res and "qtalign-bf16" in res:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    rows = [json.loads(line) for line in open(a.items, encoding="utf-8")]
+    rows = [json.loads(line) for line in Path(a.items).read_text(encoding="utf-8").splitlines()]
     t0 = time.perf_counter()
     lm = HFLM(pretrained=a.model, device="cpu", dtype=a.dtype, batch_size=a.batch_size, add_bos_token=True)
     t_load = time.perf_counter() - t0
@@ -38,11 +39,11 @@ def main() -> None:
         "test_split": "test", "output_type": "multiple_choice", "doc_to_text": "prompt", "doc_to_choice": "choices",
         "doc_to_target": "gold", "target_delimiter": "", "num_fewshot": 0, "metric_list": [{"metric": "acc"}],
     }
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = simple_evaluate(model=lm, tasks=[task], log_samples=True, bootstrap_iters=0)
-    t_eval = time.perf_counter() - t0
+    t_eval, c_eval = time.perf_counter() - t0, time.process_time() - c0
     by_doc = {s["doc_id"]: [float(r[0]) for r in s["filtered_resps"]] for s in res["samples"]["qtalign_items"]}
-    out = {"load_s": t_load, "seconds": t_eval, "threads": torch.get_num_threads(), "n": len(rows),
+    out = {"load_s": t_load, "seconds": t_eval, "cpu_s": c_eval, "threads": torch.get_num_threads(), "n": len(rows),
            "scores": [by_doc[i] for i in range(len(rows))], "acc": res["results"]["qtalign_items"]["acc,none"]}
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump(out, f)
