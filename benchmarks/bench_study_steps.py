@@ -6,7 +6,7 @@ temporary study folder), with their settings changed only as a variant says; eac
 whole step is timed (model load, validation, writing outputs included), as `qtalign run` would spend it.
 
     python benchmarks/bench_study_steps.py             # train float32 / bf16 autocast, eval bfloat16 / float32
-    python benchmarks/bench_study_steps.py --quick     # 8 optimizer steps; eval 2 languages x 10 items
+    python benchmarks/bench_study_steps.py --quick     # 2 optimizer steps; eval 2 languages x 10 items
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def worker(name: str, data: Path, root: Path, quick: bool) -> dict[str, Any]:
         build = plan["build:zh-es-en"]
         ctx.out(build).mkdir(parents=True, exist_ok=True)
         EXECUTORS["build"](build, ctx)
-        step.params["settings"] = {**step.params["settings"], **change, **({"max_steps": 8} if quick else {})}
+        step.params["settings"] = {**step.params["settings"], **change, **({"max_steps": 2} if quick else {})}
     else:
         fields = {**step.params["settings"], **change}
         if quick:
