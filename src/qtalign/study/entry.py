@@ -23,6 +23,7 @@ class StudySettings(Settings):
     out: str | None = None  # study folder (None: runs/<name> from the config)
     data_root: str | None = None  # folder relative data paths resolve against (None: the config's folder)
     dry_run: bool = False  # print the plan and stop
+    verify: bool = False  # check every finished step's recorded outputs, run nothing (entry.verify)
     progress: bool = True  # progress bars inside steps
 
 
@@ -54,6 +55,26 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
         for line in gain_lines(out) + report_lines(out):
             echo(line)
     return summary
+
+
+def verify(s: StudySettings, echo: Echo = print) -> bool:
+    """Check every step of the study's plan against what its folder holds, running nothing; echo gets a count per
+    status and a line per failed file. True when every finished step would be reused."""
+    from qtalign.study.config import load_study
+    from qtalign.study.plan import make_plan
+    from qtalign.study.verify import check_steps, verify_failed, verify_lines
+
+    if not s.config:
+        raise QtalignError("give a study config file or preset:NAME (see --presets)")
+    cfg = load_study(s.config, data_root=s.data_root)
+    out = Path(s.out) if s.out else Path("runs") / cfg.name
+    if not out.is_dir():
+        raise QtalignError(f"--out {out}: no such study folder")
+    plan = make_plan(cfg)
+    checks = check_steps(out, plan)
+    for line in verify_lines(out, plan, checks):
+        echo(line)
+    return not verify_failed(checks)
 
 
 def run_demo(s: DemoSettings, echo: Echo = print) -> RunSummary:
