@@ -12,9 +12,11 @@ from qtalign.settings import Settings
 
 
 class PackSettings(Settings):
-    """What `qtalign evidence pack` packs: a `qtalign run` study folder, into an evidence file *.json.gz."""
+    """What `qtalign evidence pack` packs: a `qtalign run` study folder, or an existing evidence file (repacked in
+    this format: digests, machine-free paths), into an evidence file *.json.gz."""
 
-    study: str
+    study: str | None = None
+    from_evidence: str | None = None  # an evidence file to repack instead of a study folder (out may be the same)
     out: str
 
 
@@ -53,13 +55,15 @@ class CheckResult:
 
 
 def run_pack(s: PackSettings) -> PackResult:
-    """Write the study's evidence file (evidence.pack.pack)."""
-    from qtalign.evidence.pack import pack
+    """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack)."""
+    from qtalign.evidence.pack import pack, repack
 
     out = Path(s.out)
     if not out.name.endswith(".json.gz"):
         raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
-    return PackResult(pack(s.study, out))
+    if (s.study is None) == (s.from_evidence is None):
+        raise QtalignError("give a study folder or --from-evidence FILE (one of the two)")
+    return PackResult(pack(s.study, out) if s.study is not None else repack(str(s.from_evidence), out))
 
 
 def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None) -> CheckResult:
