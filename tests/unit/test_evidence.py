@@ -188,7 +188,7 @@ def test_packed_records_hold_no_machine_folder(tmp_path: Path) -> None:
     was packed on; the rebuilt study still follows them (training languages found)."""
     study = write_study(tmp_path / "study", n=10)
     ev = tmp_path / "s.json.gz"
-    pack(study, ev)
+    assert pack(study, ev)["absolute_paths"] == []
     payload = read_pack(ev)
     text = json.dumps(payload["files"])
     assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text
@@ -196,6 +196,10 @@ def test_packed_records_hold_no_machine_folder(tmp_path: Path) -> None:
     assert settings["data"] == "train/train-zh_es-s1/data/pairs.jsonl"
     run = load_run(unpack(ev, tmp_path / "re") / "eval/eval-zh_es-s1")
     assert run.train_langs == ["zh", "es", "en"]
+    # a path outside the study folder and its data root is kept as given, and pack says so
+    record = study / "eval" / "base" / "results.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "data": "/elsewhere/emotion"}))
+    assert pack(study, ev)["absolute_paths"] == ["/elsewhere/emotion"]
 
 
 def test_older_evidence_files_are_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

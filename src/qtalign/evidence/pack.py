@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.evidence.paths import DATA_ROOT, MODEL_CACHE, PATHS_NOTE, Portable, study_folders
+from qtalign.evidence.paths import DATA_ROOT, MODEL_CACHE, PATHS_NOTE, Portable, absolute_paths, study_folders
 from qtalign.runs.analysis import RECORD as ANALYSIS_RECORD
 from qtalign.runs.build import LEGACY_MANIFEST, MANIFEST_SUFFIX
 from qtalign.runs.eval import CONTENT_FREE, PREDICTIONS, RESULTS, RUN
@@ -140,7 +140,7 @@ def pack(study: str | Path, out: str | Path) -> dict[str, Any]:
     files = _machine_free(files, where)
     size = _write(Path(out), doc.get("name"), missing, files)
     return {"out": str(out), "files": len(files), "bytes": size, "evals": len(doc.get("evals") or []),
-            "missing_evals": missing}
+            "missing_evals": missing, "absolute_paths": absolute_paths(files)}
 
 
 def repack(old: str | Path, out: str | Path) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def repack(old: str | Path, out: str | Path) -> dict[str, Any]:
     missing = list(payload.get("missing_evals") or [])
     size = _write(Path(out), payload.get("name"), missing, files)
     return {"out": str(out), "files": len(files), "bytes": size, "evals": len(study.get("evals") or []),
-            "missing_evals": missing}
+            "missing_evals": missing, "absolute_paths": absolute_paths(files)}
 
 
 def _load(path: Path) -> dict[str, Any]:

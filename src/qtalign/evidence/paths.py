@@ -73,6 +73,18 @@ class Portable:
         return _JSON_STRING.sub(one, text)
 
 
+def absolute_paths(files: Mapping[str, Any]) -> list[str]:
+    """The absolute paths still written in the JSON records of packed files (kept as given: outside the study folder
+    and the named roots), sorted."""
+    found: set[str] = set()
+    for name, content in files.items():
+        if isinstance(content, str) and name.endswith(".json"):
+            for m in _JSON_STRING.finditer(content):
+                if '"/' in m.group(0):
+                    found.update(p for p in re.findall(rf"(?<!{_PATH_CHARS})/{_PATH_CHARS}+", json.loads(m.group(0))))
+    return sorted(found)
+
+
 def _join(name: str, rest: str | None) -> str:
     if not rest:
         return name

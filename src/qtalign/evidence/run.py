@@ -31,7 +31,7 @@ class CheckSettings(Settings):
 
 @dataclass
 class PackResult:
-    """A written evidence file: pack()'s summary (out, files, bytes, evals, missing_evals)."""
+    """A written evidence file: pack()'s summary (out, files, bytes, evals, missing_evals, absolute_paths)."""
 
     summary: dict[str, Any]
 
@@ -41,6 +41,9 @@ class PackResult:
         if s["missing_evals"]:
             lines.append(f"note: {len(s['missing_evals'])} evaluation(s) not finished, left out: "
                          + ", ".join(s["missing_evals"][:5]))
+        if s.get("absolute_paths"):
+            lines.append(f"note: {len(s['absolute_paths'])} absolute path(s) outside the study folder and its data "
+                         "root kept as given: " + ", ".join(s["absolute_paths"][:3]))
         return lines
 
 

@@ -111,9 +111,10 @@ def verify_lines(root: Path, plan: Plan, checks: dict[str, StepCheck]) -> list[s
     """`qtalign run --verify`: a count per status, then every failed step (each bad file on its own line), every step
     that would run again because of one, and the older markers."""
     n = Counter(c.status for c in checks.values())
-    lines = [f"verify {root}: {len(plan.steps)} steps: {n[VERIFIED]} verified, {n[OLDER]} older marker(s) read "
-             f"complete, {n[FAILED]} failed, {n[DEPENDENT]} finished but depending on a step that runs again, "
-             f"{n[NOT_RUN]} not run yet"]
+    head = (f"verify {root}: {len(plan.steps)} steps: {n[VERIFIED]} verified, {n[OLDER]} older marker(s) read "
+            f"complete, {n[FAILED]} failed, {n[DEPENDENT]} finished but depending on a step that runs again, "
+            f"{n[NOT_RUN]} not run yet")
+    lines = [head]
     for s in plan.steps:
         c = checks[s.id]
         if c.status == FAILED:
