@@ -51,10 +51,20 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
     out = Path(s.out) if s.out else Path("runs") / cfg.name
     echo(f"study {cfg.name!r} -> {out}")
     summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo)
-    if not s.dry_run:
+    if s.dry_run:
+        echo(dry_run_estimate(summary))
+    else:
         for line in gain_lines(out) + report_lines(out):
             echo(line)
     return summary
+
+
+def dry_run_estimate(summary: RunSummary) -> str:
+    """The estimated wall time of the plan's steps that the dry run found not reusable (study.estimate)."""
+    from qtalign.study.estimate import estimate, format_estimate
+
+    reused = set(summary.reused)
+    return format_estimate(estimate(summary.plan, [st.id for st in summary.plan.steps if st.id not in reused]))
 
 
 def verify(s: StudySettings, echo: Echo = print) -> bool:

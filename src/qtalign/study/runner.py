@@ -105,6 +105,7 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
         echo(line)
     echo(format_plan(plan, cached))
     if dry_run:
+        summary.reused = [s.id for s in plan.steps if s.id in cached]
         return summary
     with study_lock(root):
         prepare_reuse(root, plan, checks)  # distrusted steps' folders emptied; older markers get their file list
