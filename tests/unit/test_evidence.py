@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from fakeruns import write_study
 from qtalign.cli.main import main
 from qtalign.compare import compare_runs, load_run
 from qtalign.errors import QtalignError
-from qtalign.evidence import pack, read_pack, unpack
+from qtalign.evidence import FORMAT, pack, read_pack, unpack
 
 
 def _strip_paths(result: dict) -> dict:
@@ -84,8 +85,8 @@ def test_bad_evidence_files_are_one_line_errors(tmp_path: Path, capsys: pytest.C
     with pytest.raises(QtalignError, match="not a qtalign evidence file"):
         read_pack(bad)
     escape = tmp_path / "escape.json.gz"
-    escape.write_bytes(gzip.compress(json.dumps({"format": "qtalign-evidence/1", "root": "/x",
-                                                 "files": {"../evil.txt": "x"}}).encode()))
+    escape.write_bytes(gzip.compress(json.dumps({"format": FORMAT, "files": {"../evil.txt": "x"},
+                                                 "digests": {"../evil.txt": "0" * 64}}).encode()))
     with pytest.raises(QtalignError, match="leaves the study folder"):
         read_pack(escape)
     assert main(["evidence", "check", str(tmp_path / "missing.json.gz"), "--out", str(tmp_path / "o")]) == 2
@@ -174,3 +175,78 @@ def test_report_copy_is_written_and_then_compared(tmp_path: Path, capsys: pytest
     copy.write_text("\n".join(lines) + "\n")
     assert main(check) == 1
     assert f"{copy}:{k + 1}: the copy says" in capsys.readouterr().out
+
+
+def _rewrite_gz(path: Path, edit: Callable[[dict], None]) -> None:
+    payload = json.loads(gzip.decompress(path.read_bytes()))
+    edit(payload)
+    path.write_bytes(gzip.compress(json.dumps(payload).encode()))
+
+
+def test_a_row_changed_after_packing_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every packed file carries its sha256; a changed row, an added or a removed file is one error line naming the
+    file, exit status 2, before anything is rebuilt."""
+    study = write_study(tmp_path / "study", n=10)
+    ev = tmp_path / "s.json.gz"
+    pack(study, ev)
+    payload = read_pack(ev)
+    assert set(payload["digests"]) == set(payload["files"]) and "root" not in payload
+    name = "eval/eval-zh_es-s1/predictions.jsonl"
+
+    def flip(p: dict) -> None:  # one prediction changed, the row otherwise whole
+        p["files"][name] = p["files"][name].replace('"correct": true', '"correct": false', 1)
+
+    for edit, what in ((flip, f"{name}: changed after packing"),
+                       (lambda p: p["files"].update({"eval/x.json": "{}"}), "eval/x.json: added after packing"),
+                       (lambda p: p["files"].pop("eval/base/results.json"),
+                        "eval/base/results.json: removed after packing")):
+        bad = tmp_path / "bad.json.gz"
+        shutil.copy(ev, bad)
+        _rewrite_gz(bad, edit)
+        capsys.readouterr()
+        assert main(["evidence", "check", str(bad), "--out", str(tmp_path / "re")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{bad}: {what}" in err[0], err
+        assert not (tmp_path / "re" / "study.json").exists()
+
+
+def test_packed_records_hold_no_machine_folder(tmp_path: Path) -> None:
+    """Paths into the study are written relative to its folder, so an evidence file names no folder of the machine it
+    was packed on; the rebuilt study still follows them (training languages found)."""
+    study = write_study(tmp_path / "study", n=10)
+    ev = tmp_path / "s.json.gz"
+    assert pack(study, ev)["absolute_paths"] == []
+    payload = read_pack(ev)
+    text = json.dumps(payload["files"])
+    assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text
+    settings = json.loads(payload["files"]["train/train-zh_es-s1/train_settings.json"])
+    assert settings["data"] == "train/train-zh_es-s1/data/pairs.jsonl"
+    run = load_run(unpack(ev, tmp_path / "re") / "eval/eval-zh_es-s1")
+    assert run.train_langs == ["zh", "es", "en"]
+    # a path outside the study folder and its data root is kept as given, and pack says so
+    record = study / "eval" / "base" / "results.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "data": "/elsewhere/emotion"}))
+    assert pack(study, ev)["absolute_paths"] == ["/elsewhere/emotion"]
+
+
+def test_older_evidence_files_are_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file of the older format (no digests, the absolute root) is refused with the migration command; migrated in
+    place it holds the same files, now machine-free and with digests, and rebuilds the same report."""
+    study = write_study(tmp_path / "study", n=20)
+    new = tmp_path / "new.json.gz"
+    pack(study, new)
+    # the older format packed the records as the study wrote them (absolute paths) and named the folder as `root`
+    files = {name: (study / name).read_text(encoding="utf-8") if name.endswith(".json") else content
+             for name, content in read_pack(new)["files"].items()}
+    old = tmp_path / "old.json.gz"
+    old.write_bytes(gzip.compress(json.dumps({"format": "qtalign-evidence/1", "root": str(study.resolve()),
+                                              "name": "synthetic", "missing_evals": [], "files": files}).encode()))
+    assert str(study.resolve()) in json.dumps(files)  # the older format kept absolute paths
+    with pytest.raises(QtalignError, match="older qtalign.*--from-evidence"):
+        read_pack(old)
+    assert main(["evidence", "pack", "--from-evidence", str(old), "--out", str(old)]) == 0
+    assert read_pack(old)["files"] == read_pack(new)["files"]
+    assert old.read_bytes() == new.read_bytes()
+    capsys.readouterr()
+    assert main(["evidence", "pack", str(study), "--from-evidence", str(old), "--out", str(old)]) == 2
+    assert "one of the two" in capsys.readouterr().err

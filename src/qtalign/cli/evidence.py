@@ -11,14 +11,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evidence", help="pack a study's per-item evidence; recompute its report from an evidence file (no model)",
         description="`pack STUDY --out FILE` keeps what every table and interval of a study's report is computed from "
                     "(per-item predictions and calibrated predictions, run records, training logs, lens/PCA "
-                    "summaries; no weights, no data texts) in one gzip JSON file of a few hundred kB. "
-                    "`check FILE` rebuilds the study folder from it and recomputes the report: every comparison "
-                    "and interval is computed again from the per-item rows, and the numbers the docs quote from it "
-                    "(NAME.claims.json) are checked where they stand. `coverage` checks that every number-shaped "
-                    "quotation in README.md and docs/**/*.md is such a claim or sits in the exemption list.")
+                    "summaries; no weights, no data texts; paths relative to the study folder) in one gzip JSON file "
+                    "of a few hundred kB, with a sha256 of every file in it. "
+                    "`check FILE` refuses a file changed after packing, rebuilds the study folder from it and "
+                    "recomputes the report: every comparison and interval is computed again from the per-item rows, "
+                    "and the numbers the docs quote from it (NAME.claims.json) are checked where they stand. "
+                    "`coverage` checks that every number-shaped quotation in README.md and docs/**/*.md is such a "
+                    "claim or sits in the exemption list.")
     sub = p.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
     pk = sub.add_parser("pack", help="write a study folder's evidence file")
-    pk.add_argument("study", metavar="STUDY", help="a `qtalign run` output folder (holds study.json)")
+    pk.add_argument("study", metavar="STUDY", nargs="?", help="a `qtalign run` output folder (holds study.json)")
+    pk.add_argument("--from-evidence", default=None, metavar="FILE",
+                    help="instead of a study folder, repack an evidence file (also one written by an older qtalign) "
+                         "with a digest of every file and paths relative to the study folder; --out may be FILE")
     pk.add_argument("--out", required=True, help="evidence file to write, e.g. docs/evidence/intask.json.gz")
     pk.set_defaults(func=run_pack)
     ck = sub.add_parser("check", help="recompute a study's report from its evidence file")
@@ -42,7 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_pack(args: argparse.Namespace) -> int:
     from qtalign.evidence.run import PackSettings, run_pack
 
-    for line in run_pack(PackSettings.parse({"study": args.study, "out": args.out}, "command line")).lines():
+    settings = PackSettings.parse({"study": args.study, "from_evidence": args.from_evidence, "out": args.out},
+                                  "command line")
+    for line in run_pack(settings).lines():
         print(line)
     return 0
 

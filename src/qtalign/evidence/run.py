@@ -13,9 +13,11 @@ from qtalign.settings import Settings
 
 
 class PackSettings(Settings):
-    """What `qtalign evidence pack` packs: a `qtalign run` study folder, into an evidence file *.json.gz."""
+    """What `qtalign evidence pack` packs: a `qtalign run` study folder, or an existing evidence file (repacked in
+    this format: digests, machine-free paths), into an evidence file *.json.gz."""
 
-    study: str
+    study: str | None = None
+    from_evidence: str | None = None  # an evidence file to repack instead of a study folder (out may be the same)
     out: str
 
 
@@ -37,7 +39,7 @@ class CoverageSettings(Settings):
 
 @dataclass
 class PackResult:
-    """A written evidence file: pack()'s summary (out, files, bytes, evals, missing_evals)."""
+    """A written evidence file: pack()'s summary (out, files, bytes, evals, missing_evals, absolute_paths)."""
 
     summary: dict[str, Any]
 
@@ -47,6 +49,9 @@ class PackResult:
         if s["missing_evals"]:
             lines.append(f"note: {len(s['missing_evals'])} evaluation(s) not finished, left out: "
                          + ", ".join(s["missing_evals"][:5]))
+        if s.get("absolute_paths"):
+            lines.append(f"note: {len(s['absolute_paths'])} absolute path(s) outside the study folder and its data "
+                         "root kept as given: " + ", ".join(s["absolute_paths"][:3]))
         return lines
 
 
@@ -62,13 +67,15 @@ class CheckResult:
 
 
 def run_pack(s: PackSettings) -> PackResult:
-    """Write the study's evidence file (evidence.pack.pack)."""
-    from qtalign.evidence.pack import pack
+    """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack)."""
+    from qtalign.evidence.pack import pack, repack
 
     out = Path(s.out)
     if not out.name.endswith(".json.gz"):
         raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
-    return PackResult(pack(s.study, out))
+    if (s.study is None) == (s.from_evidence is None):
+        raise QtalignError("give a study folder or --from-evidence FILE (one of the two)")
+    return PackResult(pack(s.study, out) if s.study is not None else repack(str(s.from_evidence), out))
 
 
 def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None) -> CheckResult:

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qtalign.errors import QtalignError
-from qtalign.store import atomic_write_json, read_json_object
+from qtalign.store import LOCK_NAME, atomic_write_json, read_json_object, sha256_file
 
 STUDY = "study.json"
-MARKER = ".qtalign_step.json"  # written into a step's folder when it finished: {id, kind, hash, seconds}
+# written into a step's folder when it finished: {id, kind, hash, seconds, files}; files: every file the step left in
+# its folder (name relative to the folder -> {size, sha256}), which a cached step is verified against before reuse
+MARKER = ".qtalign_step.json"
+NOT_OUTPUTS = (MARKER, LOCK_NAME)  # files of a step folder that are not the step's outputs
 
 
 class StepLike(Protocol):
@@ -22,16 +25,26 @@ class StepLike(Protocol):
     out: str
 
 
+def output_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file under a step's folder but the marker and the lock: name (POSIX, relative to the folder) -> size in
+    bytes and sha256, in name order."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_OUTPUTS)
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in found}
+
+
 def read_marker(root: Path, step: StepLike) -> dict[str, Any] | None:
-    """The finished-step marker of a step's folder when it matches the step's hash."""
+    """The finished-step marker of a step's folder when it matches the step's hash (its `files` are not checked
+    here: runs.verify does that)."""
     marker = read_json_object(root / step.out / MARKER)
     return marker if marker is not None and marker.get("hash") == step.hash else None
 
 
-def write_marker(root: Path, step: StepLike, seconds: float) -> None:
-    """Mark a step's folder finished (read_marker finds it while the step's hash stays the same)."""
-    atomic_write_json(root / step.out / MARKER, {"id": step.id, "kind": step.kind, "hash": step.hash,
-                                                 "seconds": seconds})
+def write_marker(root: Path, step: StepLike, seconds: float, files: dict[str, dict[str, Any]] | None = None) -> None:
+    """Mark a step's folder finished, recording the files it holds now (output_files, unless given); read_marker
+    finds it while the step's hash stays the same. Called by whichever process ran the step, once it has finished."""
+    folder = root / step.out
+    atomic_write_json(folder / MARKER, {"id": step.id, "kind": step.kind, "hash": step.hash, "seconds": seconds,
+                                        "files": output_files(folder) if files is None else files})
 
 
 def read_study(root: Path) -> dict[str, Any]:

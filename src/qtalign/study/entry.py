@@ -11,7 +11,6 @@ from qtalign.errors import QtalignError
 from qtalign.settings import Settings
 
 if TYPE_CHECKING:
-    from qtalign.study.plan import Plan
     from qtalign.study.runner import RunSummary
 
 Echo = Callable[[str], None]
@@ -24,6 +23,7 @@ class StudySettings(Settings):
     out: str | None = None  # study folder (None: runs/<name> from the config)
     data_root: str | None = None  # folder relative data paths resolve against (None: the config's folder)
     dry_run: bool = False  # print the plan and stop
+    verify: bool = False  # check every finished step's recorded outputs, run nothing (entry.verify)
     progress: bool = True  # progress bars inside steps
 
 
@@ -52,19 +52,39 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
     echo(f"study {cfg.name!r} -> {out}")
     summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo)
     if s.dry_run:
-        echo(dry_run_estimate(summary.plan, out))
+        echo(dry_run_estimate(summary))
     else:
         for line in gain_lines(out) + report_lines(out):
             echo(line)
     return summary
 
 
-def dry_run_estimate(plan: Plan, out: Path) -> str:
-    """The estimated wall time of the plan's steps not cached in out (study.estimate)."""
-    from qtalign.runs.study import read_marker
+def dry_run_estimate(summary: RunSummary) -> str:
+    """The estimated wall time of the plan's steps that the dry run found not reusable (study.estimate)."""
     from qtalign.study.estimate import estimate, format_estimate
 
-    return format_estimate(estimate(plan, [st.id for st in plan.steps if read_marker(out, st) is None]))
+    reused = set(summary.reused)
+    return format_estimate(estimate(summary.plan, [st.id for st in summary.plan.steps if st.id not in reused]))
+
+
+def verify(s: StudySettings, echo: Echo = print) -> bool:
+    """Check every step of the study's plan against what its folder holds, running nothing; echo gets a count per
+    status and a line per failed file. True when every finished step would be reused."""
+    from qtalign.study.config import load_study
+    from qtalign.study.plan import make_plan
+    from qtalign.study.verify import check_steps, verify_failed, verify_lines
+
+    if not s.config:
+        raise QtalignError("give a study config file or preset:NAME (see --presets)")
+    cfg = load_study(s.config, data_root=s.data_root)
+    out = Path(s.out) if s.out else Path("runs") / cfg.name
+    if not out.is_dir():
+        raise QtalignError(f"--out {out}: no such study folder")
+    plan = make_plan(cfg)
+    checks = check_steps(out, plan)
+    for line in verify_lines(out, plan, checks):
+        echo(line)
+    return not verify_failed(checks)
 
 
 def run_demo(s: DemoSettings, echo: Echo = print) -> RunSummary:

@@ -1,4 +1,5 @@
-"""Run a planned study in dependency order: cached steps are reused, the rest run; S/study.json after every step."""
+"""Run a planned study in dependency order: cached steps are verified and reused, the rest run; S/study.json after every
+step."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from typing import Any
 
 from qtalign import __version__
 from qtalign.errors import QtalignError, QtalignProblems, raise_problems
-from qtalign.runs.study import STUDY, read_marker, write_marker
+from qtalign.runs.study import STUDY, write_marker
 from qtalign.store import atomic_write_json, folder_locks, hold_folder
 from qtalign.study.plan import Plan, make_plan
 from qtalign.study.schema import StudyConfig
 from qtalign.study.steps import EXECUTORS, Context
+from qtalign.study.verify import check_steps, prepare_reuse, problem_lines, reused_steps
 
 RECORD_KEYS = {"train": "trains", "eval": "evals", "compare": "compares", "lens": "analyses", "pca": "analyses"}
 
@@ -97,14 +99,19 @@ def run_study(cfg: StudyConfig, root: str | Path, dry_run: bool = False, progres
     root = Path(root)
     plan = plan or make_plan(cfg)
     summary = RunSummary(plan)
-    cached = {s.id for s in plan.steps if read_marker(root, s) is not None}
+    checks = check_steps(root, plan)  # a finished step is reused only when its recorded outputs verify
+    cached = reused_steps(checks)
+    for line in problem_lines(root, plan, checks):
+        echo(line)
     echo(format_plan(plan, cached))
     if dry_run:
+        summary.reused = [s.id for s in plan.steps if s.id in cached]
         return summary
     with study_lock(root):
+        prepare_reuse(root, plan, checks)  # distrusted steps' folders emptied; older markers get their file list
         states = summary.states
         for s in plan.steps:
-            marker = read_marker(root, s)
+            marker = checks[s.id].marker if s.id in cached else None
             states[s.id] = StepState("reused", marker.get("seconds")) if marker else StepState()
         summary.reused = [s.id for s in plan.steps if states[s.id].status == "reused"]
         write = lambda: atomic_write_json(root / STUDY, study_document(cfg, plan, states))
