@@ -29,8 +29,8 @@ def score(model: torch.nn.Module, tokenizer: object, lp: object, sets: list[list
     state = scorer.prefix_state(scorer.encode_prefix(lp.prefix))  # type: ignore[attr-defined]
     rows = scorer.encode_items(lp.prefix, lp.texts)  # type: ignore[attr-defined]
     out = np.zeros((len(rows), len(sets)))
-    for pos, mass in scorer.first_token(state, rows, sets):
-        out[pos] = mass
+    for pos in scorer.batches([len(r) for r in rows]):
+        out[pos] = scorer.first_token_batch(state, [rows[i] for i in pos], sets)
     return out  # [N, L]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,20 +215,6 @@ class Scorer:
                 out[i, j] = float(tok_lp[k : k + n].sum())
                 k += n
         return out
-
-    def first_token(
-        self, prefix: PrefixState, items: Sequence[list[int]], label_sets: Sequence[Sequence[int]]
-    ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """first_token_batch over all items in length-sorted batches; yields (item positions, mass [n, L])."""
-        for batch in self.batches([len(x) for x in items]):
-            yield batch, self.first_token_batch(prefix, [items[i] for i in batch], label_sets)
-
-    def loglik(
-        self, prefix: PrefixState, items: Sequence[list[int]], label_ids: Sequence[Sequence[int]]
-    ) -> Iterator[tuple[list[int], np.ndarray]]:
-        """loglik_batch over all items; yields (item positions, log-likelihoods [n, L])."""
-        for batch in self.batches([len(x) for x in items]):
-            yield batch, self.loglik_batch(prefix, [items[i] for i in batch], label_ids)
 
 
 def continuation_ids(tokenizer: Any, word: str, cue: str = '"') -> list[int]:

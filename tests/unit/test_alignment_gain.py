@@ -8,13 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qtalign.report.alignment_gain import (
-    alignment_changes,
-    correlate,
-    gain_table,
-    lens_alignment,
-    pca_alignment,
-)
+from qtalign.metrics import correlate
+from qtalign.report.alignment_gain import alignment_changes, gain_table, lens_alignment, pca_alignment
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> None:

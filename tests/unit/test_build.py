@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qtalign.cli.data_build import main
+from qtalign.cli.main import main
 from qtalign.data.build import build_pairs
 from qtalign.data.contamination import assert_no_answers
 from qtalign.data.pairs import Pair, make_pair
@@ -63,7 +63,7 @@ def test_parallel_files_mix_and_determinism(tmp_path: Path) -> None:
 
 def test_done_when_mix_from_question_files(paper_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "qt" / "train.jsonl"
-    rc = main(["build", "--task", "nli", "--data", str(paper_data / "snli"), "--sources", "zh,es", "--target", "en",
+    rc = main(["data", "build", "--task", "nli", "--data", str(paper_data / "snli"), "--sources", "zh,es", "--target", "en",
                "--per-lang", "50", "--out", str(out), "--seed", "3"])
     assert rc == 0
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
@@ -119,7 +119,7 @@ def test_refusals(tmp_path: Path) -> None:
     broken.write_text("[{")
     with pytest.raises(QtalignError, match="snli_zh1_train.json"):
         build_pairs(NLI, [broken, d / "snli_en4_train.json"], ["zh"], "en")
-    assert main(["build", "--task", "nli", "--data", str(d), "--sources", "sw", "--out",
+    assert main(["data", "build", "--task", "nli", "--data", str(d), "--sources", "sw", "--out",
                  str(tmp_path / "o.jsonl")]) == 2
 
 

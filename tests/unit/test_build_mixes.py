@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from qtalign.cli.data_build import main
+from qtalign.cli.main import main
 from qtalign.data.build import build_pairs
+from qtalign.data.build_files import manifest_path
 from qtalign.data.pairs import make_pair
 from qtalign.data.sources import question_file_langs, scan_sources
 from qtalign.errors import QtalignError
-from qtalign.runs.build import manifest_path
 from qtalign.tasks import get_task
 
 EMO = get_task("emotion")
@@ -81,7 +81,7 @@ def test_single_language_files_come_before_a_mix(tmp_path: Path) -> None:
 def test_cli_builds_from_a_mix_file(tmp_path: Path) -> None:
     path = write_mix(tmp_path / "ap_emotion")
     out = tmp_path / "qt" / "train.jsonl"
-    assert main(["build", "--task", "emotion", "--data", str(path), "--sources", "zh,es", "--target", "en",
+    assert main(["data", "build", "--task", "emotion", "--data", str(path), "--sources", "zh,es", "--target", "en",
                  "--out", str(out)]) == 0
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 8 and {r["source_lang"] for r in rows} == {"zh", "es"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qtalign.cli.data_build import main
+from qtalign.cli.main import main
 from qtalign.data.build import BuildReport, build_pairs
 from qtalign.data.build_output import write_outputs
 from qtalign.data.contamination import assert_no_answers, label_words
@@ -244,7 +244,7 @@ def test_emotion_single_field_template(tmp_path: Path) -> None:
 
 # ---- refusals: one line, exit 2 -------------------------------------------------------------------------------
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    rc = main(["build", *args])
+    rc = main(["data", "build", *args])
     err = capsys.readouterr().err.strip()
     return rc, err
 
@@ -289,7 +289,7 @@ def test_bad_parallel_files(snli: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_cli_writes_control_manifest(snli: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ctl" / "train.jsonl"
-    assert main(["build", "--task", "nli", "--data", str(snli), "--sources", "zh,es", "--per-lang", "8", "--out",
+    assert main(["data", "build", "--task", "nli", "--data", str(snli), "--sources", "zh,es", "--per-lang", "8", "--out",
                  str(out), "--control", "parallel", "--parallel", str(SAMPLE)]) == 0
     printed = capsys.readouterr().out
     assert "16 parallel control pairs" in printed and "length vs the real mix" in printed

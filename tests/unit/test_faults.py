@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from qtalign.cli.main import main
+from qtalign.data.build_files import manifest_path
 from qtalign.errors import MAX_PROBLEMS
-from qtalign.runs.build import manifest_path
 from qtalign.store import LOCK_NAME
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "qtalign"
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["qtalign", "qtalign.errors", "qtalign.compat", "qtalign.languages", "qtalign.settings",
               "qtalign.store", "qtalign.tasks", "qtalign.templates", "qtalign.protocol"]),
-    ("data", ["qtalign.data", "qtalign.runs.build"]),  # runs.build: the data build's files, written by data/
+    ("data", ["qtalign.data"]),
     ("inputs", ["qtalign.metrics", "qtalign.prompt_check", "qtalign.trainable", "qtalign.reference", "qtalign.translate", "qtalign.models", "qtalign.scoring", "qtalign.batchsize",
                 "qtalign.distributed", "qtalign.prompts", "qtalign.calibration", "qtalign.runs", "qtalign.figures"]),
     ("stages", ["qtalign.eval", "qtalign.train", "qtalign.analysis", "qtalign.compare", "qtalign.merge",

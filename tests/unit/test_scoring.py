@@ -26,8 +26,9 @@ def _fast(lm, prefix: str, texts: list[str], sets, batch_size: int, side: str) -
     scorer = Scorer(lm.model, lm.tokenizer, batch_size=batch_size)
     state = scorer.prefix_state(scorer.encode_prefix(prefix))
     out = np.zeros((len(texts), len(sets)))
-    for pos, mass in scorer.first_token(state, scorer.encode_items(prefix, texts), sets):
-        out[pos] = mass
+    rows = scorer.encode_items(prefix, texts)
+    for pos in scorer.batches([len(r) for r in rows]):
+        out[pos] = scorer.first_token_batch(state, [rows[i] for i in pos], sets)
     return out
 
 
@@ -69,8 +70,8 @@ def test_loglik_prefers_the_continuation_it_was_asked_about(tiny_model: Path) ->
     items = scorer.encode_items("Answer: \"", ["a", "bb b"])
     labels = [lm.tokenizer("yes", add_special_tokens=False)["input_ids"], lm.tokenizer("no", add_special_tokens=False)["input_ids"]]
     got = np.zeros((2, 2))
-    for pos, ll in scorer.loglik(state, items, labels):
-        got[pos] = ll
+    for pos in scorer.batches([len(r) for r in items]):
+        got[pos] = scorer.loglik_batch(state, [items[i] for i in pos], labels)
     # independent check: full forward of prompt + label, sum of log-probs of the label tokens
     import torch
 

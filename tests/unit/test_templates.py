@@ -212,7 +212,7 @@ def test_cli_template_errors_exit_2(tiny_llama: Path, tmp_path: Path, capsys: py
 
 
 def test_data_build_names_the_template(tmp_path: Path) -> None:
-    from qtalign.cli.data_build import main
+    from qtalign.cli.main import main
 
     d = tmp_path / "snli"
     d.mkdir()
@@ -221,10 +221,10 @@ def test_data_build_names_the_template(tmp_path: Path) -> None:
     (d / "snli_en1_train.json").write_text(json.dumps(en), encoding="utf-8")
     (d / "snli_zh1_train.json").write_text(json.dumps(zh, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "qt" / "train.jsonl"
-    assert main(["build", "--task", "nli", "--data", str(d), "--sources", "zh", "--out", str(out),
+    assert main(["data", "build", "--task", "nli", "--data", str(d), "--sources", "zh", "--out", str(out),
                  "--template", "qwen"]) == 0
     info = json.loads((out.parent / "dataset_info.json").read_text())
     assert info["train"]["template"] == "qwen" and info["train"]["file_name"] == "train_alpaca.json"
     assert json.loads((out.parent / "train.manifest.json").read_text())["settings"]["template"] == "qwen"
-    assert main(["build", "--task", "nli", "--data", str(d), "--sources", "zh", "--out", str(out),
+    assert main(["data", "build", "--task", "nli", "--data", str(d), "--sources", "zh", "--out", str(out),
                  "--template", "auto"]) == 2

@@ -23,14 +23,6 @@ from qtalign.tasks import Task
 # per item and layer; p_* are probabilities (summed over a token set); entropy in nats or bits (run setting
 # entropy_unit); energy as the paper computes it (see Energy)
 QUANTITIES: tuple[str, ...] = ("p_en", "p_native", "p_en_all", "p_native_all", "entropy", "energy")
-DESCRIPTIONS: dict[str, str] = {
-    "p_en": "correct label, English tokens",
-    "p_native": "correct label, input-language tokens",
-    "p_en_all": "any label, English tokens",
-    "p_native_all": "any label, input-language tokens",
-    "entropy": "entropy of the next-token distribution (nats, or bits with --entropy-unit bits)",
-    "energy": "alignment of the unit latent with the gain-weighted unembedding rows, 1 = an average direction",
-}
 ENTROPY_UNITS: dict[str, float] = {"nats": 1.0, "bits": 1.0 / math.log(2)}  # multiplier of the entropy in nats
 
 

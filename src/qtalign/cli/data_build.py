@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from qtalign.errors import QtalignError
-
 
 def add_build_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -69,18 +67,3 @@ def run_build(args: argparse.Namespace) -> int:
     for line in build(settings, args.overwrite, translator).lines():
         print(line)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run `build` on its own (for tests before `qtalign data` registers it)."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="qtalign data")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_build_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except QtalignError as e:
-        print(f"qtalign: error: {e}", file=sys.stderr)
-        return 2

@@ -10,6 +10,7 @@ import numpy as np
 
 from qtalign.compare.pairs import ALPHA, POWER
 from qtalign.compare.runs import RAW
+from qtalign.runs.compare import COMPARE_JSON, COMPARE_MD
 from qtalign.store import atomic_write_json, atomic_write_text
 
 
@@ -160,7 +161,7 @@ def format_compare_md(result: dict[str, Any]) -> str:
 def write_compare(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """out_dir/compare.json and out_dir/compare.md, written atomically."""
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "compare.json", "md": out_dir / "compare.md"}
+    paths = {"json": out_dir / COMPARE_JSON, "md": out_dir / COMPARE_MD}
     atomic_write_json(paths["json"], result)
     atomic_write_text(paths["md"], format_compare_md(result))
     return paths

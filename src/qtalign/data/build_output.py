@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.data.build import BuildReport
+from qtalign.data.build_files import dataset_info_path, manifest_path, manifest_settings, read_dataset_info
 from qtalign.data.pairs import pair_row
 from qtalign.errors import QtalignError
-from qtalign.runs.build import dataset_info_path, manifest_path, manifest_settings, read_dataset_info
 from qtalign.store import (
     RESUME_HINT,
     atomic_write_json,
@@ -25,8 +25,8 @@ from qtalign.store import (
 def claim_build(out: str | Path, settings: dict[str, Any], overwrite: bool = False) -> Path:
     """The resume rule (store.open_run) for `data build`, checked before any reading or translating.
 
-    Each build is described by its own manifest (runs.build.manifest_path: FILE.manifest.json beside FILE.jsonl, or an
-    older folder's manifest.json), so several builds share a folder. The same output and settings are rebuilt
+    Each build is described by its own manifest (build_files.manifest_path: FILE.manifest.json beside FILE.jsonl, or
+    an older folder's manifest.json), so several builds share a folder. The same output and settings are rebuilt
     (identical pairs; a machine-translation cache resumes); other settings for the same output are refused, naming
     the flags, unless overwrite. The folder is held (store.hold_folder) while the build runs."""
     out = claim_out_file(out)

@@ -23,11 +23,6 @@ def refuse_test(path: Path) -> None:
         raise QtalignError(f"{path}: refusing to build training pairs from a file named as a test split")
 
 
-def question_file_pattern(task: Task, lang: str) -> re.Pattern[str]:
-    """A single-language question file, e.g. snli_zh10k_train_question.json."""
-    return re.compile(rf"^{re.escape(task.file_stem)}_{re.escape(lang)}\d*k?_train_question\.jsonl?$")
-
-
 def question_file_langs(task: Task, name: str) -> tuple[str, ...]:
     """The source languages a question file's name announces: one (snli_zh10k_train_question.json), a released
     mix's several (emotion_zhes10k_question.json: zh and es) or those of a mix into another target

@@ -11,6 +11,7 @@ from qtalign.eval.loop import Todo, score_run
 from qtalign.eval.prepare import Prepared, format_prompt_lines, prepare
 from qtalign.eval.results import finish_run
 from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings
+from qtalign.prompts import LangPrompts
 from qtalign.runs.eval import (
     CONTENT_FREE,
     PARTS,
@@ -18,7 +19,6 @@ from qtalign.runs.eval import (
     PROMPTS,
     RESULTS,
     RUN,
-    content_free_done,
     gather_parts,
     read_content_free,
     recorded_model_info,
@@ -68,6 +68,13 @@ def claim(s: EvalSettings, out: str | Path, overwrite: bool, dist: Dist) -> Clai
     run = dist.on_main(take)
     dist.check_shared(run.path)
     return Claimed(resolved, prep, identity, run)
+
+
+def content_free_done(cf: dict[str, Any], lp: LangPrompts) -> bool:
+    """Whether the content-free record (runs.eval.read_content_free) holds this language's content-free prompts, as
+    they are now."""
+    entry = cf["languages"].get(lp.lang)
+    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == list(lp.content_free)
 
 
 def remaining(c: Claimed, dist: Dist) -> Todo:

@@ -10,10 +10,10 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from qtalign.data.build_files import LEGACY_MANIFEST, MANIFEST_SUFFIX
 from qtalign.errors import QtalignError
 from qtalign.evidence.paths import DATA_ROOT, MODEL_CACHE, PATHS_NOTE, Portable, absolute_paths, study_folders
 from qtalign.runs.analysis import RECORD as ANALYSIS_RECORD
-from qtalign.runs.build import LEGACY_MANIFEST, MANIFEST_SUFFIX
 from qtalign.runs.eval import CONTENT_FREE, PREDICTIONS, RESULTS, RUN
 from qtalign.runs.study import STUDY
 from qtalign.runs.train import ADAPTER, TRAIN_LOG, TRAIN_RECORD, TRAIN_SUMMARY, VAL_LOG

@@ -14,6 +14,7 @@ from qtalign.metrics.contrasts import (
     restrict,
     verdict,
 )
+from qtalign.metrics.correlation import Correlation, correlate
 from qtalign.metrics.intervals import (
     INDEPENDENT,
     INDEPENDENT_UNKNOWN,
@@ -43,9 +44,9 @@ from qtalign.metrics.uncertainty import (
 
 __all__ = [
     "CONTRADICTED", "INDEPENDENT", "INDEPENDENT_UNKNOWN", "JOINT", "MARKS", "NOT_SHOWN", "REPRODUCED", "Arm",
-    "ContrastInterval", "Interval", "MixedInterval", "Resampling", "RunDiff", "SeedAwareInterval",
+    "ContrastInterval", "Correlation", "Interval", "MixedInterval", "Resampling", "RunDiff", "SeedAwareInterval",
     "VarianceBreakdown", "boot_indices", "bootstrap_accuracy", "bootstrap_language_mean", "bootstrap_mean",
-    "bootstrap_mean_accuracy", "contrast_interval", "contrast_verdict", "detectable_change", "holm", "label_shares",
+    "bootstrap_mean_accuracy", "contrast_interval", "contrast_verdict", "correlate", "detectable_change", "holm", "label_shares",
     "language_mean_replicates", "macro_f1", "macro_f1_boot", "macro_f1_counts", "mark", "mcnemar_exact", "one_hot",
     "predictions", "resampling_scheme", "restrict", "run_summaries", "scope_text", "seed_aware_interval", "summarize",
     "summarize_mean", "variance_breakdown", "verdict",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from qtalign.metrics import Correlation, correlate
 
 REF = "en"
 TOP_FRACTION = 1 / 3  # alignment measures are averaged over the last third of the layers
@@ -59,36 +60,6 @@ def lens_alignment(run: Path) -> dict[str, dict[str, float]]:
         if int(r["layer"]) in top:
             out.setdefault(r["lang"], []).append(float(r["mean"]))
     return {lang: {"p_en": float(np.mean(v))} for lang, v in out.items()}
-
-
-@dataclass(frozen=True)
-class Correlation:
-    measure: str
-    n: int  # languages
-    r: float  # Pearson r across languages of (alignment change, accuracy change)
-    lo: float  # 95% percentile bootstrap interval, languages resampled
-    hi: float
-
-
-def correlate(x: Sequence[float], y: Sequence[float], measure: str = "", n_boot: int = 2000, seed: int = 0
-              ) -> Correlation:
-    """Pearson r of x and y (one value per language) with a percentile bootstrap interval over languages; nan when
-    fewer than 3 languages or no spread."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)  # [L], [L]
-    n = len(a)
-    if n < 3 or a.std() == 0 or b.std() == 0:
-        return Correlation(measure, n, float("nan"), float("nan"), float("nan"))
-    r = float(np.corrcoef(a, b)[0, 1])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))  # [n_boot, L]
-    xa, yb = a[idx], b[idx]
-    xa = xa - xa.mean(1, keepdims=True)
-    yb = yb - yb.mean(1, keepdims=True)
-    denom = np.sqrt((xa ** 2).sum(1) * (yb ** 2).sum(1))
-    ok = denom > 0
-    rs = (xa * yb).sum(1)[ok] / denom[ok]  # [<= n_boot]
-    lo, hi = np.quantile(rs, [0.025, 0.975]) if len(rs) else (float("nan"), float("nan"))
-    return Correlation(measure, n, r, float(lo), float(hi))
 
 
 def alignment_changes(base: Mapping[str, Mapping[str, float]], tuned: Mapping[str, Mapping[str, float]]

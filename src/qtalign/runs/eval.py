@@ -9,7 +9,6 @@ from typing import Any
 
 from qtalign import calibration
 from qtalign.errors import QtalignError
-from qtalign.prompts import LangPrompts
 from qtalign.store import JsonlWriter, read_json_object, read_jsonl_rows
 
 PREDICTIONS = "predictions.jsonl"
@@ -75,12 +74,6 @@ def read_content_free(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("languages"), dict):
         raise QtalignError(f"{path}: unexpected content; delete it and rerun `qtalign eval` to score it again")
     return data
-
-
-def content_free_done(cf: dict[str, Any], lp: LangPrompts) -> bool:
-    """Whether the content-free record holds this language's content-free prompts, as they are now."""
-    entry = cf["languages"].get(lp.lang)
-    return bool(entry) and [r.get("text") for r in entry.get("rows", [])] == list(lp.content_free)
 
 
 def recorded_model_info(path: Path) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qtalign.runs.build import manifest_path
+from qtalign.data.build_files import manifest_path
 from qtalign.store import read_json_object
 
 ADAPTER = "adapter"  # the trained LoRA adapter (weights, tokenizer, ADAPTER_RECORD)

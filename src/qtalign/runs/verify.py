@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from qtalign.data.build_files import MANIFEST_SUFFIX, read_manifest
 from qtalign.runs.analysis import RECORD as ANALYSIS_RECORD
-from qtalign.runs.build import MANIFEST_SUFFIX, read_manifest
 from qtalign.runs.compare import COMPARE_JSON
 from qtalign.runs.eval import PREDICTIONS, RESULTS, RUN, read_results
 from qtalign.runs.study import NOT_OUTPUTS

@@ -18,7 +18,6 @@ from qtalign.study.eval_grid import eval_fields
 from qtalign.study.schema import ModelSpec, StudyConfig
 from qtalign.tasks import get_task
 
-KINDS: tuple[str, ...] = ("build", "train", "eval", "compare", "lens", "pca", "report")
 # bump a kind's version when what its step computes changes, so cached results of older code are not reused
 # compare 2, report 2: intervals of means resample parallel items jointly, record the scheme, power, seed-aware report
 STEP_VERSIONS: dict[str, int] = {"build": 1, "train": 1, "eval": 1, "compare": 2, "lens": 1, "pca": 1, "report": 2}

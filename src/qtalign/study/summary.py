@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from qtalign.runs.build import read_manifest
+from qtalign.data.build_files import read_manifest
 from qtalign.runs.compare import COMPARE_JSON
 from qtalign.runs.study import read_study
 from qtalign.study.schema import StudyConfig

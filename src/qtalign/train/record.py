@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from qtalign.data.build_files import read_dataset_info
 from qtalign.errors import QtalignError
-from qtalign.runs.build import read_dataset_info
 from qtalign.templates import DEFAULT_TEMPLATE, Template
 from qtalign.train.settings import TrainSettings
 from qtalign.trainable import train_dtype

@@ -1,4 +1,4 @@
-"""A data build's files: the pairs file FILE.jsonl, its manifest FILE.manifest.json and the folder's dataset_info.json."""
+"""A data build's files, written by data/ and read above it: FILE.jsonl, FILE.manifest.json, dataset_info.json."""
 
 from __future__ import annotations
 
