@@ -1,4 +1,4 @@
-"""Test-only start-up hook of the qtalign processes tests launch: QTALIGN_SLOW_TEST=SECONDS slows eval's scoring."""
+"""Test-only start-up hook of the processes tests launch: slower eval scoring, training stopped at a step."""
 
 from __future__ import annotations
 
@@ -22,3 +22,14 @@ if _SLOW:
             time.sleep(_SLOW)
 
     JsonlWriter.write_many = _slow_write_many  # type: ignore[method-assign]
+
+# With QTALIGN_TEST_STOP_AFTER=N, training stops as if interrupted (Ctrl-C) once it has saved the checkpoint of optimizer
+# step N (interrupt.stopping_save), which lets the resume tests continue a run from a known step.
+_STOP_AFTER = int(os.environ.get("QTALIGN_TEST_STOP_AFTER", "0") or 0)
+
+if _STOP_AFTER:
+    from interrupt import stopping_save
+
+    from qtalign.train import loop
+
+    loop.save = stopping_save(loop.save, _STOP_AFTER)  # type: ignore[method-assign]

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hooks.interrupt import stopping_save
 
 from qtalign.cli.main import main
 from qtalign.errors import QtalignError
 from qtalign.store import claim_out, describe_changes, open_run, sha256_file
+from qtalign.train import loop
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_eval import write_paper_folder
@@ -227,8 +229,10 @@ def test_train_resumes_without_flag_and_refuses_other_settings(tiny_llama: Path,
     pairs = write_pairs(tmp_path / "pairs.jsonl", 12)
     base = ["train", "--model", str(tiny_llama), "--data", str(pairs), "--out", str(tmp_path / "T"), "--device", "cpu",
             "--batch-size", "2", "--grad-accum", "1", "--epochs", "1", "--save-every", "1"]
-    rc, out, err = run_cli(capsys, *base, "--stop-after", "2")
-    assert rc == 0 and "rerun the same command" in out, err
+    with pytest.MonkeyPatch.context() as mp:  # Ctrl-C right after the checkpoint of step 2
+        mp.setattr(loop, "save", stopping_save(loop.save, 2))
+        rc, out, err = run_cli(capsys, *base)
+    assert rc == 130 and "interrupted; rerun the same command to resume" in err, err
     assert "validation" in err  # the first validation shows progress
     rc, out, err = run_cli(capsys, *base)  # no --resume needed
     assert rc == 0 and "adapter ->" in out, err

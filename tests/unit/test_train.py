@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hooks.interrupt import stopping_save
 from safetensors.torch import load_file
 
 from qtalign.cli.main import main
 from qtalign.errors import QtalignError
-from qtalign.train import TrainSettings, read_pairs, settings_from
+from qtalign.train import TrainSettings, loop, read_pairs, settings_from
 from qtalign.train import run as train
 
 
@@ -48,8 +49,11 @@ def test_loss_decreases_and_outputs(tiny_model: Path, tmp_path: Path) -> None:
 def test_resume_equals_uninterrupted(tiny_llama: Path, tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs.jsonl", 12)
     full = train(settings(tiny_llama, data, tmp_path / "full"), progress=False)
-    part = train(settings(tiny_llama, data, tmp_path / "part", stop_after=3), progress=False)
-    assert part.stopped_early and part.steps == 3
+    with pytest.MonkeyPatch.context() as mp:  # interrupted right after the checkpoint of step 3
+        mp.setattr(loop, "save", stopping_save(loop.save, 3))
+        with pytest.raises(KeyboardInterrupt):
+            train(settings(tiny_llama, data, tmp_path / "part"), progress=False)
+    assert json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())["step"] == 3
     rest = train(settings(tiny_llama, data, tmp_path / "part"), progress=False)  # a rerun resumes (no flag needed)
     assert rest.steps == full.steps
     a = load_file(str(tmp_path / "full" / "adapter" / "adapter_model.safetensors"))
@@ -59,6 +63,19 @@ def test_resume_equals_uninterrupted(tiny_llama: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     steps = [json.loads(x)["step"] for x in (tmp_path / "part" / "train_log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, full.steps + 1))
+
+
+def test_a_rerun_may_add_trust_remote_code(tiny_llama: Path, tmp_path: Path) -> None:
+    """trust_remote_code cannot change the adapter: the run record's check and the checkpoint's both ignore it, so an
+    interrupted run resumes from its checkpoint when the rerun adds it."""
+    data = write_pairs(tmp_path / "pairs.jsonl", 12)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "save", stopping_save(loop.save, 2))
+        with pytest.raises(KeyboardInterrupt):
+            train(settings(tiny_llama, data, tmp_path / "run"), progress=False)
+    rest = train(settings(tiny_llama, data, tmp_path / "run", trust_remote_code=True), progress=False)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, rest.steps + 1)) and steps[2] == 3  # continued from step 2, not started over
 
 
 def test_output_only_loss_matches_full_logits(tiny_gemma: Path) -> None:

@@ -25,7 +25,6 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--max-len": ("max_len", int, "maximum tokens per pair (default 1024)"),
     "--max-pairs": ("max_pairs", int, "use only the first N pairs of the file"),
     "--max-steps": ("max_steps", int, "stop the schedule after N optimizer steps"),
-    "--stop-after": ("stop_after", int, "stop (checkpoint saved) after N steps, as if killed; rerun to continue"),
     "--eval-every": ("eval_every", int, "optimizer steps between validations (default: every epoch)"),
     "--save-every": ("save_every", int, "optimizer steps between resumable checkpoints (default 20)"),
     "--template": ("template", str, ("how pairs are rendered, LLaMA-Factory's names: empty (default: BOS + input), "

@@ -25,7 +25,7 @@ from qtalign.tasks import TASKS, get_task
 
 # recipe keys the study sets itself
 STUDY_OWNED = {"model": "models", "data": "mixes[].data", "out": "the study folder", "seed": "seeds.train",
-               "device": "device", "stop_after": "(not for studies)"}
+               "device": "device", "overwrite": "the runner"}
 
 
 class _Stop(Exception):

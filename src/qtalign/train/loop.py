@@ -19,7 +19,7 @@ from qtalign.templates import Template
 from qtalign.train.checkpoint import load_checkpoint, save_checkpoint, trainable_state
 from qtalign.train.encode import Example, length_grouped_batches
 from qtalign.train.passes import accumulate_step, validation_loss
-from qtalign.train.settings import TrainSettings, settings_key, with_later_defaults
+from qtalign.train.settings import TrainSettings, same_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def resume_from_checkpoint(st: TrainState, folder: Path) -> None:
 
     def resume_from() -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
         meta, best = load_checkpoint(folder, st.model, st.optimizer, st.scheduler)
-        if with_later_defaults(meta["settings_key"]) != settings_key(st.s):
+        if not same_key(meta["settings_key"], st.s):
             raise QtalignError(f"{folder}: checkpoint was made with other settings; rerun with the same flags to "
                                "resume or add --overwrite to start over")
         return meta, best
@@ -143,9 +143,8 @@ def save(st: TrainState, folder: Path, epoch: int, batches: list[list[int]]) -> 
                     st.best)
 
 
-def train_epoch(st: TrainState, ckpt_dir: Path, logs: Logs, bar: Any, progress: bool) -> bool:
-    """The optimizer steps left in the current epoch (validating and saving on schedule); True when --stop-after
-    stopped the run (its checkpoint saved), False when the epoch or the run is done."""
+def train_epoch(st: TrainState, ckpt_dir: Path, logs: Logs, bar: Any, progress: bool) -> None:
+    """The optimizer steps left in the current epoch, validating and saving on schedule."""
     s = st.s
     epoch = st.step // st.per_epoch
     batches = length_grouped_batches(st.lengths, st.train_idx, s.batch_size, s.seed + epoch)
@@ -157,23 +156,17 @@ def train_epoch(st: TrainState, ckpt_dir: Path, logs: Logs, bar: Any, progress: 
         bar.set_postfix(loss=f"{loss:.3f}")
         if st.step % eval_every == 0 or st.step == st.total:
             evaluate(st, st.step, logs.val, progress)
-        stop_now = s.stop_after is not None and st.step >= s.stop_after and st.step < st.total
-        if (st.step % s.save_every == 0 or stop_now) and st.dist.is_main:
+        if st.step % s.save_every == 0 and st.dist.is_main:
             save(st, ckpt_dir, epoch, batches)
-        if stop_now:
-            return True
         if st.step >= st.total:
             break
-    return False
 
 
-def train_epochs(st: TrainState, ckpt_dir: Path, logs: Logs, progress: bool) -> bool:
-    """Optimizer steps until the run's total; True when --stop-after stopped it early (checkpoint saved)."""
+def train_epochs(st: TrainState, ckpt_dir: Path, logs: Logs, progress: bool) -> None:
+    """Optimizer steps until the run's total."""
     from tqdm import tqdm
 
     bar = tqdm(total=st.total, initial=st.step, desc="train", unit="step", disable=not progress or not st.dist.is_main)
-    stopped = False
-    while st.step < st.total and not stopped:
-        stopped = train_epoch(st, ckpt_dir, logs, bar, progress)
+    while st.step < st.total:
+        train_epoch(st, ckpt_dir, logs, bar, progress)
     bar.close()
-    return stopped

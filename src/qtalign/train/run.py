@@ -40,21 +40,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    """What a training run did: its folder, optimizer steps, validation losses, time, and how it ended."""
+    """What a training run did: its folder, optimizer steps, validation losses, time, and whether it had finished
+    before."""
 
     out: Path
     steps: int
     best_val_loss: float | None
     first_val_loss: float | None
     seconds: float
-    stopped_early: bool
     already_done: bool = False
 
     def summary(self) -> str:
         """The line `qtalign train` prints when the run ends."""
-        if self.stopped_early:
-            return (f"stopped after {self.steps} steps; rerun the same command to continue (checkpoint in "
-                    f"{self.out}/checkpoint)")
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
         when = "already finished" if self.already_done else f"{self.seconds:.0f} s"
         return (f"adapter -> {self.out / ADAPTER} ({self.steps} steps, {when}; validation loss "
@@ -104,16 +101,12 @@ def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite
     if st.step == 0:
         evaluate(st, 0, logs.val, progress)
     t0 = time.time()
-    stopped = train_epochs(st, ckpt_dir, logs, progress)
+    train_epochs(st, ckpt_dir, logs, progress)
     logs.close()
-    if stopped:
-        dist.barrier()  # the main process has written the checkpoint
-        log.info("stopped after %d steps (stop_after); rerun the same command to continue", st.step)
-        return TrainResult(out, st.step, st.best_val, st.first_val, time.time() - t0, True)
     if st.best is not None and st.s.keep == "best":
         load_trainable_state(st.model, st.best)
     dist.on_main(lambda: _finish(st, out, pairs, t0))
-    return TrainResult(out, st.step, st.best_val, st.first_val, time.time() - t0, False)
+    return TrainResult(out, st.step, st.best_val, st.first_val, time.time() - t0)
 
 
 def _read_data(s: TrainSettings) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -172,4 +165,4 @@ def _finished(out: Path) -> TrainResult:
     summary = read_train_summary(out)
     log.info("%s: training already finished with these settings (add --overwrite to train again)", out)
     return TrainResult(out, int(summary.get("steps", 0)), summary.get("best_val_loss"), summary.get("first_val_loss"),
-                       0.0, False, already_done=True)
+                       0.0, already_done=True)

@@ -34,7 +34,6 @@ class TrainSettings(Settings):
     max_len: int = Field(1024, ge=8)
     max_pairs: int | None = Field(None, ge=1)  # use only the first N pairs of the file
     max_steps: int | None = Field(None, ge=1)  # stop the schedule after N optimizer steps (the schedule is sized for it)
-    stop_after: int | None = Field(None, ge=1)  # simulate an interruption after N optimizer steps (checkpoint saved)
     eval_every: int = Field(0, ge=0)  # optimizer steps between validations; 0 = at the end of every epoch
     save_every: int = Field(20, ge=1)  # optimizer steps between resumable checkpoints
     chat_template: bool = False
@@ -75,9 +74,10 @@ class TrainSettings(Settings):
         return v
 
 
-# settings a rerun may change without changing the adapter it ends with (the resume rule ignores them)
-RESUME_IGNORES = {"stop_after", "save_every", "device", "out", "allow_test_data", "trust_remote_code", "micro_batch",
-                  "gradient_checkpointing"}
+# settings a rerun may change without changing the adapter it ends with: the run record's check and the checkpoint's
+# both ignore them (stop_after: a retired setting that records and checkpoints of older runs still hold)
+RESUME_IGNORES = {"save_every", "device", "out", "overwrite", "allow_test_data", "trust_remote_code", "micro_batch",
+                  "gradient_checkpointing", "stop_after"}
 
 # --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
 # (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,
@@ -90,9 +90,14 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 
 
 def settings_key(s: TrainSettings) -> dict[str, Any]:
-    """The settings that must match for a resume (stop_after / save_every / device / micro-batching may change)."""
-    return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "allow_test_data", "micro_batch",
-                                 "gradient_checkpointing"})
+    """The settings a checkpoint must have been made with to be resumed: all but RESUME_IGNORES."""
+    return s.model_dump(exclude=RESUME_IGNORES)
+
+
+def same_key(recorded: dict[str, Any], s: TrainSettings) -> bool:
+    """Whether a checkpoint's recorded settings_key matches s (settings added later at their default; keys of
+    RESUME_IGNORES that older checkpoints recorded do not count)."""
+    return {k: v for k, v in with_later_defaults(recorded).items() if k not in RESUME_IGNORES} == settings_key(s)
 
 
 # settings added after runs were recorded, at the value those runs used (a record without the key resumes)
