@@ -55,7 +55,8 @@ def intask_pairs(data: Path, work: Path) -> list[tuple[str, str]]:
     out = work / "pairs.jsonl"
     build(BuildSettings.parse({"task": "emotion", "data": [str(data / "emotion")], "sources": ["zh", "es"],
                                "target": "en", "per_lang": 120, "seed": 42, "exclude": str(data / "emotion"),
-                               "test_items": "250:500", "out": str(out)}, "bench_train"), overwrite=True)
+                               "test_items": "250:500", "out": str(out), "overwrite": True}, "bench_train"),
+          progress=False)
     pairs = read_pairs(str(out), None)
     train_idx, _ = split_val(len(pairs), 0.05, RECIPE["seed"])
     return [pairs[i] for i in train_idx]

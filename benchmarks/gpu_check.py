@@ -211,12 +211,13 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
         warm = EvalSettings(task="emotion", data=str(data["emotion"]), model=str(model_dir), langs=(LANG,),
                             device=args.device, load_in_4bit=load_in_4bit, limit=4, batch_size=4)
         t0 = time.perf_counter()
-        run_eval(warm, work / f"{name}-warmup", progress=False)  # first kernels, cuBLAS handles
+        run_eval(warm.model_copy(update={"out": str(work / f"{name}-warmup")}), progress=False)  # first kernels
         dev.sync()
         warm_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_eval(warm, work / f"{name}-fixed", progress=False)  # 4 items: ~ the fixed cost of a run (data,
-        dev.sync()                                               # prompts, vocabulary index, prefix)
+        # 4 items: ~ the fixed cost of a run (data, prompts, vocabulary index, prefix)
+        run_eval(warm.model_copy(update={"out": str(work / f"{name}-fixed")}), progress=False)
+        dev.sync()
         fixed_s = time.perf_counter() - t0
         for task in tasks:
             s = EvalSettings(task=task, data=str(data[task]), model=str(model_dir), langs=(LANG,), device=args.device,
@@ -225,7 +226,7 @@ def eval_phase(name: str, dev: Device, model_dir: Path, data: dict[str, Path], a
             dev.reset()
             dev.sync()
             t0 = time.perf_counter()
-            res = run_eval(s, work / f"{name}-{task}", progress=False)
+            res = run_eval(s.model_copy(update={"out": str(work / f"{name}-{task}")}), progress=False).results
             dev.sync()
             sec = time.perf_counter() - t0
             used = batch_size

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
 from qtalign.models import DEFAULT_MODEL
 from qtalign.runs.merge import MERGE_RECORD, read_merge_record
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 
 
 class MergeSettings(Settings):
@@ -21,11 +22,24 @@ class MergeSettings(Settings):
     out: str
     dtype: str | None = "float32"
     trust_remote_code: bool = False
+    overwrite: bool = False  # replace an earlier merge in out made with other settings
 
 
-def run(s: MergeSettings, overwrite: bool = False) -> Path:
-    """The merge stage's entry: merge(...) with the settings' fields; returns the merged model's folder."""
-    return merge(s.model, s.adapter, s.out, s.dtype, s.trust_remote_code, overwrite)
+@dataclass
+class MergeResult:
+    """The merged model's folder."""
+
+    out: Path
+
+    def lines(self) -> list[str]:
+        """What `qtalign merge` prints."""
+        return [f"merged model -> {self.out}"]
+
+
+def run(s: MergeSettings, *, progress: Progress = True) -> MergeResult:
+    """The merge stage's entry: merge(...) with the settings' fields (no progress to show)."""
+    del progress
+    return MergeResult(merge(s.model, s.adapter, s.out, s.dtype, s.trust_remote_code, s.overwrite))
 
 
 def merge(model: str, adapter: str | Path, out: str | Path, dtype: str | None = "float32",

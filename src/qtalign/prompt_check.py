@@ -9,7 +9,7 @@ from qtalign.data.check import CheckReport, check_files, context_problems
 from qtalign.data.readers import Problem
 from qtalign.errors import QtalignError
 from qtalign.prompts import build_prompts
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 from qtalign.tasks import Task
 
 
@@ -41,9 +41,9 @@ class DataCheckSettings(Settings):
     shots: int | None = None  # demonstrations per prompt for the context check (None: the task's)
 
 
-def run(s: DataCheckSettings) -> CheckReport:
+def run(s: DataCheckSettings, *, progress: Progress = True) -> CheckReport:
     """The data check's entry: the task, languages and (with s.model) tokenizer and context length resolved, then
-    check_data; the report's lines() are what the command prints and its ok the exit status."""
+    check_data; the report's lines() are what the command prints and its ok the exit status (no progress to show)."""
     from qtalign.data.readers import parse_langs
     from qtalign.languages import language
     from qtalign.tasks import get_task

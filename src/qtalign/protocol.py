@@ -11,10 +11,10 @@ from qtalign.errors import QtalignError
 # The languages of the paper's PCA figures (Zhang et al. 2024, section 5).
 PAPER_PCA_LANGS = ("en", "de", "fr", "hi", "th", "sw", "ms")
 
-# qtalign's own value of every option a protocol may set. Parsers give these options a default of None, so an
-# option the user typed is never replaced by a preset (see resolve_options).
+# qtalign's own value of every prompt option a protocol may set (the fields' defaults in qtalign.options, eval and
+# the analyses): what a run record made before an option existed held.
 DEFAULTS: dict[str, Any] = {
-    "langs": None,  # the languages present in --data (qtalign.data.readers.data_langs)
+    "langs": None,  # the languages present in the data (qtalign.data.readers.data_langs)
     "labels": "en",
     "scoring": "first-token",
     "demos_file": None,
@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _PAPER_EVAL: dict[str, Any] = {
-    "demos_file": "auto",  # the paper's fixed demonstrations, order and prompt assembly, found beside --data
+    "demos_file": "auto",  # the paper's fixed demonstrations, order and prompt assembly, found beside the data
     "labels": "en",  # the "enout" scripts: English label words in every language
     "scoring": "first-token",
     "keep_demo_items": True,  # the scripts score every test item, demonstration items included
@@ -35,7 +35,8 @@ _PAPER_EVAL: dict[str, Any] = {
     "label_tokens": "paper",  # the scripts' token sets for a label word
 }
 
-# protocol -> command -> option -> value. A command takes the options of this table that it has.
+# protocol -> command -> setting -> value. A command's settings take the presets of this table that they have, for
+# every setting the caller did not give (qtalign.options.given_or_preset).
 PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
     "qtalign": {},
     "paper": {
@@ -46,26 +47,21 @@ PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
             "drop_overlap": True, "entropy_unit": "bits",
         },
         "pca": {  # knowledge_finding.ipynb: native-label prompts, every test item, mean over all tokens
-            "demos_file": "auto", "labels": "native", "keep_demo_items": True, "langs": ",".join(PAPER_PCA_LANGS),
+            "demos_file": "auto", "labels": "native", "keep_demo_items": True, "langs": PAPER_PCA_LANGS,
             "pool": "mean",
         },
+        # the released recipe (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's
+        # template, cutoff_len 2048, eval_steps 50, and the last step's adapter (save_steps 150000 > total steps, so
+        # the HF Trainer never recorded a best checkpoint for load_best_model_at_end to restore)
+        "train": {"template": "auto", "max_len": 2048, "eval_every": 50, "keep": "last"},
     },
 }
 
 
-def resolve_options(command: str, protocol: str | None, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The value of each protocol-controlled option in given (None = not typed by the user): the user's value,
-    else the protocol's preset for command, else qtalign's default."""
-    name = protocol or "qtalign"
-    if name not in PROTOCOLS:
-        raise QtalignError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {name!r}")
-    preset = PROTOCOLS[name].get(command, {})
-    out: dict[str, Any] = {}
-    for key, value in given.items():
-        if key not in DEFAULTS:
-            continue
-        out[key] = value if value is not None else preset.get(key, DEFAULTS[key])
-    return out
+def presets(protocol: str | None, command: str) -> dict[str, Any]:
+    """The settings protocol presets for command ({} for qtalign's own protocol, None, or a name not in PROTOCOLS:
+    the settings' validation names an unknown protocol)."""
+    return dict(PROTOCOLS.get(protocol or "qtalign", {}).get(command, {}))
 
 
 # ---- the paper's label-token sets ----------------------------------------------------------------------------

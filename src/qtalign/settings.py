@@ -1,9 +1,9 @@
-"""Typed, validated settings: every settings object rejects unknown keys and wrong types."""
+"""Typed, validated settings (unknown keys and wrong types rejected) and the progress argument of every stage entry."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -12,6 +12,27 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from qtalign.errors import QtalignError, raise_problems
 
 S = TypeVar("S", bound="Settings")
+
+# The keyword of every stage entry, run(settings, *, progress) -> result: True shows progress bars and prints the
+# stage's progress lines (a study's plan and steps, an evidence check's findings); a callable receives each progress
+# line, without bars; False is silent. What a command prints when its stage returns is the result's lines().
+Progress = bool | Callable[[str], None]
+
+
+def say(progress: Progress) -> Callable[[str], None]:
+    """Where a stage's progress lines go: print for True, the callable itself, nowhere for False."""
+    if callable(progress):
+        return progress
+    return print if progress else _silent
+
+
+def bars(progress: Progress) -> bool:
+    """Whether a stage shows progress bars: only for progress=True."""
+    return progress is True
+
+
+def _silent(line: str) -> None:
+    del line
 
 
 class Settings(BaseModel):

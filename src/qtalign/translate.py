@@ -27,7 +27,8 @@ class Translator:
     """A seq2seq model translating lists of texts; results are cached per (model, from, to, text) in a JSONL file."""
 
     def __init__(self, model: str, cache: str | Path | None = None, device: str = "auto", batch_size: int = 16,
-                 max_new_tokens: int = 256, num_beams: int = 1, trust_remote_code: bool = False) -> None:
+                 max_new_tokens: int = 256, num_beams: int = 1, trust_remote_code: bool = False,
+                 progress: bool = True) -> None:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         from qtalign.models import resolve_device
@@ -42,6 +43,7 @@ class Translator:
             raise QtalignError(f"{model}: cannot load a seq2seq translation model ({str(e).splitlines()[0]})") from None
         self.model.to(self.device).eval()
         self.batch_size = batch_size
+        self.progress = progress  # a bar per language pair translated
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
         self.cache_path = Path(cache) if cache is not None else None
@@ -87,7 +89,7 @@ class Translator:
         if todo:
             writer = JsonlWriter(self.cache_path) if self.cache_path is not None else None
             try:
-                bar = tqdm(total=len(todo), desc=f"translate {src}->{tgt}", unit="text")
+                bar = tqdm(total=len(todo), desc=f"translate {src}->{tgt}", unit="text", disable=not self.progress)
                 # longest first: less padding per batch
                 order = sorted(range(len(todo)), key=lambda i: -len(todo[i]))
                 for start in range(0, len(order), self.batch_size):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_gemma_eval_matches_naive_scorer(paper_data: Path, tmp_path: Path) -> None:
     s = EvalSettings(task="emotion", data=str(paper_data / "emotion"), langs=("en", "zh"), limit=4, device="cpu",
                      n_boot=100)
-    res = run_eval(s, tmp_path / "run", progress=False)
+    res = run_eval(s.model_copy(update={"out": str(tmp_path / "run")}), progress=False).results
     assert res["complete"] and res["languages"]["zh"]["n"] == 4
     rows = {(r["lang"], r["index"]): r for r in map(json.loads, (tmp_path / "run/predictions.jsonl").read_text().splitlines())}
 
@@ -36,5 +36,5 @@ def test_gemma_eval_matches_naive_scorer(paper_data: Path, tmp_path: Path) -> No
 
 def test_demo_sample_runs(tmp_path: Path) -> None:
     s = EvalSettings(task="emotion", data="demo", langs=("en", "ru"), limit=3, device="cpu", n_boot=100)
-    res = run_eval(s, tmp_path / "demo", progress=False)
+    res = run_eval(s.model_copy(update={"out": str(tmp_path / "demo")}), progress=False).results
     assert res["languages"]["ru"]["n"] == 3

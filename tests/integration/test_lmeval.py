@@ -140,7 +140,7 @@ def test_lmeval_scores_label_words_as_qtalign_loglik_on_gemma(paper_data: Path, 
     assert checked == 2 * 20 * 2 * 2
     s = EvalSettings(task="emotion", data=str(paper_data / "emotion"), langs=("en", "zh"), limit=2, device="cpu",
                      scoring="loglik", n_boot=100)
-    run_eval(s, tmp_path / "q", progress=False)
+    run_eval(s.model_copy(update={"out": str(tmp_path / "q")}), progress=False)
     rows = [json.loads(x) for x in (tmp_path / "q/predictions.jsonl").read_text().splitlines()]
     prompt = {(lang, it.index): lp.prompt(k) for lang, lp in prepare(s).prompts.items()
               for k, it in enumerate(lp.items)}

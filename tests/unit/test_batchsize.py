@@ -105,8 +105,7 @@ def test_eval_auto_after_fake_oom_matches_a_fixed_batch_size(tiny_llama: Path, t
     from qtalign.scoring import Scorer
 
     data = write_paper_folder(tmp_path / "data")
-    fixed = run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": 2}), tmp_path / "bs2",
-                     progress=False)
+    fixed = run_eval(settings(tiny_llama, data, batch_size=2, out=str(tmp_path / "bs2")), progress=False).results
     memory = tmp_path / "batch_sizes.json"
     made: list[BatchSizer] = []
 
@@ -124,8 +123,7 @@ def test_eval_auto_after_fake_oom_matches_a_fixed_batch_size(tiny_llama: Path, t
 
     monkeypatch.setattr(loop, "batch_sizer", adaptive)
     monkeypatch.setattr(Scorer, "first_token_batch", limited)
-    auto = run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": "auto"}), tmp_path / "auto",
-                    progress=False)
+    auto = run_eval(settings(tiny_llama, data, batch_size="auto", out=str(tmp_path / "auto")), progress=False).results
     assert made[0].size == 2 and json.loads(memory.read_text()) == {made[0].key: 2}
     assert auto["settings"]["batch_size"] == "auto"
 

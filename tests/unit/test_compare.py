@@ -209,14 +209,14 @@ def test_real_eval_runs_tiny_model(tiny_llama: Path, tmp_path: Path) -> None:
     from qtalign.eval import run as run_eval
 
     data = write_paper_folder(tmp_path / "data")
-    run_eval(settings(tiny_llama, data), tmp_path / "a", progress=False)
-    run_eval(settings(tiny_llama, data).model_copy(update={"batch_size": 5}), tmp_path / "b", progress=False)
+    run_eval(settings(tiny_llama, data, out=str(tmp_path / "a")), progress=False)
+    run_eval(settings(tiny_llama, data, batch_size=5, out=str(tmp_path / "b")), progress=False)
     res = compare_runs([tmp_path / "a", tmp_path / "b"], n_boot=100)
     assert all(v["p"] == 1 and v["diff"] == 0 for v in res["comparisons"][0]["scores"]["raw"]["languages"].values())
     assert res["notes"] == []  # prompts checked by hash
-    run_eval(settings(tiny_llama, data, labels="good,bad"), tmp_path / "c", progress=False)
+    run_eval(settings(tiny_llama, data, labels="good,bad", out=str(tmp_path / "c")), progress=False)
     with pytest.raises(QtalignError, match=r"en item \d+: the prompts differ \(prompt hash"):
         compare_runs([tmp_path / "a", tmp_path / "c"], n_boot=100)
-    run_eval(settings(tiny_llama, data, seed=1), tmp_path / "d", progress=False)
+    run_eval(settings(tiny_llama, data, seed=1, out=str(tmp_path / "d")), progress=False)
     with pytest.raises(QtalignError, match=r"en item \d+ is in a but not in d"):
         compare_runs([tmp_path / "a", tmp_path / "d"], n_boot=100)

@@ -54,9 +54,9 @@ def probs(run: Path) -> dict[tuple[str, int], list[float]]:
 
 def test_bf16_cuda_eval_agrees_with_cpu_float32(tiny_model: Path, tmp_path: Path) -> None:
     data = write_paper_folder(tmp_path / "data")
-    cpu = run_eval(eval_settings(tiny_model, data), tmp_path / "cpu", progress=False)
-    gpu = run_eval(eval_settings(tiny_model, data).model_copy(update={"device": "cuda", "batch_size": "auto"}),
-                   tmp_path / "gpu", progress=False)
+    cpu = run_eval(eval_settings(tiny_model, data, out=str(tmp_path / "cpu")), progress=False).results
+    gpu = run_eval(eval_settings(tiny_model, data, device="cuda", batch_size="auto", out=str(tmp_path / "gpu")),
+                   progress=False).results
     assert gpu["model"]["dtype"] == "bfloat16" and gpu["model"]["device"].startswith("cuda")
     a, b = probs(tmp_path / "cpu"), probs(tmp_path / "gpu")
     assert a.keys() == b.keys()
@@ -115,8 +115,8 @@ def test_bf16_lora_training_on_cuda_with_auto_micro_batch(tiny_llama: Path, tmp_
 @needs_bnb
 def test_four_bit_eval_on_cuda(tiny_llama64: Path, tmp_path: Path) -> None:
     data = write_paper_folder(tmp_path / "data")
-    res = run_eval(eval_settings(tiny_llama64, data).model_copy(update={"device": "cuda", "load_in_4bit": True}),
-                   tmp_path / "q", progress=False)
+    res = run_eval(eval_settings(tiny_llama64, data, device="cuda", load_in_4bit=True, out=str(tmp_path / "q")),
+                   progress=False).results
     assert res["model"]["quantization"]["quant_type"] == "nf4" and res["complete"]
     assert all(np.isfinite(v).all() for v in probs(tmp_path / "q").values())
 
@@ -148,6 +148,5 @@ def test_qlora_training_uses_the_frozen_head_loss_and_is_recorded(tiny_llama64: 
     assert record["precision"]["quantization"]["compute_dtype"] == "bfloat16"
     # the adapter applies to the 4-bit base for evaluation
     ev = write_paper_folder(tmp_path / "data")
-    s = eval_settings(tiny_llama64, ev).model_copy(update={"device": "cuda", "load_in_4bit": True,
-                                                         "adapter": str(out / "adapter")})
-    assert run_eval(s, tmp_path / "ev", progress=False)["complete"]
+    s = eval_settings(tiny_llama64, ev, device="cuda", load_in_4bit=True, adapter=str(out / "adapter"))
+    assert run_eval(s.model_copy(update={"out": str(tmp_path / "ev")}), progress=False)["complete"]

@@ -187,7 +187,7 @@ def test_shards_split_their_batches_on_out_of_memory(tiny_llama: Path, tmp_path:
 
     data = write_paper_folder(tmp_path / "data", n=N_ITEMS)
     s = settings(tiny_llama, data, calibrate=())
-    run_eval(s.model_copy(update={"batch_size": 2}), tmp_path / "ref", progress=False)
+    run_eval(s.model_copy(update={"batch_size": 2, "out": str(tmp_path / "ref")}), progress=False)
     ref = {(r["lang"], r["index"]): r for r in read_jsonl_rows(tmp_path / "ref" / "predictions.jsonl")}
     lm = load_model(str(tiny_llama), device="cpu")
     scorer, index, prep = Scorer(lm.model, lm.tokenizer, batch_size=8), TokenIndex(lm.tokenizer), prepare(s)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,15 @@ def write_paper_folder(folder: Path, langs=("en", "de"), n: int = 12) -> Path:
     return folder
 
 
-def settings(model: Path, data: Path, **kw) -> EvalSettings:
-    return EvalSettings(task="emotion", data=str(data), model=str(model), langs=("en", "de"), device="cpu",
-                        batch_size=3, n_boot=50, **kw)
+def settings(model: Path, data: Path, **kw: Any) -> EvalSettings:
+    """Eval settings for the tiny model on the test folder (en, de), with kw on top."""
+    return EvalSettings(**{"task": "emotion", "data": str(data), "model": str(model), "langs": ("en", "de"),
+                           "device": "cpu", "batch_size": 3, "n_boot": 50, **kw})
 
 
 def test_eval_writes_predictions_and_results(tiny_model: Path, tmp_path: Path) -> None:
     data = write_paper_folder(tmp_path / "data")
-    res = run_eval(settings(tiny_model, data), tmp_path / "run", progress=False)
+    res = run_eval(settings(tiny_model, data, out=str(tmp_path / "run")), progress=False).results
     rows = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * (12 - 2)  # two demonstrations per language are not scored
     assert {r["lang"] for r in rows} == {"en", "de"}
@@ -64,7 +66,7 @@ def test_eval_writes_predictions_and_results(tiny_model: Path, tmp_path: Path) -
 def test_loglik_and_label_modes_run(tiny_gemma: Path, tmp_path: Path) -> None:
     data = write_paper_folder(tmp_path / "data")
     for i, kw in enumerate([{"scoring": "loglik"}, {"labels": "native"}, {"labels": "ox,horse"}]):
-        res = run_eval(settings(tiny_gemma, data, limit=4, **kw), tmp_path / f"run{i}", progress=False)
+        res = run_eval(settings(tiny_gemma, data, limit=4, out=str(tmp_path / f"run{i}"), **kw), progress=False).results
         assert res["languages"]["en"]["n"] == 4
     assert res["languages"]["de"]["label_words"] == ["ox", "horse"]
 
@@ -73,8 +75,8 @@ def test_batch_size_does_not_change_predictions(tiny_llama: Path, tmp_path: Path
     data = write_paper_folder(tmp_path / "data")
     preds = []
     for bs in (1, 4):
-        s = settings(tiny_llama, data).model_copy(update={"batch_size": bs})
-        run_eval(s, tmp_path / f"bs{bs}", progress=False)
+        s = settings(tiny_llama, data, batch_size=bs)
+        run_eval(s.model_copy(update={"out": str(tmp_path / f"bs{bs}")}), progress=False)
         rows = (tmp_path / f"bs{bs}" / "predictions.jsonl").read_text().splitlines()
         preds.append(sorted((r["lang"], r["index"], r["pred"]) for r in map(json.loads, rows)))
     assert preds[0] == preds[1]

@@ -99,7 +99,7 @@ def test_calibration_removes_a_known_label_bias_and_changes_nothing_without_one(
     model = build_prior_free_model(tiny_llama, tmp_path / "prior-free", s)
     s = s.model_copy(update={"model": str(model)})
 
-    run_eval(s, tmp_path / "clean", progress=False)
+    run_eval(s.model_copy(update={"out": str(tmp_path / "clean")}), progress=False)
     clean = _rows(tmp_path / "clean")
     preds = [r["pred"] for r in clean]
     assert 0.2 < preds.count("positive") / len(preds) < 0.8  # a real signal, both labels predicted
@@ -107,7 +107,7 @@ def test_calibration_removes_a_known_label_bias_and_changes_nothing_without_one(
         assert r["pred_cal"] == {"batch": r["pred"], "content-free": r["pred"]}
 
     add_label_bias(monkeypatch, s, bias=4.0)
-    res = run_eval(s, tmp_path / "biased", progress=False)
+    res = run_eval(s.model_copy(update={"out": str(tmp_path / "biased")}), progress=False).results
     biased = _rows(tmp_path / "biased")
     assert [(r["lang"], r["index"]) for r in biased] == [(r["lang"], r["index"]) for r in clean]
     raw_biased = [r["pred"] for r in biased]
@@ -122,13 +122,13 @@ def test_calibration_removes_a_known_label_bias_and_changes_nothing_without_one(
 def test_finished_run_is_in_item_order_with_raw_keys_unchanged(tiny_gemma: Path, tmp_path: Path) -> None:
     data = write_paper_folder(tmp_path / "data")
     s = settings(tiny_gemma, data, calibrate=())
-    run_eval(s, tmp_path / "raw", progress=False)
+    run_eval(s.model_copy(update={"out": str(tmp_path / "raw")}), progress=False)
     raw = _rows(tmp_path / "raw")
     prep = prepare(s)
     assert [(r["lang"], r["index"]) for r in raw] == [(lang, it.index) for lang, lp in prep.prompts.items()
                                                       for it in lp.items]  # not batch (length) order
     assert all("pred_cal" not in r for r in raw)
-    run_eval(s.model_copy(update={"calibrate": calibration.MODES}), tmp_path / "cal", progress=False)
+    run_eval(s.model_copy(update={"calibrate": calibration.MODES, "out": str(tmp_path / "cal")}), progress=False)
     for a, b in zip(raw, _rows(tmp_path / "cal")):
         assert {k: v for k, v in b.items() if k not in ("pred_cal", "correct_cal")} == a
         assert set(b["pred_cal"]) == set(b["correct_cal"]) == set(calibration.MODES)
@@ -182,14 +182,14 @@ def test_old_run_without_content_free_scores(tiny_llama: Path, tmp_path: Path, c
     data = write_paper_folder(tmp_path / "data")
     run = tmp_path / "run"
     s = settings(tiny_llama, data, limit=3)
-    run_eval(s, run, progress=False)
+    run_eval(s.model_copy(update={"out": str(run)}), progress=False)
     ref = (run / "results.json").read_text()
     (run / "content_free.json").unlink()
     assert main(["calibrate", str(run)]) == 2
     err = capsys.readouterr().err
     assert "content_free.json: no content-free scores for en, de" in err and "--calibrate batch" in err
     assert main(["calibrate", str(run), "--calibrate", "batch"]) == 0
-    run_eval(s, run, progress=False)  # rerunning eval scores only the content-free prompts
+    run_eval(s.model_copy(update={"out": str(run)}), progress=False)  # a rerun scores only the content-free prompts
     assert json.loads((run / "results.json").read_text()) == json.loads(ref)
 
 
@@ -198,7 +198,7 @@ def test_calibrate_needs_a_finished_run(tiny_llama: Path, tmp_path: Path, capsys
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2
     assert "results.json: not found" in capsys.readouterr().err
     run = tmp_path / "run"
-    run_eval(settings(tiny_llama, data, limit=3), run, progress=False)
+    run_eval(settings(tiny_llama, data, limit=3, out=str(run)), progress=False)
     shutil.copy(run / "results.json", tmp_path / "results.json")
     lines = (run / "predictions.jsonl").read_text().splitlines()
     (run / "predictions.jsonl").write_text("\n".join(lines[:-2]) + "\n")
@@ -244,7 +244,7 @@ def test_run_recorded_before_a_setting_existed_is_recalibrated(tiny_llama: Path,
     (and resumed); a recorded non-default value is still refused."""
     data = write_paper_folder(tmp_path / "data")
     run = tmp_path / "run"
-    run_eval(settings(tiny_llama, data, limit=3), run, progress=False)
+    run_eval(settings(tiny_llama, data, limit=3, out=str(run)), progress=False)
     record = json.loads((run / "run.json").read_text())
     old = {k: v for k, v in record.items() if k not in ("protocol", "keep_demo_items", "label_tokens")}
     (run / "run.json").write_text(json.dumps(old))

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
+from test_eval import write_paper_folder
 
-from qtalign.cli.common_options import apply_protocol
+from qtalign.cli.common_options import settings_from_args
 from qtalign.cli.main import build_parser, main
 from qtalign.data.demonstrations_file import load_demos_file
 from qtalign.errors import QtalignError
 from qtalign.eval import EvalSettings, prepare
 from qtalign.models import describe_four_bit, four_bit_config, load_model, resolve_dtype
 from qtalign.protocol import PAPER_PCA_LANGS, paper_correct, paper_token_ids
+from qtalign.settings import Settings
 from qtalign.tasks import get_task
 
 # ---- synthetic data in the paper's layouts (tests must not depend on the shared folder) -----------------------
@@ -121,14 +124,21 @@ def test_demos_file_items_are_not_scored_unless_kept(paper_data: Path) -> None:
 
 
 # ---- presets ------------------------------------------------------------------------------------------------------
-def _resolved(*argv: str):
+def _resolved(*argv: str) -> Settings:
+    """The settings `qtalign COMMAND ARGV` runs with (the options block resolves the presets itself)."""
+    from qtalign.analysis.lens_run import LensSettings
+    from qtalign.analysis.pca_run import PCASettings
+    from qtalign.cli import eval as eval_command
+
     args = build_parser().parse_args(list(argv))
-    apply_protocol(args)
-    return args
+    if args.command == "eval":
+        return eval_command.settings(args)
+    cls = {"prompts": EvalSettings, "lens": LensSettings, "pca": PCASettings}[args.command]
+    return settings_from_args(args, cls)
 
 
 def test_preset_fills_only_options_the_user_did_not_give() -> None:
-    common = ["--task", "emotion", "--data", "x"]
+    common = ["--task", "emotion", "--data", "x", "--langs", "en"]
     a = _resolved("prompts", "--protocol", "paper", *common)
     assert (a.demos_file, a.keep_demo_items, a.paper_gold, a.label_tokens, a.labels) == ("auto", True, True, "paper", "en")
     b = _resolved("eval", "--protocol", "paper", *common, "--out", "o", "--labels", "native", "--no-keep-demo-items",
@@ -140,9 +150,26 @@ def test_preset_fills_only_options_the_user_did_not_give() -> None:
         "qtalign", None, False, False, "qtalign", "first-token")
     lens = _resolved("lens", "--protocol", "paper", *common, "--out", "o")
     assert (lens.labels, lens.entropy_unit, lens.drop_overlap) == ("native", "bits", True)
-    pca = _resolved("pca", "--protocol", "paper", *common, "--out", "o")
-    assert (pca.langs, pca.labels, pca.pool) == (",".join(PAPER_PCA_LANGS), "native", "mean")
-    assert _resolved("pca", "--protocol", "paper", *common, "--out", "o", "--langs", "en,zh").langs == "en,zh"
+    pca = _resolved("pca", "--protocol", "paper", "--task", "emotion", "--data", "x", "--out", "o")
+    assert (pca.langs, pca.labels, pca.pool) == (PAPER_PCA_LANGS, "native", "mean")
+    assert _resolved("pca", "--protocol", "paper", *common, "--out", "o", "--langs", "en,zh").langs == ("en", "zh")
+
+
+def test_a_library_call_resolves_what_the_command_line_resolves(tmp_path: Path) -> None:
+    """The same inputs give the same settings: presets from the fields given, languages from the data."""
+    data = write_paper_folder(tmp_path / "d", ("de", "en"))
+    lib = EvalSettings(task="emotion", data=str(data), protocol="paper", out="o")
+    cli = _resolved("eval", "--task", "emotion", "--data", str(data), "--protocol", "paper", "--out", "o")
+    assert lib == cli and lib.langs == ("en", "de") and lib.demos_file == "auto" and lib.paper_gold
+    assert EvalSettings(task="emotion", data=str(data), protocol="paper", labels="native").labels == "native"
+    with pytest.raises(ValidationError):
+        EvalSettings(task="emotion", data=str(data), protocol="nope")
+    # training presets: the same table, whether from flags, a config file, a study recipe or a library call
+    from qtalign.train import TrainSettings, settings_from
+
+    assert (TrainSettings(protocol="paper").template, TrainSettings(protocol="paper", keep="best").keep) == (
+        "auto", "best")
+    assert settings_from(None, {"protocol": "paper", "max_len": 512}) == TrainSettings(protocol="paper", max_len=512)
 
 
 # ---- gold: the paper's strings, parallel English labels ------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -21,17 +21,20 @@ from qtalign.analysis.runs import (
 )
 from qtalign.errors import QtalignError
 from qtalign.runs.analysis import LENS_OUTPUTS
+from qtalign.settings import Progress, bars
 from qtalign.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
 class LensSettings(AnalysisSettings):
-    """Everything that defines a lens run (`qtalign lens`); None: the protocol's preset, else qtalign's default."""
+    """Everything that defines a lens run (`qtalign lens`); settings not given: the paper protocol's lens preset where
+    it is asked for, else qtalign's default."""
 
+    COMMAND: ClassVar[str] = "lens"
     bootstrap: int = 1000  # bootstrap resamples for the bands
-    entropy_unit: Literal["nats", "bits"] | None = None
-    drop_overlap: bool | None = None  # drop items whose correct label's native and English token sets overlap
+    entropy_unit: Literal["nats", "bits"] = "nats"
+    drop_overlap: bool = False  # drop items whose correct label's native and English token sets overlap
 
 
 def draw(out: Path, compare: str | None) -> list[Path]:
@@ -48,7 +51,7 @@ class _Vocab:
         self.tokenizer = tokenizer
 
 
-def run(s: LensSettings, progress: bool = True) -> AnalysisResult:
+def run(s: LensSettings, *, progress: Progress = True) -> AnalysisResult:
     """Run (or resume) the lens into s.out, or only redraw the figure of s.redraw; returns the files written."""
     if (redrawn := redraw_or_check(s, draw, "a figure", "lens_layers.csv", "lens")) is not None:
         return redrawn
@@ -58,7 +61,7 @@ def run(s: LensSettings, progress: bool = True) -> AnalysisResult:
     from qtalign.models import check_finite
     from qtalign.scoring import TokenIndex
 
-    dist, s, setup = setup_processes(s, "lens")
+    dist, s, setup = setup_processes(s)
     settings = dist.agree(lambda: {"analysis": "lens", **model_record(s), **setup.settings,
                                    "entropy_unit": s.entropy_unit, "drop_overlap": s.drop_overlap, "energy": True})
     out = Path(s.out)
@@ -116,7 +119,7 @@ def run(s: LensSettings, progress: bool = True) -> AnalysisResult:
                 for values in part.values.values():
                     check_finite(values, f"language {lang!r}", lm.dtype)
                 save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-                if dist.is_main and progress:
+                if dist.is_main and bars(progress):
                     print_progress(lang, part.n, total, rate)
 
             sets = sets or sets_for(lang, lp)

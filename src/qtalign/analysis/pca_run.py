@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from qtalign.analysis.runs import (
 )
 from qtalign.errors import QtalignError
 from qtalign.runs.analysis import PCA_OUTPUTS
+from qtalign.settings import Progress, bars
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,12 @@ POOLED_PER_ITEM = ("index", "states")  # the arrays of a pooled part file with o
 
 
 class PCASettings(AnalysisSettings):
-    """Everything that defines a pca run (`qtalign pca`); None: the protocol's preset, else qtalign's default."""
+    """Everything that defines a pca run (`qtalign pca`); settings not given: the paper protocol's pca preset where
+    it is asked for (its languages included), else qtalign's default."""
 
+    COMMAND: ClassVar[str] = "pca"
     layers: str | None = None  # comma list of layers (0 = embeddings, L = final output); None: all
-    pool: Literal["mean", "item", "last"] | None = None  # mean over the prompt, over the item's tokens, or last token
+    pool: Literal["mean", "item", "last"] = "mean"  # mean over the prompt, over the item's tokens, or the last token
 
 
 def parse_layers(value: str | None, n_states: int) -> tuple[int, ...]:
@@ -70,7 +73,7 @@ def draw(out: Path, compare: str | None) -> list[Path]:
     return pca_scatter_figure(runs, out / f"pca_scatter{suffix}") + pca_corr_figure(runs, out / f"pca_corr{suffix}")
 
 
-def run(s: PCASettings, progress: bool = True) -> AnalysisResult:
+def run(s: PCASettings, *, progress: Progress = True) -> AnalysisResult:
     """Run (or resume) the PCA into s.out, or only redraw the figures of s.redraw; returns the files written."""
     if (redrawn := redraw_or_check(s, draw, "the figures", "pca.npz", "pca")) is not None:
         return redrawn
@@ -79,7 +82,7 @@ def run(s: PCASettings, progress: bool = True) -> AnalysisResult:
     from qtalign.analysis.pca import Pooled, collect_pooled
     from qtalign.models import check_finite
 
-    dist, s, setup = setup_processes(s, "pca")  # the protocol's presets filled in (pool, langs, ...)
+    dist, s, setup = setup_processes(s)
 
     def layers_and_settings() -> tuple[tuple[int, ...], dict[str, Any]]:
         layers = parse_layers(s.layers, model_layers(s.model, s.trust_remote_code) + 1)
@@ -117,7 +120,7 @@ def run(s: PCASettings, progress: bool = True) -> AnalysisResult:
                      total: int = total) -> None:
                 check_finite(part.states, f"language {lang!r}", lm.dtype)
                 save_npz(path, {**part.to_npz(), "prompt_sha": np.array(sha)})
-                if dist.is_main and progress:
+                if dist.is_main and bars(progress):
                     print_progress(lang, len(part.index), total, rate)
 
             pooled.append(collect_pooled(scorer, lp, layers, s.pool, done=done, batch_size=scorer.batch_size,

@@ -24,6 +24,10 @@ class AnalysisResult:
     out: Path
     files: list[Path] = field(default_factory=list)
 
+    def lines(self) -> list[str]:
+        """What `qtalign lens`/`pca` prints: the files written, one a line."""
+        return [str(path) for path in self.files]
+
 
 def redraw_or_check(s: Any, draw: Any, figures: str, needed: str, command: str) -> AnalysisResult | None:
     """The checks lens and pca make before anything loads: with --redraw only redraw (returns what it drew);
@@ -37,14 +41,14 @@ def redraw_or_check(s: Any, draw: Any, figures: str, needed: str, command: str) 
     return None
 
 
-def setup_processes(s: Any, command: str) -> tuple[Any, Any, Any]:
+def setup_processes(s: Any) -> tuple[Any, Any, Any]:
     """(dist, settings, prompts) of a lens or pca run, the same in every process: several processes under torchrun /
-    accelerate launch each take their share; the settings come back with the protocol's presets filled in."""
+    accelerate launch each take their share (the settings come back with each process's device)."""
     from qtalign.distributed import get_dist
 
     dist = get_dist(s.device)
     s = s.model_copy(update={"device": dist.local_device(s.device)})
-    s, setup = dist.agree(lambda: prompt_setup(s, command))
+    setup = dist.agree(lambda: prompt_setup(s))
     return dist, s, setup
 
 

@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.eval import recalibrate, recalibrate_report
+    from qtalign.eval import CalibrateSettings, recalibrate
 
-    results = recalibrate(args.run, parse_modes(args.calibrate), args.n_boot)
-    print(recalibrate_report(results, args.run))
+    result = recalibrate(CalibrateSettings.parse({"out": args.run, "calibrate": parse_modes(args.calibrate),
+                                                  "n_boot": args.n_boot}, "command line"))
+    print("\n".join(result.lines()))
     return 0

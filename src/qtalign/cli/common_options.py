@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from qtalign.data.readers import parse_langs
 from qtalign.errors import QtalignError
-from qtalign.models import DEFAULT_MODEL, resolve_adapter
+from qtalign.models import DEFAULT_MODEL
+from qtalign.settings import Settings
 
 if TYPE_CHECKING:
     from qtalign.eval import EvalSettings
+
+S = TypeVar("S", bound=Settings)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +63,7 @@ def batch_size_arg(value: str) -> int | str:
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     """Options of issue 7 (docs/paper-protocol.md). Those a protocol presets default to None, so that an option
-    typed by the user always wins over the preset (qtalign.protocol.resolve_options)."""
+    typed by the user always wins over the preset (qtalign.options.given_or_preset)."""
     from qtalign.protocol import PROTOCOLS
 
     g = parser.add_argument_group("protocol (see docs/paper-protocol.md)")
@@ -80,42 +83,18 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
                    help="which tokens make up a label word's mass: qtalign's (default) or the paper scripts'")
 
 
-def apply_protocol(args: argparse.Namespace) -> None:
-    """Fill the protocol-controlled options the user did not give: the --protocol preset, else qtalign's default."""
-    from qtalign.protocol import DEFAULTS, resolve_options
-
-    given = {k: getattr(args, k) for k in DEFAULTS if hasattr(args, k)}
-    command = getattr(args, "command", None) or "eval"
-    for key, value in resolve_options(command, getattr(args, "protocol", None), given).items():
-        setattr(args, key, value)
-    if getattr(args, "protocol", None) is None:
-        args.protocol = "qtalign"
+def settings_from_args(args: argparse.Namespace, cls: type[S], exclude: Collection[str] = (), **extra: Any) -> S:
+    """The parsed flags as cls (each settings field is the flag of the same name; flags a command does not have keep
+    the field's default; exclude: fields not taken from the flags), then extra; one error line on bad values. The
+    settings resolve protocol presets, default languages and the adapter themselves (qtalign.options)."""
+    fields = {name: getattr(args, name) for name in cls.model_fields if name not in exclude and hasattr(args, name)}
+    return cls.parse({**fields, **extra}, "command line")
 
 
-
-
-def eval_settings_from_args(args: argparse.Namespace, **extra: Any) -> EvalSettings:
-    """The model and data options as validated qtalign.eval.EvalSettings (one error line on bad values)."""
+def eval_settings(args: argparse.Namespace, exclude: Collection[str] = (), **extra: Any) -> EvalSettings:
+    """The flags as qtalign.eval.EvalSettings (`qtalign eval`, `prompts`, `export lm-eval`)."""
     from qtalign.eval import EvalSettings
 
     if not args.task or not args.data:
         raise QtalignError("--task and --data are required")
-    apply_protocol(args)
-    adapter = getattr(args, "adapter", None)
-    return EvalSettings.parse(
-        {
-            "task": args.task, "data": args.data, "model": getattr(args, "model", DEFAULT_MODEL),
-            "adapter": str(resolve_adapter(adapter)) if adapter else None,
-            "langs": tuple(parse_langs(args.langs, args.task, args.data)), "shots": args.shots, "labels": args.labels,
-            "seed": args.seed, "demos": args.demos, "limit": args.limit,
-            "items": getattr(args, "items", None), "batch_size": args.batch_size,
-            "device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", None),
-            "load_in_4bit": getattr(args, "load_in_4bit", False),
-            "trust_remote_code": getattr(args, "trust_remote_code", False),
-            "allow_pickle": getattr(args, "allow_pickle", False),
-            "protocol": args.protocol, "demos_file": args.demos_file, "keep_demo_items": args.keep_demo_items,
-            "gold_from": args.gold_from, "paper_gold": args.paper_gold, "label_tokens": args.label_tokens,
-            **extra,
-        },
-        "command line",
-    )
+    return settings_from_args(args, EvalSettings, exclude, **extra)

@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
                                       "seen": _split(args.seen, "--seen"), "n_boot": args.bootstrap, "seed": args.seed,
                                       "out": args.out, "task": args.task, "lang_map": args.lang_map},
                                      "command line")
-    for path in compare(settings, echo=print).files.values():
-        print(path)
+    for line in compare(settings).lines():
+        print(line)
     return 0

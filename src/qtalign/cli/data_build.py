@@ -64,6 +64,6 @@ def run_build(args: argparse.Namespace) -> int:
         from qtalign.translate import Translator
 
         translator = Translator
-    for line in build(settings, args.overwrite, translator).lines():
+    for line in build(settings, translator=translator).lines():
         print(line)
     return 0

@@ -44,7 +44,6 @@ def run_fetch(args: argparse.Namespace) -> int:
     only = [t.strip() for t in args.only.split(",") if t.strip()] if args.only else None
     settings = FetchSettings.parse({"dest": args.dest, "base_url": args.base_url, "only": only, "split": args.split,
                                     "list_files": args.list, "demos": not args.no_demos,
-                                    "retries": args.retries, "timeout": args.timeout,
-                                    "progress": not args.no_progress}, "command line")
-    print(fetch(settings).summary())
+                                    "retries": args.retries, "timeout": args.timeout}, "command line")
+    print("\n".join(fetch(settings, progress=not args.no_progress).lines()))
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from qtalign.calibration import parse_modes
-from qtalign.cli.common_options import add_data_options, add_model_options, apply_protocol, eval_settings_from_args
+from qtalign.cli.common_options import add_data_options, add_model_options, eval_settings
+from qtalign.eval import EvalSettings
 from qtalign.eval import run as run_eval
-from qtalign.eval import run_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def settings(args: argparse.Namespace) -> EvalSettings:
+    """The flags of `qtalign eval` as EvalSettings."""
+    return eval_settings(args, calibrate=parse_modes(args.calibrate))
+
+
 def run(args: argparse.Namespace) -> int:
-    apply_protocol(args)  # --scoring may come from the --protocol preset
-    settings = eval_settings_from_args(args, scoring=args.scoring, log_prompts=args.log_prompts,
-                                      calibrate=parse_modes(args.calibrate))
-    results = run_eval(settings, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     from qtalign.distributed import get_dist
 
+    result = run_eval(settings(args), progress=not args.no_progress)
     if get_dist().is_main:  # in a multi-process run the main process reports
-        print(run_report(results, args.out, args.log_prompts))
+        print("\n".join(result.lines()))
     return 0

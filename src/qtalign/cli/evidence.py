@@ -60,7 +60,10 @@ def run_check(args: argparse.Namespace) -> int:
 
     settings = CheckSettings.parse({"file": args.file, "out": args.out, "n_boot": args.bootstrap,
                                     "claims": args.claims, "write_report": args.write_report}, "command line")
-    return 1 if check(settings, echo=print).problems else 0
+    result = check(settings)
+    for line in result.lines():
+        print(line)
+    return 1 if result.problems else 0
 
 
 def run_coverage(args: argparse.Namespace) -> int:

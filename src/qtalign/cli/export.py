@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from qtalign.cli.common_options import add_data_options, eval_settings_from_args
+from qtalign.cli.common_options import add_data_options, eval_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,12 +29,9 @@ def run_lmeval(args: argparse.Namespace) -> int:
     from qtalign.export import ExportSettings
     from qtalign.export import run as export
 
-    args.command = "prompts"  # --protocol presets the options as for `qtalign prompts`
-    settings = ExportSettings.parse({"prompts": eval_settings_from_args(args), "out": args.out,
-                                     "overwrite": args.overwrite}, "command line")
-    res = export(settings)
-    for lang, name in res.tasks.items():
-        print(f"{name}: {res.items[lang]} items")
-    print(f"group {res.group}: {len(res.tasks)} languages; run: lm_eval --model hf --model_args pretrained=MODEL "
-          f"--include_path {args.out} --tasks {res.group} --log_samples --output_path RUNS/NAME")
+    prompts = eval_settings(args, exclude=("out", "overwrite"))
+    result = export(ExportSettings.parse({"prompts": prompts, "out": args.out, "overwrite": args.overwrite},
+                                         "command line"))
+    for line in result.lines():
+        print(line)
     return 0

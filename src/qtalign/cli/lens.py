@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from qtalign.cli.common_options import add_data_options, add_model_options
-
-if TYPE_CHECKING:
-    from qtalign.analysis.inputs import AnalysisSettings
-
-A = TypeVar("A", bound="AnalysisSettings")
+from qtalign.cli.common_options import add_data_options, add_model_options, settings_from_args
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,16 +33,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="name of this run in figures (default: the model, plus the adapter's training mix)")
 
 
-def settings_from_args(args: argparse.Namespace, cls: type[A]) -> A:
-    """The parsed flags as lens or pca settings (every settings field is the flag of the same name)."""
-    return cls.parse({name: getattr(args, name) for name in cls.model_fields}, "command line")
-
-
 def run(args: argparse.Namespace) -> int:
     """Parse the flags into LensSettings, run the lens (or redraw) and print the files written."""
     from qtalign.analysis.lens_run import LensSettings
     from qtalign.analysis.lens_run import run as run_lens
 
-    for path in run_lens(settings_from_args(args, LensSettings)).files:
-        print(path)
+    for line in run_lens(settings_from_args(args, LensSettings)).lines():
+        print(line)
     return 0

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from qtalign.merge import run as merge
 
     settings = MergeSettings.parse({"model": args.model, "adapter": args.adapter, "out": args.out, "dtype": args.dtype,
-                                    "trust_remote_code": args.trust_remote_code}, "command line")
-    print(f"merged model -> {merge(settings, overwrite=args.overwrite)}")
+                                    "trust_remote_code": args.trust_remote_code, "overwrite": args.overwrite},
+                                   "command line")
+    print("\n".join(merge(settings).lines()))
     return 0

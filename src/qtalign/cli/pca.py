@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from qtalign.cli.common_options import add_data_options, add_model_options
-from qtalign.cli.lens import add_run_options, settings_from_args
+from qtalign.cli.common_options import add_data_options, add_model_options, settings_from_args
+from qtalign.cli.lens import add_run_options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from qtalign.analysis.pca_run import PCASettings
     from qtalign.analysis.pca_run import run as run_pca
 
-    for path in run_pca(settings_from_args(args, PCASettings)).files:
-        print(path)
+    for line in run_pca(settings_from_args(args, PCASettings)).lines():
+        print(line)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from qtalign.cli.common_options import add_data_options, eval_settings_from_args
+from qtalign.cli.common_options import add_data_options, eval_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qtalign.eval import prompt_lines
 
-    text = prompt_lines(eval_settings_from_args(args))
+    text = prompt_lines(eval_settings(args, exclude=("out", "overwrite")))
     out = getattr(sys.stdout, "buffer", None)
     try:
         if out is not None:  # bytes: UTF-8 whatever the terminal's encoding

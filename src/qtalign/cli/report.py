@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     values = {"study": args.paths[0]} if study else {"runs": args.paths, "out": args.out,
                                                       "names": _split(args.names, "--names"),
                                                       "seen": _split(args.seen, "--seen"), "lang_map": args.lang_map}
-    paths = report(ReportSettings.parse({**values, "n_boot": args.bootstrap}, "command line"))
-    print(f"report: {paths['html']}")
-    print(f"markdown: {paths['md']}")
+    for line in report(ReportSettings.parse({**values, "n_boot": args.bootstrap}, "command line")).lines():
+        print(line)
     return 0

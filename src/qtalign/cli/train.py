@@ -76,7 +76,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.distributed import get_dist
     from qtalign.train import command_settings
     from qtalign.train import run as train
 
@@ -86,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     overrides.update(model=args.model, data=args.data, out=args.out, chat_template=args.chat_template,
                      trust_remote_code=args.trust_remote_code, load_in_4bit=args.load_in_4bit,
                      micro_batch=args.micro_batch, gradient_checkpointing=args.gradient_checkpointing,
-                     allow_test_data=args.allow_test_data)
-    result = train(command_settings(args.config, overrides), overwrite=args.overwrite)
+                     allow_test_data=args.allow_test_data, overwrite=args.overwrite or None)
+    from qtalign.distributed import get_dist
+
+    result = train(command_settings(args.config, overrides))  # --resume changes nothing: a rerun always resumes
     if get_dist().is_main:  # in a multi-process run the main process reports
-        print(result.summary())
+        print("\n".join(result.lines()))
     return 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 
 
 class CompareSettings(Settings):
@@ -32,17 +31,23 @@ class CompareResult:
     result: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
 
+    def lines(self) -> list[str]:
+        """What `qtalign compare` prints: the comparison's tables, then the files written."""
+        from qtalign.compare.output import format_compare
 
-def run(s: CompareSettings, echo: Callable[[str], None] | None = None) -> CompareResult:
-    """Compare s.runs item by item; echo (e.g. print) gets the comparison's text before any file is written."""
-    from qtalign.compare.output import format_compare, write_compare
+        return [format_compare(self.result), *(str(path) for path in self.files.values())]
+
+
+def run(s: CompareSettings, *, progress: Progress = True) -> CompareResult:
+    """Compare s.runs item by item and write compare.json and compare.md into s.out (if given); no progress to
+    show."""
+    from qtalign.compare.output import write_compare
     from qtalign.compare.pairs import compare_runs
 
+    del progress
     if len(s.runs) < 2:
         raise QtalignError("give at least two eval run folders (the first is the base)")
     result = compare_runs([Path(r) for r in s.runs], names=s.names, n_boot=s.n_boot, seed=s.seed, seen=s.seen,
                           task=s.task, lang_map=s.lang_map)
-    if echo is not None:
-        echo(format_compare(result))
     files = write_compare(result, s.out) if s.out else {}
     return CompareResult(result, files)

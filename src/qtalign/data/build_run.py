@@ -10,11 +10,12 @@ from typing import Any
 from qtalign.data.build import BuildReport, Translate
 from qtalign.data.ranges import ItemRange
 from qtalign.errors import QtalignError
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings, bars
 from qtalign.tasks import Task
 
 # builds the machine translator of --translate-with (qtalign.translate.Translator: it loads a model, so it sits above
-# the data layer and is handed in): (model, cache=, device=, batch_size=, max_new_tokens=, trust_remote_code=)
+# the data layer and is handed in): (model, cache=, device=, batch_size=, max_new_tokens=, trust_remote_code=,
+# progress=)
 MakeTranslator = Callable[..., Translate]
 
 
@@ -39,6 +40,7 @@ class BuildSettings(Settings):
     template: str | None = None
     device: str = "auto"
     trust_remote_code: bool = False
+    overwrite: bool = False  # replace an earlier build of out made with other settings
 
     def record(self, task: str, test_items: ItemRange | None) -> dict[str, Any]:
         """The settings a build's manifest records (and a rerun is checked against)."""
@@ -80,7 +82,7 @@ class BuildResult:
         return lines
 
 
-def check_settings(s: BuildSettings, test_items_name: str = "--test-items") -> tuple[Task, ItemRange | None]:
+def check_settings(s: BuildSettings) -> tuple[Task, ItemRange | None]:
     """The task and item range of s, every setting checked before any data is read (one error line each)."""
     from qtalign.data.controls import check_control
     from qtalign.tasks import get_task
@@ -105,35 +107,35 @@ def check_settings(s: BuildSettings, test_items_name: str = "--test-items") -> t
     if s.test_items is not None:
         from qtalign.data.ranges import parse_item_range
 
-        test_items = parse_item_range(s.test_items, test_items_name)
+        test_items = parse_item_range(s.test_items, "--test-items")
         if s.translate_with:
             raise QtalignError("--test-items and --translate-with: the test files are parallel already; use one")
     return task, test_items
 
 
-def run(s: BuildSettings, overwrite: bool = False, translator: MakeTranslator | None = None,
-        record: dict[str, Any] | None = None, test_items_name: str = "--test-items") -> BuildResult:
-    """Build the pairs of s into s.out (a .jsonl file) with its Alpaca copy, dataset_info.json and manifest.
+def run(s: BuildSettings, *, progress: Progress = True, translator: MakeTranslator | None = None) -> BuildResult:
+    """Build the pairs of s into s.out (a .jsonl file) with its Alpaca copy, dataset_info.json and manifest; progress:
+    the machine translation's bar (--translate-with).
 
     The resume rule (data.build_output.claim_build) is checked first: the same settings rebuild, others are refused
-    unless overwrite. translator: makes the --translate-with model (needed only then). record: the settings the
-    manifest records (default: s.record(), what the command records). A failed build leaves no empty folder behind."""
+    unless s.overwrite. translator: makes the --translate-with model (a service from above the data layer, needed
+    only then). A failed build leaves no empty folder behind."""
     from qtalign.data.build_output import claim_build
     from qtalign.store import missing_folders, remove_empty_folders
 
-    task, test_items = check_settings(s, test_items_name)
-    settings = record if record is not None else s.record(task.name, test_items)
+    task, test_items = check_settings(s)
+    settings = s.record(task.name, test_items)
     new_folders = missing_folders(Path(s.out).parent)
-    out = claim_build(s.out, settings, overwrite)
+    out = claim_build(s.out, settings, s.overwrite)
     try:
-        return _build(s, task, settings, out, test_items, translator)
+        return _build(s, task, settings, out, test_items, translator, bars(progress))
     except BaseException:
         remove_empty_folders(new_folders)  # a failed build leaves no empty output folder behind
         raise
 
 
 def _build(s: BuildSettings, task: Task, settings: dict[str, Any], out: Path, test_items: ItemRange | None,
-           translator: MakeTranslator | None) -> BuildResult:
+           translator: MakeTranslator | None, progress: bool) -> BuildResult:
     from qtalign.data.build import build_pairs
     from qtalign.data.build_output import write_outputs
 
@@ -143,7 +145,7 @@ def _build(s: BuildSettings, task: Task, settings: dict[str, Any], out: Path, te
             raise QtalignError("--translate-with: no machine translator given to the build")
         translate = translator(s.translate_with, cache=out.with_name(out.stem + ".mt_cache.jsonl"), device=s.device,
                                batch_size=s.mt_batch_size, max_new_tokens=s.mt_max_new_tokens,
-                               trust_remote_code=s.trust_remote_code)
+                               trust_remote_code=s.trust_remote_code, progress=progress)
     report = build_pairs(task, s.data, s.sources, s.target, s.per_lang, s.seed, s.exclude, s.allow_contamination,
                          translate, s.translate_with, s.control, s.parallel, test_items=test_items)
     write_outputs(report, out, settings)

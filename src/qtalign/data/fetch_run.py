@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from qtalign.errors import QtalignError
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings, bars
 
 if TYPE_CHECKING:
     from qtalign.data.fetch import FetchResult, RemoteFile
@@ -25,7 +25,6 @@ class FetchSettings(Settings):
     demos: bool = True  # write DEST/demos/
     retries: int = 3
     timeout: float = 60.0
-    progress: bool = True
 
 
 @dataclass
@@ -36,13 +35,17 @@ class FetchOutcome:
     result: FetchResult | None = None
     listed: list[RemoteFile] = field(default_factory=list)
 
+    def lines(self) -> list[str]:
+        """What `qtalign data fetch paper` prints: what was fetched and how it was checked, or the listing."""
+        return self.summary().split("\n")
+
     def summary(self) -> str:
         return summary(self.result, self.commit) if self.result is not None else listing(self.listed)
 
 
-def run(s: FetchSettings) -> FetchOutcome:
+def run(s: FetchSettings, *, progress: Progress = True) -> FetchOutcome:
     """Fetch the paper's files into s.dest (data.fetch.fetch_paper with the packaged table; rerun to resume), or with
-    s.list_files only select and list them."""
+    s.list_files only select and list them; progress: a bar per file."""
     from qtalign.data.fetch import fetch_paper, load_manifest, select_files
 
     if s.only is not None and not s.only:
@@ -54,7 +57,7 @@ def run(s: FetchSettings) -> FetchOutcome:
         return FetchOutcome(man.commit, listed=select_files(man.files, s.only, s.split))
     if not s.dest:
         raise QtalignError("--dest: required (the folder to fill), unless --list")
-    result = fetch_paper(Path(s.dest), s.base_url, man, s.only, s.demos, s.retries, s.timeout, progress=s.progress,
+    result = fetch_paper(Path(s.dest), s.base_url, man, s.only, s.demos, s.retries, s.timeout, progress=bars(progress),
                          split=s.split)
     return FetchOutcome(man.commit, result)
 

@@ -10,9 +10,9 @@ from qtalign.eval.prepare import (
     prompt_sha,
     warn_problems,
 )
-from qtalign.eval.recalibrate import recalibrate
+from qtalign.eval.recalibrate import CalibrateSettings, recalibrate
 from qtalign.eval.results import aggregate, format_table, recalibrate_report, run_report
-from qtalign.eval.run import run
+from qtalign.eval.run import EvalResult, run
 from qtalign.eval.scorers import SCORINGS, FirstToken, LabelScoring, Loglik
 from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings, identity_defaults
 from qtalign.runs.eval import CONTENT_FREE, PARTS, PREDICTIONS, PROMPTS, RESULTS, RUN, gather_parts, read_content_free
@@ -26,6 +26,8 @@ __all__ = [
     "RESULTS",
     "RUN",
     "SCORINGS",
+    "CalibrateSettings",
+    "EvalResult",
     "EvalSettings",
     "FirstToken",
     "LabelScoring",

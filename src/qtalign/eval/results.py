@@ -113,7 +113,7 @@ def aggregate(s: EvalSettings, prep: Prepared, rows: list[dict[str, Any]], model
         "mean": mean_row,
         "complete": all(v["n"] == v["n_expected"] for v in per_lang.values()),
         "model": model_info,
-        "settings": s.model_dump(mode="json"),
+        "settings": s.record(),
         "data_sha256": prep.data_hashes,
         "settings_sha256": sha256_json(s.identity()),
         "versions": versions(),

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.distributed import Dist, get_dist
+from qtalign.errors import QtalignError
 from qtalign.eval.loop import Todo, score_run
 from qtalign.eval.prepare import Prepared, format_prompt_lines, prepare
-from qtalign.eval.results import finish_run
+from qtalign.eval.results import finish_run, recalibrate_report, run_report
 from qtalign.eval.settings import IDENTITY_EXCLUDES, EvalSettings
 from qtalign.prompts import LangPrompts
 from qtalign.runs.eval import (
@@ -23,6 +24,7 @@ from qtalign.runs.eval import (
     read_content_free,
     recorded_model_info,
 )
+from qtalign.settings import Progress, bars
 from qtalign.store import RunFolder, atomic_write_text, open_run, read_jsonl_rows
 
 
@@ -44,24 +46,26 @@ class Claimed:
         return {"model": self.s.model, "adapter": self.s.adapter, "adapter_sha256": self.identity.get("adapter_sha256")}
 
 
-def claim(s: EvalSettings, out: str | Path, overwrite: bool, dist: Dist) -> Claimed:
-    """Prepare the data on every process, then claim the folder on the main process (store.open_run: checked before
-    the model loads; a killed multi-process run's part files gathered) and check every process sees it."""
-    from qtalign.models import adapter_sha256, resolve_adapter
+def claim(s: EvalSettings, dist: Dist) -> Claimed:
+    """Prepare the data on every process, then claim s.out on the main process (store.open_run: checked before the
+    model loads; a killed multi-process run's part files gathered) and check every process sees it."""
+    from qtalign.models import adapter_sha256
+
+    if not s.out:
+        raise QtalignError("--out is required: the run folder")
 
     def setup() -> tuple[EvalSettings, Prepared, dict[str, Any]]:
-        resolved = s if s.adapter is None else s.model_copy(update={"adapter": str(resolve_adapter(s.adapter))})
-        prep = prepare(resolved)
-        identity = {**resolved.identity(), "data_sha256": prep.data_hashes}
-        if resolved.adapter is not None:
-            identity["adapter_sha256"] = adapter_sha256(resolved.adapter)
-        return resolved, prep, identity
+        prep = prepare(s)
+        identity = {**s.identity(), "data_sha256": prep.data_hashes}
+        if s.adapter is not None:
+            identity["adapter_sha256"] = adapter_sha256(s.adapter)
+        return s, prep, identity
 
     resolved, prep, identity = dist.agree(setup)
 
     def take() -> RunFolder:  # main process: check the folder, gather what a killed multi-process run left
-        run = open_run(out, RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS, CONTENT_FREE, PARTS),
-                       overwrite=overwrite, ignore=IDENTITY_EXCLUDES, defaults=EvalSettings.identity_defaults())
+        run = open_run(str(s.out), RUN, identity, outputs=(PREDICTIONS, RESULTS, PROMPTS, CONTENT_FREE, PARTS),
+                       overwrite=s.overwrite, ignore=IDENTITY_EXCLUDES, defaults=EvalSettings.identity_defaults())
         gather_parts(run.path)
         return run
 
@@ -107,8 +111,25 @@ def finish(c: Claimed, todo: Todo, model_info: dict[str, Any], scored: bool) -> 
     return finish_run(c.s, c.prep, c.out, info, todo.cf)
 
 
-def run(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, writing predictions as they are scored; resumes an interrupted run in the same folder.
+@dataclass
+class EvalResult:
+    """A finished eval run: its folder and results.json's content (per language and the mean, raw and calibrated)."""
+
+    out: Path
+    results: dict[str, Any]
+    prompts: bool = False  # prompts.jsonl was written too
+    recalibrated: bool = False  # an existing run's calibration recomputed (`qtalign calibrate`)
+
+    def lines(self) -> list[str]:
+        """What `qtalign eval` (or `qtalign calibrate`) prints: the per-language table and the files written."""
+        if self.recalibrated:
+            return recalibrate_report(self.results, self.out).splitlines()
+        return run_report(self.results, self.out, self.prompts).splitlines()
+
+
+def run(s: EvalSettings, *, progress: Progress = True) -> EvalResult:
+    """Evaluate into s.out, writing predictions as they are scored; resumes an interrupted run in the same folder
+    (s.overwrite: start over). progress: the bar.
 
     The folder is checked (store.open_run) before the model loads; run.json is written once the model and adapter
     have loaded, so a failed start leaves nothing that blocks the corrected command.
@@ -120,12 +141,13 @@ def run(s: EvalSettings, out: str | Path, overwrite: bool = False, progress: boo
     count.
     """
     dist = get_dist(s.device)
-    c = claim(s, out, overwrite, dist)
+    c = claim(s, dist)
     todo = remaining(c, dist)
     model_info = c.model_info()
     scored = bool(todo.total or todo.cf_langs)
     if scored:
-        model_info = score_run(c.s, c.prep, c.out, todo, dist, progress, loaded=lambda: commit(c))
+        model_info = score_run(c.s, c.prep, c.out, todo, dist, bars(progress), loaded=lambda: commit(c))
     else:
         dist.on_main(lambda: commit(c))
-    return dist.on_main(lambda: finish(c, todo, model_info, scored))
+    results = dist.on_main(lambda: finish(c, todo, model_info, scored))
+    return EvalResult(c.out, results, prompts=s.log_prompts)

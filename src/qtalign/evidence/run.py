@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
 from qtalign.evidence.coverage import Coverage
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 
 
 class PackSettings(Settings):
@@ -64,10 +63,17 @@ class CheckResult:
     claims: Path | None = None  # the claims file checked (None: none)
     problems: list[str] = field(default_factory=list)
     copy: Path | None = None  # the report copy in the docs compared (or written), if the claims file names one
+    account: list[str] = field(default_factory=list)  # what was done and found, one line each
+
+    def lines(self) -> list[str]:
+        """What `qtalign evidence check` prints: the rebuilt study and report, each mismatch, the claims' count and
+        the report copy's verdict."""
+        return list(self.account)
 
 
-def run_pack(s: PackSettings) -> PackResult:
-    """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack)."""
+def run_pack(s: PackSettings, *, progress: Progress = True) -> PackResult:
+    """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack); no
+    progress to show."""
     from qtalign.evidence.pack import pack, repack
 
     out = Path(s.out)
@@ -78,9 +84,9 @@ def run_pack(s: PackSettings) -> PackResult:
     return PackResult(pack(s.study, out) if s.study is not None else repack(str(s.from_evidence), out))
 
 
-def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None) -> CheckResult:
+def run_check(s: CheckSettings, *, progress: Progress = True) -> CheckResult:
     """Rebuild the study from s.file, recompute its report (every comparison from the per-item rows) and check the
-    claims; echo (e.g. print) gets each line of the account as it becomes known."""
+    claims; the result's lines() say what was found. No progress to show."""
     from qtalign.evidence.claims import check_claims_file, docs_root, parse_claims
     from qtalign.evidence.pack import unpack
     from qtalign.evidence.publish import COPY_BOOTSTRAP, compare_copy, write_copy
@@ -91,11 +97,12 @@ def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None)
     name = Path(s.file).name.removesuffix(".json.gz")
     out = claim_out(s.out or Path("runs") / "evidence" / name)
     root = unpack(s.file, out)
-    paths = report(ReportSettings(study=str(root), n_boot=s.n_boot))
+    paths = report(ReportSettings(study=str(root), n_boot=s.n_boot), progress=progress).files
+    result = CheckResult(root, paths)
+    echo = result.account.append
     echo(f"rebuilt {root} from {s.file}; every comparison recomputed from the per-item rows")
     echo(f"report: {paths['html']}")
     echo(f"markdown: {paths['md']}")
-    result = CheckResult(root, paths)
     claims = Path(s.claims) if s.claims else Path(s.file).with_name(name + ".claims.json")
     if s.claims or claims.is_file():
         n, result.problems = check_claims_file(claims, paths["summary"])
@@ -121,8 +128,9 @@ def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None)
     return result
 
 
-def run_coverage(s: CoverageSettings) -> Coverage:
-    """Account for every number-shaped quotation of the docs (evidence.coverage.check_coverage)."""
+def run_coverage(s: CoverageSettings, *, progress: Progress = True) -> Coverage:
+    """Account for every number-shaped quotation of the docs (evidence.coverage.check_coverage); no progress to
+    show."""
     from qtalign.evidence.coverage import check_coverage
 
     root = Path(s.root)

@@ -15,7 +15,7 @@ from qtalign.eval.prepare import prepare, prompt_sha
 from qtalign.eval.settings import EvalSettings
 from qtalign.runs.lmeval import TESTED_VERSIONS
 from qtalign.runs.lmeval import exported as names
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 from qtalign.store import atomic_write_text, open_run
 
 # the eval settings that decide the prompts, the items and their gold labels (the rest: model, scoring, batching)
@@ -37,10 +37,18 @@ class ExportSettings(Settings):
 class ExportResult:
     """The lm-eval group written, its task per language, how many items each has, and the files."""
 
+    out: str  # the folder, as given (lm_eval --include_path)
     group: str
     tasks: dict[str, str]  # lang -> lm-eval task name
     items: dict[str, int]  # lang -> items
     files: list[Path] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What `qtalign export lm-eval` prints: the items per task, and how to run the group."""
+        run = (f"group {self.group}: {len(self.tasks)} languages; run: lm_eval --model hf --model_args "
+               f"pretrained=MODEL --include_path {self.out} --tasks {self.group} --log_samples --output_path "
+               "RUNS/NAME")
+        return [*(f"{name}: {self.items[lang]} items" for lang, name in self.tasks.items()), run]
 
 
 def _yaml(header: str, data: dict[str, Any]) -> str:
@@ -75,11 +83,13 @@ def group_config(task: str, langs: list[str]) -> dict[str, Any]:
     }
 
 
-def run(s: ExportSettings) -> ExportResult:
+def run(s: ExportSettings, *, progress: Progress = True) -> ExportResult:
     """Build the prompts exactly as `qtalign eval` / `qtalign prompts` do (same data checks), then write into s.out:
     qtalign_<task>_<lang>.yaml per language, qtalign_<task>.yaml (the group), data/qtalign_<task>_<lang>.jsonl (per
     item: index, label, gold, choices, prompt, prompt_sha) and qtalign_<task>.export.json (settings, data hashes,
-    the files' names). The resume/overwrite rule of every command: other settings are refused unless overwrite."""
+    the files' names). The resume/overwrite rule of every command: other settings are refused unless overwrite (no
+    progress to show)."""
+    del progress  # nothing slow: no bar
     p = s.prompts
     prep = prepare(p)  # reads and checks the data, builds the prompts; nothing is written before this succeeds
     task, langs = prep.task.name, list(prep.prompts)
@@ -93,7 +103,7 @@ def run(s: ExportSettings) -> ExportResult:
     header = (f"# written by `qtalign export lm-eval` (qtalign {__version__}; read back by qtalign for lm-eval "
               f"{', '.join(TESTED_VERSIONS)}): each item's prompt is the one `qtalign prompts` prints with the same "
               f"options\n")
-    result = ExportResult(names.group_name(task), {}, {})
+    result = ExportResult(s.out, names.group_name(task), {}, {})
     for lang, lp in prep.prompts.items():
         rows = []
         for i, it in enumerate(lp.items):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from qtalign.errors import QtalignError
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings
 
 
 class ReportSettings(Settings):
@@ -21,9 +22,24 @@ class ReportSettings(Settings):
     n_boot: int = 2000  # bootstrap resamples for comparisons not already in the study
 
 
-def run(s: ReportSettings) -> dict[str, Path]:
+@dataclass
+class ReportResult:
+    """The files a report wrote: {"html", "md", "summary", "figure:NAME"...} -> path."""
+
+    files: dict[str, Path]
+
+    def lines(self) -> list[str]:
+        """What `qtalign report` prints: the page and its Markdown."""
+        return [f"report: {self.files['html']}", f"markdown: {self.files['md']}"]
+
+
+def run(s: ReportSettings, *, progress: Progress = True) -> ReportResult:
     """Write report.html, report.md and summary.json (report.build) for a study (into S/report) or for run folders
-    (into s.out); returns their paths ({"html", "md", "summary", "figure:NAME"...})."""
+    (into s.out); no progress to show."""
+    return ReportResult(_write(s))
+
+
+def _write(s: ReportSettings) -> dict[str, Path]:
     from qtalign.report.build import build_report, write_report
     from qtalign.report.runs import study_from_runs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtalign.protocol import DEFAULTS, resolve_options
+from qtalign.protocol import DEFAULTS
 from qtalign.study.schema import ModelSpec, StudyConfig
 
 
@@ -29,10 +29,13 @@ def eval_fields(cfg: StudyConfig, task: str, model: ModelSpec, adapter: str | No
 
 def protocol_preset(cfg: StudyConfig, fields: dict[str, Any]) -> dict[str, Any]:
     """The options an evaluation protocol presets (e.g. the paper's fixed demonstrations), except those the config
-    sets itself (eval.scoring, or a key of eval.extra), as `qtalign eval --protocol` resolves them."""
+    sets itself (eval.scoring, or a key of eval.extra), resolved as EvalSettings resolves them (options.given_or_preset;
+    a key not preset: its default), so that the step's parameters name them."""
     from qtalign.eval import EvalSettings  # here: it imports torch
+    from qtalign.options import given_or_preset
 
     explicit = set(cfg.eval.extra) | ({"scoring"} & cfg.eval.model_fields_set)
-    given = {k: (fields.get(k) if k in explicit else None) for k in DEFAULTS
-             if k in EvalSettings.model_fields and k not in ("langs", "labels")}
-    return resolve_options("eval", cfg.eval.protocol, given)
+    keys = [k for k in DEFAULTS if k in EvalSettings.model_fields and k not in ("langs", "labels")]
+    given = {k: fields[k] for k in keys if k in explicit}
+    resolved = given_or_preset(EvalSettings, {**given, "protocol": cfg.eval.protocol}, "eval")
+    return {k: resolved[k] if k in resolved else EvalSettings.model_fields[k].default for k in keys}

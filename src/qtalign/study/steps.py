@@ -37,15 +37,11 @@ def run_build(step: Step, ctx: Context) -> None:
     from qtalign.data.build_run import run as build
 
     p = step.params
-    keys = ("task", "data", "sources", "target", "per_lang", "seed", "exclude", "allow_contamination")
-    record: dict[str, Any] = {k: p[k] for k in keys}  # the manifest's settings, as studies have always recorded them
-    record["translate_with"] = None
-    if p["control"] is not None:
-        record.update(control=p["control"], parallel=p["parallel"])
-    if p.get("test_items") is not None:
-        record["test_items"] = p["test_items"]
-    settings = BuildSettings.parse({**record, "out": str(ctx.out(step) / PAIRS)}, step.id)
-    build(settings, overwrite=True, record=record, test_items_name="test_items")
+    keys = ("task", "data", "sources", "target", "per_lang", "seed", "exclude", "allow_contamination", "control",
+            "parallel", "test_items")
+    fields: dict[str, Any] = {k: p[k] for k in keys if k in p}  # test_items only where the mix sets it
+    build(BuildSettings.parse({**fields, "out": str(ctx.out(step) / PAIRS), "overwrite": True}, step.id),
+          progress=ctx.progress)
 
 
 def run_train(step: Step, ctx: Context) -> None:
@@ -59,17 +55,17 @@ def run_train(step: Step, ctx: Context) -> None:
     checkpoint = existing_checkpoint(out / CHECKPOINT) is not None  # also the .old one a kill mid-swap leaves
     if not checkpoint and (out / ADAPTER / "adapter_config.json").is_file():
         return  # finished before a crash that came before the step was marked done
-    train(s, resume=checkpoint, progress=ctx.progress)
+    train(s, progress=ctx.progress)  # resumes from the checkpoint, if there is one
 
 
 def run_eval_step(step: Step, ctx: Context) -> None:
     from qtalign.eval import EvalSettings
     from qtalign.eval import run as run_eval
 
-    fields = {**step.params["settings"], **step.runtime}
+    fields = {**step.params["settings"], **step.runtime, "out": str(ctx.out(step))}
     if step.deps:
         fields["adapter"] = str(ctx.dep_out(step, "train") / ADAPTER)
-    run_eval(EvalSettings.parse(fields, step.id), ctx.out(step), progress=ctx.progress)
+    run_eval(EvalSettings.parse(fields, step.id), progress=ctx.progress)
 
 
 def run_compare(step: Step, ctx: Context) -> None:
@@ -79,14 +75,15 @@ def run_compare(step: Step, ctx: Context) -> None:
 
     p = step.params
     compare(CompareSettings.parse({"runs": [str(ctx.root / ctx.plan[d].out) for d in step.deps], "names": p["names"],
-                                   "n_boot": p["n_boot"], "seed": p["seed"], "out": str(ctx.out(step))}, step.id))
+                                   "n_boot": p["n_boot"], "seed": p["seed"], "out": str(ctx.out(step))}, step.id),
+            progress=ctx.progress)
 
 
 def analysis_settings(step: Step, ctx: Context) -> LensSettings | PCASettings:
     """The lens or pca settings of a step (qtalign.analysis.lens_run.LensSettings / pca_run.PCASettings): what
     `qtalign lens`/`pca` would be given for it, a tuned model's run compared with its base model's."""
     p, r = step.params, step.runtime
-    fields: dict[str, Any] = {"model": p["model"], "task": p["task"], "data": p["data"], "langs": ",".join(p["langs"]),
+    fields: dict[str, Any] = {"model": p["model"], "task": p["task"], "data": p["data"], "langs": p["langs"],
                               "seed": p["seed"], "device": r["device"], "batch_size": r["batch_size"],
                               "out": str(ctx.out(step))}
     if not p.get("protocol"):  # a protocol presets its own label words
@@ -125,7 +122,7 @@ def run_report(step: Step, ctx: Context) -> None:
     from qtalign.report.run import ReportSettings
     from qtalign.report.run import run as report
 
-    report(ReportSettings(study=str(ctx.root)))
+    report(ReportSettings(study=str(ctx.root)), progress=ctx.progress)
 
 
 EXECUTORS: dict[str, Callable[[Step, Context], None]] = {

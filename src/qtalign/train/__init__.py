@@ -20,7 +20,6 @@ from qtalign.train.prepare import add_lora, make_scheduler, micro_batch_sizer
 from qtalign.train.record import describe_training_precision, resolve_train_template, train_record
 from qtalign.train.run import TrainResult, run
 from qtalign.train.settings import (
-    PROTOCOLS,
     RESUME_IGNORES,
     TrainSettings,
     command_settings,
@@ -29,7 +28,7 @@ from qtalign.train.settings import (
 )
 
 __all__ = [
-    "IGNORE", "PROTOCOLS", "RESUME_IGNORES", "TRAIN_OUTPUTS", "TRAIN_RECORD", "VOCAB_CHUNK", "Example", "TrainResult",
+    "IGNORE", "RESUME_IGNORES", "TRAIN_OUTPUTS", "TRAIN_RECORD", "VOCAB_CHUNK", "Example", "TrainResult",
     "TrainSettings", "accumulate_step", "add_lora", "all_reduce_step", "collate", "command_settings",
     "describe_training_precision", "encode_pairs", "length_grouped_batches", "load_checkpoint",
     "load_trainable_state", "make_scheduler", "micro_batch_sizer", "output_loss", "output_tokens", "pieces",

@@ -26,6 +26,7 @@ from qtalign.runs.train import (
     VAL_LOG,
     read_train_summary,
 )
+from qtalign.settings import Progress, bars
 from qtalign.store import RunFolder, atomic_write_json, atomic_write_text, output_errors, read_jsonl_rows
 from qtalign.train.checkpoint import existing_checkpoint, load_trainable_state
 from qtalign.train.loop import Logs, TrainState, evaluate, resume_from_checkpoint, train_epochs
@@ -50,20 +51,24 @@ class TrainResult:
     seconds: float
     already_done: bool = False
 
+    def lines(self) -> list[str]:
+        """What `qtalign train` prints when the run ends: summary()."""
+        return [self.summary()]
+
     def summary(self) -> str:
-        """The line `qtalign train` prints when the run ends."""
+        """The line naming the adapter, its steps and validation losses."""
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
         when = "already finished" if self.already_done else f"{self.seconds:.0f} s"
         return (f"adapter -> {self.out / ADAPTER} ({self.steps} steps, {when}; validation loss "
                 f"{fmt(self.first_val_loss)} -> best {fmt(self.best_val_loss)}); use --adapter {self.out}")
 
 
-def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
-    """Tune a LoRA adapter; writes OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png.
+def run(s: TrainSettings, *, progress: Progress = True) -> TrainResult:
+    """Tune a LoRA adapter into s.out: OUT/adapter, OUT/train_log.jsonl, OUT/val_log.jsonl, OUT/loss.png; progress:
+    the bars of the steps and validations.
 
     The resume rule of every command (store.open_run): a rerun with the same settings continues from OUT/checkpoint
-    (or returns the finished result), other settings are refused, overwrite starts over. resume is accepted for
-    compatibility and changes nothing.
+    (or returns the finished result), other settings are refused, s.overwrite starts over.
 
     Launched in several processes (torchrun, accelerate launch), the batches of each optimizer step are shared
     round-robin between the processes and their gradients summed (passes.accumulate_step): the global batch stays
@@ -72,16 +77,20 @@ def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite
     count.
     """
     from qtalign.distributed import get_dist
+
+    return _train(s, get_dist(s.device), bars(progress))
+
+
+def _train(s: TrainSettings, dist: Any, progress: bool) -> TrainResult:
+    """run's work: claim the folder, resume or start, train, finish (progress: show the bars)."""
     from qtalign.store import open_run
 
-    del resume  # a rerun always resumes
-    dist = get_dist(s.device)
     if not s.data or not s.out:
         raise QtalignError("training needs --data and --out")
     pairs, asked = dist.agree(lambda: _read_data(s))
     # the main process claims the folder (the others wait for its verdict), then every process must see it
-    folder = dist.on_main(lambda: open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS,
-                                           overwrite=overwrite, ignore=RESUME_IGNORES | {"template"},
+    folder = dist.on_main(lambda: open_run(s.out, TRAIN_RECORD, {**s.record(), **asked}, outputs=TRAIN_OUTPUTS,
+                                           overwrite=s.overwrite, ignore=RESUME_IGNORES | {"template"},
                                            names={"template_requested": "--template"}, defaults=LATER_DEFAULTS))
     out = folder.path
     dist.check_shared(out)
@@ -96,7 +105,7 @@ def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite
         resume_from_checkpoint(st, existing)
     if dist.rank:  # the checkpoint holds the main process's random state; the others draw their own (dropout)
         torch.manual_seed(st.s.seed + 1_000_003 * dist.rank + st.step)
-    dist.on_main(lambda: _commit(folder, {**st.s.model_dump(), **asked}, st.step if existing is not None else None))
+    dist.on_main(lambda: _commit(folder, {**st.s.record(), **asked}, st.step if existing is not None else None))
     logs = Logs.open(out, dist.is_main)
     if st.step == 0:
         evaluate(st, 0, logs.val, progress)

@@ -1,19 +1,22 @@
-"""Training settings: the paper's LoRA recipe as typed fields, --protocol presets, the resume rule's key."""
+"""Training settings: the paper's LoRA recipe as typed fields (protocol presets resolved on creation), the resume key."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from qtalign.batchsize import BatchSize
 from qtalign.errors import QtalignError
+from qtalign.protocol import PROTOCOLS, presets
 from qtalign.settings import Settings, load_config_file
 from qtalign.templates import DEFAULT_TEMPLATE, TEMPLATE_CHOICES
 
 
 class TrainSettings(Settings):
-    """The paper's LoRA recipe (LLaMA-Factory defaults it used); every field can be set by file or flag."""
+    """The paper's LoRA recipe (LLaMA-Factory defaults it used) and the run folder; every field can be set by file or
+    flag. protocol paper: the released recipe's values for the fields not given (qtalign.protocol.PROTOCOLS)."""
 
     model: str = "gemma-3-270m"
     data: str = ""
@@ -48,9 +51,27 @@ class TrainSettings(Settings):
     autocast: Literal["bfloat16"] | None = None
     trust_remote_code: bool = False
     template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
-    protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
+    protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (qtalign.protocol.PROTOCOLS)
     keep: Literal["best", "last"] = "best"  # the adapter written: lowest validation loss, or the last step
     allow_test_data: bool = False  # train on a file named like a test split or whose outputs are task answers
+    overwrite: bool = False  # discard an earlier run in out and start over (else a rerun resumes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_presets(cls, data: Any) -> Any:
+        """The protocol's training presets (protocol.PROTOCOLS[protocol]["train"]) for every field not given (absent
+        or None): the same settings from a config file, flags, a study's recipe or a library call."""
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for key, value in presets(out.get("protocol"), "train").items():
+            if out.get(key) is None:
+                out[key] = value
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """The settings as the run record and checkpoints keep them (not how the folder was opened)."""
+        return self.model_dump(exclude={"overwrite"})
 
     @property
     def weights_dtype(self) -> str | None:
@@ -79,16 +100,6 @@ class TrainSettings(Settings):
 RESUME_IGNORES = {"save_every", "device", "out", "overwrite", "allow_test_data", "trust_remote_code", "micro_batch",
                   "gradient_checkpointing", "stop_after"}
 
-# --protocol presets: values used unless the config file or a flag sets the field. "paper" = the released recipe
-# (LLaMA-Factory, README of Shimao-Zhang/LLM-Multilingual-Learner): the model family's template, cutoff_len 2048,
-# eval_steps 50, and the last step's adapter (save_steps 150000 > total steps, so the HF Trainer never recorded a
-# best checkpoint for load_best_model_at_end to restore).
-PROTOCOLS: dict[str, dict[str, Any]] = {
-    "qtalign": {},
-    "paper": {"template": "auto", "max_len": 2048, "eval_every": 50, "keep": "last"},
-}
-
-
 def settings_key(s: TrainSettings) -> dict[str, Any]:
     """The settings a checkpoint must have been made with to be resumed: all but RESUME_IGNORES."""
     return s.model_dump(exclude=RESUME_IGNORES)
@@ -110,15 +121,14 @@ def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
-    """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top."""
+    """Settings from a YAML/JSON file (optional), then flags that were given (not None) on top; the protocol's
+    presets fill what neither gives."""
     data: dict[str, Any] = load_config_file(config) if config else {}
     flags = {k: v for k, v in overrides.items() if v is not None}
     data.update(flags)
     protocol = data.get("protocol", "qtalign")
     if protocol not in PROTOCOLS:
         raise QtalignError(f"--protocol {protocol}: unknown protocol (choose from {', '.join(PROTOCOLS)})")
-    for key, value in PROTOCOLS[protocol].items():  # a preset never hides a setting given explicitly
-        data.setdefault(key, value)
     return TrainSettings.parse(data, config or "command line", flags=set(flags))
 
 
