@@ -147,6 +147,16 @@ class CompareSpec(Settings):
     seed: int = 0
 
 
+class ProcessSpec(Settings):
+    """Processes per step of each model kind (several: the step runs under torchrun, one GPU per process); how a
+    step runs, not what it computes (not part of its hash)."""
+
+    train: int = Field(1, ge=1)
+    eval: int = Field(1, ge=1)
+    lens: int = Field(1, ge=1)
+    pca: int = Field(1, ge=1)
+
+
 class StudyConfig(Settings):
     """A whole study; `qtalign run` plans it as steps (build -> train -> eval -> compare -> analyses -> report)."""
 
@@ -162,6 +172,7 @@ class StudyConfig(Settings):
     analyses: Analyses = Analyses()
     compare: CompareSpec | None = CompareSpec()
     report: bool = True
+    processes: ProcessSpec = ProcessSpec()
 
     @field_validator("models", mode="before")
     @classmethod
