@@ -4,6 +4,7 @@ single machine and the tests). The engine queues, places and runs the jobs; qtal
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from qtalign.study.schema import StudyConfig
 from qtalign.study.worker import JOBS, MODEL_KINDS, run_command
 
 ENGINES: dict[str, str] = {"slurm": "slurm", "submitit-local": "local"}  # --engine -> submitit's cluster name
+STATUS_WAIT = 30  # seconds a finished job's status file may take to appear
 DEFAULTS: dict[str, Any] = {"timeout_min": 24 * 60, "cpus_per_task": 4}  # per job, unless --engine-option says
 
 
@@ -104,9 +106,13 @@ class SubmititEngine:
     def poll(self, handle: Any) -> int | None:
         if not handle.job.done():
             return None
-        got = read_json_object(handle.log.with_suffix(".status.json"))
-        if got is not None and isinstance(got.get("rc"), int):
-            return int(got["rc"])
+        for _ in range(STATUS_WAIT):  # a shared filesystem may show the job's last file a little later
+            got = read_json_object(handle.log.with_suffix(".status.json"))
+            if got is not None and isinstance(got.get("rc"), int):
+                return int(got["rc"])
+            if handle.job.state not in ("COMPLETED", "FINISHED"):
+                break
+            time.sleep(1.0)
         with handle.log.open("a", encoding="utf-8") as f:  # the runner reads the reason from the step's log
             f.write(f"qtalign: error: the engine ended job {handle.job.job_id} ({handle.job.state}) before the step "
                     "finished; rerun to resume it\n")
@@ -119,7 +125,9 @@ class SubmititEngine:
         cluster, _, job_id = worker.partition(":")
         if cluster != self.cluster or self.cluster == "local":  # a local job is found by its folder's lock instead
             return None
-        job = self.executor._executor.job_class(self.folder, job_id)
+        import submitit
+
+        job = submitit.SlurmJob(self.folder, job_id)
         return None if job.done() else EngineJob(job, log)
 
 

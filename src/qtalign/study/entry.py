@@ -28,7 +28,7 @@ class StudySettings(Settings):
     progress: bool = True  # progress bars inside steps
     jobs: int | None = Field(None, ge=1)  # steps at a time in worker processes (None: 1 here, every ready one on an engine)
     engine: Literal["slurm", "submitit-local"] | None = None  # each step a job of this engine (study.engine)
-    engine_options: list[str] = []  # KEY=VALUE submitit parameters
+    engine_options: list[str] = Field(default_factory=list)  # KEY=VALUE submitit parameters
 
 
 class DemoSettings(Settings):

@@ -234,10 +234,12 @@ class JobRun:
     failed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     started: int = 0
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last study.json's steps, by id
 
     def run(self, todo: list[Step], total: int, previous: dict[str, dict[str, Any]]) -> list[str]:
         """Run todo (plan order); previous: last study.json's step entries (jobs an earlier runner left running)."""
         pending = list(todo)
+        self.previous = previous
         for s in list(pending):
             old = previous.get(s.id) or {}
             handle = self.backend.attach(old["worker"], self._log(s)) if old.get("worker") and not old.get("ended") else None
@@ -285,6 +287,8 @@ class JobRun:
             holder = folder_holder(self.root / s.out)
             if holder is not None:
                 self.busy[s.id] = s
+                old, st = self.previous.get(s.id) or {}, self.states[s.id]
+                st.worker, st.started = old.get("worker"), old.get("started")
                 self.echo(f"      {s.id}: {holder} (a job of an earlier runner?): waiting for it")
                 continue
             res = self.machine.take(s)

@@ -21,6 +21,7 @@ from qtalign.study.schema import StudyConfig
 from qtalign.study.steps import Context
 from qtalign.study.worker import JOBS, execute_step, now
 
+
 @dataclass
 class Workers:
     """How steps run: one after another in the runner's process (jobs 1, no engine, one process per step), else in
