@@ -235,11 +235,12 @@ class JobRun:
     problems: list[str] = field(default_factory=list)
     started: int = 0
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last study.json's steps, by id
+    total: int = 0  # steps to run in this pass
 
     def run(self, todo: list[Step], total: int, previous: dict[str, dict[str, Any]]) -> list[str]:
         """Run todo (plan order); previous: last study.json's step entries (jobs an earlier runner left running)."""
         pending = list(todo)
-        self.previous = previous
+        self.previous, self.total = previous, total
         for s in list(pending):
             old = previous.get(s.id) or {}
             handle = self.backend.attach(old["worker"], self._log(s)) if old.get("worker") and not old.get("ended") else None
@@ -325,7 +326,7 @@ class JobRun:
         if rc == 0 and marker is not None:
             st.status, st.seconds, st.error = "done", marker.get("seconds"), None
             self.ran.append(s.id)
-            self.echo(f"[{job.n}] {s.id} done in {float(marker.get('seconds') or 0):.1f} s ({job.worker})")
+            self.echo(f"[{job.n}/{self.total}] {s.id} done in {float(marker.get('seconds') or 0):.1f} s ({job.worker})")
         elif rc == BUSY and marker is None:
             self.busy[s.id] = s  # its folder is held elsewhere: wait for that holder, then look again
             st.ended = None
@@ -338,7 +339,7 @@ class JobRun:
             self.problems += [f"step {s.id} failed: {line} (log: {rel}; fix it and rerun: finished steps are kept)"
                               for line in why]
             more = f"; waiting for {len(self.running)} running step(s), starting no new one" if self.running else ""
-            self.echo(f"[{job.n}] {s.id} FAILED: {why[0]}{more}")
+            self.echo(f"[{job.n}/{self.total}] {s.id} FAILED: {why[0]}{more}")
         self.write()
 
     def _recheck_busy(self, pending: list[Step]) -> bool:
