@@ -226,6 +226,7 @@ def test_gpus_round_robin_and_threads_divided() -> None:
     cpu = Machine(cfg, jobs=2, cores=2, gpus=[])
     assert cpu.take(Step("eval:a", "eval", (), {})).describe() == "1 CPU thread"
     assert cpu.describe() == "1 CPU thread per step (2 cores / 2 jobs)"
+    assert Machine(cfg, jobs=2, cores=2, gpus=[], threads=2).take(Step("eval:a", "eval", (), {})).threads == 2
     with pytest.raises(QtalignError, match="asks for 2 processes .* but 1 GPU"):
         Machine(cfg, jobs=1, cores=2, gpus=["0"])
 

@@ -13,7 +13,7 @@ import yaml
 
 from qtalign.errors import QtalignError
 from qtalign.store import read_json_object
-from qtalign.study.jobs import THREAD_ENV, Machine, Resources, processes
+from qtalign.study.jobs import THREAD_ENV, Machine, Resources, given_threads, processes
 from qtalign.study.plan import Step
 from qtalign.study.schema import StudyConfig
 from qtalign.study.worker import JOBS, MODEL_KINDS, run_command
@@ -76,7 +76,7 @@ class SubmititEngine:
         self.folder = root / JOBS / "submitit"
         self.executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         self.options = {**DEFAULTS, **options}
-        self.shape: Machine | ClusterShape = (Machine(cfg, jobs or 1) if self.cluster == "local"
+        self.shape: Machine | ClusterShape = (Machine(cfg, jobs or 1, threads=given_threads()) if self.cluster == "local"
                                               else ClusterShape(cfg, self.options))
         self.poll_seconds = 0.5 if self.cluster == "local" else 10.0
         self._parameters(gpus=0, cpus=1, name="qtalign-check")  # a wrong option is one line, before any job

@@ -57,6 +57,15 @@ def visible_gpus() -> list[str]:
     return names[:n]
 
 
+def given_threads() -> int | None:
+    """$OMP_NUM_THREADS when the user set it to a positive number: the threads of every step, as in one process."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -72,6 +81,7 @@ class Machine:
     cfg: StudyConfig
     jobs: int
     cores: int = field(default_factory=cpu_cores)
+    threads: int | None = None  # threads per process when given (the runner passes $OMP_NUM_THREADS), else divided
     gpus: list[str] = field(default_factory=list)
     load: dict[str, int] = field(default_factory=dict)
 
@@ -86,7 +96,7 @@ class Machine:
 
     def take(self, step: Step) -> Resources:
         k = processes(self.cfg, step.kind) if step.kind in MODEL_KINDS else 1
-        threads = max(1, self.cores // max(1, self.jobs) // k)
+        threads = self.threads or max(1, self.cores // max(1, self.jobs) // k)
         if step.kind not in MODEL_KINDS or not self.gpus:
             return Resources(k, (), threads)
         chosen = tuple(sorted(self.gpus, key=lambda g: (self.load[g], self.gpus.index(g)))[:k])
@@ -99,8 +109,9 @@ class Machine:
             self.load[g] -= 1
 
     def describe(self) -> str:
-        threads = max(1, self.cores // max(1, self.jobs))
-        cpu = f"{threads} CPU thread{'s' if threads > 1 else ''} per step ({self.cores} cores / {self.jobs} jobs)"
+        threads = self.threads or max(1, self.cores // max(1, self.jobs))
+        why = "OMP_NUM_THREADS" if self.threads else f"{self.cores} cores / {self.jobs} jobs"
+        cpu = f"{threads} CPU thread{'s' if threads > 1 else ''} per step ({why})"
         if self.gpus:
             return f"{cpu}; model steps on GPUs {','.join(self.gpus)}, one per process, round-robin"
         return cpu

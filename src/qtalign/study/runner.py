@@ -190,12 +190,12 @@ def run_workers(cfg: StudyConfig, root: Path, plan: Plan, todo: list[Step], stat
                 write: Callable[[], None], echo: Callable[[str], None], workers: Workers, progress: bool,
                 previous: dict[str, dict[str, Any]]) -> list[str]:
     """The steps in worker processes, up to workers.jobs at a time, on this machine or an engine's jobs."""
-    from qtalign.study.jobs import JobRun, LocalProcesses, Machine
+    from qtalign.study.jobs import JobRun, LocalProcesses, Machine, given_threads
 
     backend: Any
     if workers.engine is None:
         jobs = workers.jobs or 1
-        shape: Any = Machine(cfg, jobs)
+        shape: Any = Machine(cfg, jobs, threads=given_threads())
         backend, runner = LocalProcesses(jobs), (os.getpid(), os.getpgrp())
         echo(f"running up to {jobs} step(s) at a time, each in a process of its own: {shape.describe()}; "
              f"logs in {root / JOBS}")
