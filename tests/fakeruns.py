@@ -148,3 +148,51 @@ def write_study(root: Path, n: int = 40, seed: int = 0, analyses: Sequence[dict[
              "analyses": list(analyses)}
     (root / "study.json").write_text(json.dumps(study, indent=1), encoding="utf-8")
     return root
+
+
+FINDINGS_LANGS = ("en", "zh", "de", "fr", "es", "sw", "hi", "th")
+# (mix, sources, target, control, control_of, share of wrong items each run gets right)
+FINDINGS_ARMS = (("zh-es-en", ("zh", "es"), "en", None, None, 0.5), ("zh-de-en", ("zh", "de"), "en", None, None, 0.5),
+                 ("sw-hi-en", ("sw", "hi"), "en", None, None, 0.0), ("zh-en", ("zh",), "en", None, None, 0.25),
+                 ("en-en", ("zh",), "en", "english", "zh-en", 0.25))
+
+
+def write_findings_study(root: Path, n: int = 40, demos: Sequence[int] = (0, 1, 2), seed: int = 0,
+                         arms: Sequence[tuple[Any, ...]] = FINDINGS_ARMS) -> Path:
+    """A finished study with a `findings` block: base and each arm (one training seed) evaluated with every
+    demonstration set, raw and batch-calibrated; each run of an arm gets the given share of the base run's wrong
+    items right (the same share with every set), so the high-resource mixes lead the low-resource one."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    evals: list[dict[str, Any]] = []
+    for d in demos:
+        base = {lang: list(rng.random(n) < 0.5 + 0.05 * d) for lang in FINDINGS_LANGS}
+        base_cal = {lang: list(rng.random(n) < 0.6) for lang in FINDINGS_LANGS}
+        write_eval_run(root / "eval" / f"base-d{d}", base, cal={"batch": base_cal})
+        evals.append({"id": f"eval-base-d{d}", "run": f"eval/base-d{d}", "model": "tiny", "mix": None,
+                      "control": None, "train_seed": None, "demo_seed": d, "task": "emotion", "labels": "en"})
+        for name, _, _, control, _, lift in arms:
+            lifted = lambda runs, lift=lift: {lang: [bool(x or rng.random() < lift) for x in v]
+                                              for lang, v in runs.items()}
+            write_eval_run(root / "eval" / f"{name}-d{d}", lifted(base), cal={"batch": lifted(base_cal)})
+            evals.append({"id": f"eval-{name}-d{d}", "run": f"eval/{name}-d{d}", "model": "tiny", "mix": name,
+                          "control": control, "train_seed": 42, "demo_seed": d, "task": "emotion", "labels": "en"})
+    mixes = [{"name": name, "task": "emotion", "sources": list(src), "target": tgt, "control": control,
+              "control_of": of, "pairs": 240} for name, src, tgt, control, of, _ in arms]
+    findings = {"modes": ["raw", "batch"], "pairs": 240, "train_sd": {"raw": 0.015, "batch": 0.0135},
+                "train_sd_from": "a test", "rows": [
+                    {"id": "unseen", "claim": "Unseen languages improve", "plus": ["zh-es-en", "zh-de-en", "sw-hi-en"],
+                     "langs": "unseen", "paper": "68.35 → 76.13"},
+                    {"id": "leaders", "claim": "High-resource leaders", "plus": ["zh-es-en", "zh-de-en"],
+                     "minus": ["sw-hi-en"]},
+                    {"id": "one-source", "claim": "One source suffices", "plus": ["zh-en", "en-en"],
+                     "minus": ["zh-es-en", "zh-de-en", "sw-hi-en"], "direction": "similar", "margin": 0.03},
+                    {"id": "model-sizes", "claim": "Across sizes", "untestable": "not testable on CPU"}]}
+    study = {"name": "findings", "config": {"models": [{"id": "tiny"}], "mixes": mixes,
+                                            "eval": {"tasks": {"emotion": {"data": "x"}}, "labels": ["en"]},
+                                            "findings": findings},
+             "qtalign_version": "0.1.0", "steps": [], "trains": [], "evals": evals, "compares": [], "analyses": []}
+    (root / "study.json").write_text(json.dumps(study, indent=1), encoding="utf-8")
+    return root

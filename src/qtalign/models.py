@@ -141,6 +141,20 @@ def check_finite(values: Any, what: str, dtype: torch.dtype | None = None) -> No
     raise QtalignError(f"{what}: the model gave {kind} scores (dtype {str(dtype).removeprefix('torch.')}); {hint}")
 
 
+def cpu_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
+    """Whether this x86 CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16), which make bfloat16
+    matmuls faster than float32; without them torch's bfloat16 matmuls are several times slower. None when unknown
+    (no /proc/cpuinfo, or not an x86 CPU)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None or "sse2" not in flags:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -258,6 +272,9 @@ def load_model(
     torch_dtype = resolve_dtype(dtype, dev, load_in_4bit)
     if torch_dtype == torch.float16 and dev.type == "cpu":
         log.warning("warning: --dtype float16 on CPU often overflows (NaN scores); float32 or bfloat16 are safe")
+    if torch_dtype == torch.bfloat16 and dev.type == "cpu" and cpu_bf16_instructions() is False:
+        log.warning("warning: --dtype bfloat16 on a CPU without bfloat16 instructions (no avx512_bf16 or amx_bf16): "
+                    "slower than float32 here (docs/performance.md)")
     path = resolve_model_path(name)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if not allow_pickle:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from qtalign.cli.data_build import main
 from qtalign.data.build import build_pairs
 from qtalign.data.pairs import make_pair
 from qtalign.data.sources import question_file_langs, scan_sources
+from qtalign.errors import QtalignError
 from qtalign.runs.build import manifest_path
 from qtalign.tasks import get_task
 
@@ -46,6 +49,8 @@ def test_names_of_question_files() -> None:
     assert question_file_langs(NLI, "emotion_zhes10k_question.json") == ()  # another task's stem
     assert question_file_langs(NLI, "snli_zhxx10k_question.json") == ()  # xx is no language
     assert question_file_langs(NLI, "snli_en10k_train.json") == ()
+    # a mix into Chinese (en2zh + ja2zh): its sources; the build keeps the pairs whose target it asks for
+    assert question_file_langs(EMO, "emotion_en2zhja2zh10k_question.json") == ("en", "ja")
 
 
 def test_mix_file_given_as_a_file_and_in_a_folder(tmp_path: Path) -> None:
@@ -82,3 +87,19 @@ def test_cli_builds_from_a_mix_file(tmp_path: Path) -> None:
     assert len(rows) == 8 and {r["source_lang"] for r in rows} == {"zh", "es"}
     manifest = json.loads(manifest_path(out).read_text())
     assert manifest["counts"] == {"zh": 4, "es": 4} and manifest["sources"]["zh"] == str(path)
+
+
+def test_a_mix_into_chinese_found_in_a_folder(tmp_path: Path) -> None:
+    """emotion_en2zhja2zh10k_question.json (en and ja questions => zh) is found by its name in a folder and gives the
+    pairs of the target asked for; a build into English finds no en/ja pairs in it."""
+    folder = tmp_path / "ap_emotion"
+    folder.mkdir()
+    rows = [{"input": p.input, "answer": p.output}
+            for i in range(len(EN)) for p in (make_pair(EMO, "en", "zh", (EN[i],), (ZH[i],), i),
+                                              make_pair(EMO, "ja", "zh", (f"日本語 {i}",), (ZH[i],), i))]
+    (folder / "emotion_en2zhja2zh10k_question.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    assert build_pairs(EMO, [folder], ["en", "ja"], "zh", per_lang=None).counts == {"en": 4, "ja": 4}
+    with pytest.raises(QtalignError, match="source language 'ja': no data"):
+        build_pairs(EMO, [folder], ["ja"], "en", per_lang=None)
+    write_mix(folder)  # zh/es => en beside it
+    assert build_pairs(EMO, [folder], ["zh", "es"], "en", per_lang=None).counts == {"zh": 4, "es": 4}

@@ -113,7 +113,7 @@ def test_claims_are_recomputed_and_found_in_the_docs(tmp_path: Path, capsys: pyt
     text = claim_text(arm)
     (tmp_path / "docs" / "results.md").write_text(f"The raw change was {text} over 2 seeds.\n")
     claim = {"where": "arms", "match": {"mix": arm["mix"], "control": arm["control"], "mode": "raw"}, "text": text,
-             "docs": ["results.md"]}
+             "docs": {"results.md": 1}}
     (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": [claim]}))
     capsys.readouterr()
     assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
@@ -142,9 +142,35 @@ def test_share_claims_quote_the_predicted_share_change(tmp_path: Path, capsys: p
     assert " → " in moved and change.startswith(("+", "\u2212"))
     (tmp_path / "docs" / "results.md").write_text(f"The share moved {moved}: {change}.\n")
     match = {"other": share["other"], "mode": "raw", "label": share["label"]}
-    claims = [{"where": "shares", "match": match, "text": change, "docs": ["results.md"]},
-              {"where": "shares", "match": match, "stat": "accuracy", "text": moved, "docs": ["results.md"]}]
+    claims = [{"where": "shares", "match": match, "text": change, "docs": {"results.md": 1}},
+              {"where": "shares", "match": match, "stat": "accuracy", "text": moved, "docs": {"results.md": 1}}]
     (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": claims}))
     capsys.readouterr()
     assert main(["evidence", "check", str(ev), "--out", str(tmp_path / "re"), "--bootstrap", "200"]) == 0
     assert "2 checked, 0 problem(s)" in capsys.readouterr().out
+
+
+def test_report_copy_is_written_and_then_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A claims file's `report`: `check --write-report` writes the rebuilt report there (figures too), a plain check
+    compares it and fails on a changed line; per-language and training numbers are in summary.json."""
+    ev, summary = _packed_and_checked(tmp_path)
+    pair = next(p for p in summary["pairs"] if p["mode"] == "raw")
+    assert set(pair["langs"]) and {"base_f1", "other_f1", "ci95_independent"} <= set(pair)
+    assert summary["trains"] and all("best_val_loss" in t for t in summary["trains"])
+    share = next(s for s in summary["shares"] if s["mode"] == "raw")
+    assert 0 <= share["gold_share"] <= 1 and set(share["langs"]) == set(pair["langs"])
+    (tmp_path / "docs" / "s.claims.json").write_text(json.dumps({"claims": [], "report": "results/s/report.md"}))
+    check = ["evidence", "check", str(ev), "--out", str(tmp_path / "re")]
+    assert main([*check, "--write-report"]) == 0
+    copy = tmp_path / "docs" / "results" / "s" / "report.md"
+    assert "runs/evidence/s" in copy.read_text() and str(tmp_path) not in copy.read_text()
+    assert list((copy.parent / "figures").glob("*.png"))
+    capsys.readouterr()
+    assert main(check) == 0
+    assert "is the rebuilt report" in capsys.readouterr().out
+    lines = copy.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if "[" in line)
+    lines[k] = lines[k].replace("[", "[9", 1)
+    copy.write_text("\n".join(lines) + "\n")
+    assert main(check) == 1
+    assert f"{copy}:{k + 1}: the copy says" in capsys.readouterr().out

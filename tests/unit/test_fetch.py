@@ -1,5 +1,6 @@
-"""`qtalign data fetch paper` against a local HTTP server (no network): success, resume, 404, truncation, bad hash,
-path escapes, trust-on-first-download records; demos read from scripts in the paper's shape, never executed."""
+"""`qtalign data fetch paper` against a local HTTP server (no network): success, resume, 404, truncation, git blob
+ids and sha256 (pinned or recorded), path escapes; demos read from scripts in the paper's shape, never executed; the
+packaged table against the pinned commit's listing."""
 
 from __future__ import annotations
 
@@ -84,18 +85,21 @@ def local_path(remote: str) -> str:
 def kind_of(remote: str) -> str:
     if remote.endswith(".py"):
         return "script"
-    return "train" if remote.endswith(("_train.json", "_question.json")) else "test"
+    return "question" if remote.endswith("_question.json") else "train" if remote.endswith("_train.json") else "test"
 
 
-def manifest(repo: dict[str, bytes], unpinned: tuple[str, ...] = ("paws", "scripts"), **override: bytes) -> Manifest:
-    """A file table for repo: pinned sha256/size (from override bytes where given), unpinned for some folders."""
+def git_blob(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def manifest(repo: dict[str, bytes], unpinned: tuple[str, ...] = ("paws", "scripts")) -> Manifest:
+    """A file table for repo: every file's git blob id; sha256/size pinned except in some folders."""
     entries = []
     for remote, data in repo.items():
         path = local_path(remote)
-        ref = override.get(remote, data)
         pinned = not path.startswith(unpinned)
-        entries.append(RemoteFile(path, remote, kind_of(remote), hashlib.sha256(ref).hexdigest() if pinned else None,
-                                  len(ref) if pinned else None))
+        entries.append(RemoteFile(path, remote, kind_of(remote), git_blob(data),
+                                  hashlib.sha256(data).hexdigest() if pinned else None, len(data) if pinned else None))
     return Manifest("someone/repo", "0" * 40, "http://unused.invalid", entries, {})
 
 
@@ -266,41 +270,63 @@ def test_truncated_file_is_refused(server: Server, tmp_path: Path) -> None:
     path = "data/ap_emotion/emotion_en500_test.json"
     full = fake_repo()[path]
     server.files[path] = full[:-20]  # a complete response, but of a shorter file than the pinned one
-    with pytest.raises(QtalignError, match=rf"got {len(full) - 20} bytes .* expected {len(full)} bytes"):
+    with pytest.raises(QtalignError, match=rf"got {len(full) - 20} bytes, expected {len(full)} bytes"):
         run(tmp_path / "d", server, tasks=["emotion"])
     assert not (tmp_path / "d" / "emotion" / "emotion_en500_test.json").exists()
     assert not list((tmp_path / "d").rglob("*.part"))
     assert not (tmp_path / "d" / "demos").exists()
 
 
-def test_bad_hash_is_refused(server: Server, tmp_path: Path) -> None:
+def test_a_changed_file_fails_its_git_blob_id(server: Server, tmp_path: Path) -> None:
     path = "data/ap_emotion/emotion_zh500_test.json"
     good = fake_repo()[path]
     server.files[path] = good.replace("喜欢".encode(), "讨厌".encode())
     assert len(server.files[path]) == len(good)
-    with pytest.raises(QtalignError, match="sha256 .* expected .*the download was deleted"):
+    with pytest.raises(QtalignError, match=rf"git blob id {git_blob(server.files[path])}, expected {git_blob(good)} "
+                                           r"\(the pinned commit's listing\); the download was deleted"):
         run(tmp_path / "d", server, tasks=["emotion"])
     assert not (tmp_path / "d" / "emotion" / "emotion_zh500_test.json").exists()
 
 
-def test_a_changed_file_after_first_download_is_refused(server: Server, tmp_path: Path) -> None:
+def test_a_file_without_a_pinned_sha256_is_checked_by_its_blob_id(server: Server, tmp_path: Path) -> None:
+    """No sha256 pinned and nothing recorded yet: the git blob id alone refuses another file, first time and later."""
+    path = "data/paws/paws_en500_test.json"
+    good = fake_repo()[path]
+    server.files[path] = _json([{"sentence1": "z .", "sentence2": "y .", "answer": "same"}])
     dest = tmp_path / "d"
-    run(dest, server, tasks=["paws"], demos=False)
-    target = dest / "paws" / "paws_en500_test.json"
-    target.unlink()
-    server.files["data/paws/paws_en500_test.json"] = _json([{"sentence1": "z .", "sentence2": "y .", "answer": "same"}])
-    with pytest.raises(QtalignError, match="expected"):
+    with pytest.raises(QtalignError, match=rf"paws_en500_test\.json: got .*git blob id .*expected {git_blob(good)}"):
         run(dest, server, tasks=["paws"], demos=False)
-    assert not target.exists()
-    target.write_text("edited by hand")
-    with pytest.raises(QtalignError, match="differs from the one recorded in .*delete the file"):
+    assert not (dest / "paws" / "paws_en500_test.json").exists() and not list(dest.rglob("*.part"))
+    server.files[path] = good
+    run(dest, server, tasks=["paws"], demos=False)
+    entry = json.loads((dest / LOCK_NAME).read_text())["files"]["paws/paws_en500_test.json"]
+    assert entry["blob"] == git_blob(good) and entry["sha256"] == hashlib.sha256(good).hexdigest()
+    assert entry["check"] == "recorded on first download"
+    (dest / "paws" / "paws_en500_test.json").write_text("edited by hand")
+    with pytest.raises(QtalignError, match="git blob id .*qtalign's table\\); delete the file"):
+        run(dest, server, tasks=["paws"], demos=False)
+
+
+def test_sha256_pins_and_records_are_still_checked(server: Server, tmp_path: Path) -> None:
+    """The blob id matches but the sha256 does not: a wrong pin in the table, or a lock whose record was changed."""
+    man = manifest(fake_repo())
+    man.files = [RemoteFile(e.path, e.remote, e.kind, e.blob, "0" * 64, e.size) if e.path.endswith("en600_test.json")
+                 else e for e in man.files]
+    with pytest.raises(QtalignError, match=r"snli_en600_test\.json: got sha256 [0-9a-f]{64}, expected 0{64}"):
+        run(tmp_path / "d", server, man, tasks=["snli"], demos=False)
+    dest = tmp_path / "e"
+    run(dest, server, tasks=["paws"], demos=False)
+    lock = json.loads((dest / LOCK_NAME).read_text())
+    lock["files"]["paws/paws_en500_test.json"]["sha256"] = "f" * 64
+    (dest / LOCK_NAME).write_text(json.dumps(lock))
+    with pytest.raises(QtalignError, match=r"sha256 .*expected f{64} \(the value recorded in .*delete the file"):
         run(dest, server, tasks=["paws"], demos=False)
 
 
 @pytest.mark.parametrize("bad", ["../x", "emotion/../../x", "/etc/passwd", "a\\..\\b", "", "emotion//x", "~/x"])
 def test_path_escape_is_refused_before_anything_is_written(server: Server, tmp_path: Path, bad: str) -> None:
     man = manifest(fake_repo())
-    man.files.append(RemoteFile(bad, "data/paws/paws_en500_test.json", "test", None, None))
+    man.files.append(RemoteFile(bad, "data/paws/paws_en500_test.json", "test", "0" * 40, None, None))
     dest = tmp_path / "d"
     with pytest.raises(QtalignError, match="refusing a path that escapes"):
         run(dest, server, man)
@@ -309,7 +335,7 @@ def test_path_escape_is_refused_before_anything_is_written(server: Server, tmp_p
 
 def test_remote_path_escape_and_symlinked_folders_are_refused(server: Server, tmp_path: Path) -> None:
     man = manifest(fake_repo())
-    man.files.append(RemoteFile("paws/x.json", "../../secret", "test", None, None))
+    man.files.append(RemoteFile("paws/x.json", "../../secret", "test", "0" * 40, None, None))
     with pytest.raises(QtalignError, match="remote path '../../secret'"):
         run(tmp_path / "d", server, man)
     outside = tmp_path / "outside"
@@ -337,7 +363,7 @@ def test_pinned_demo_tables_are_checked(server: Server, tmp_path: Path) -> None:
 def test_a_script_in_another_shape_is_a_one_line_error(server: Server, tmp_path: Path) -> None:
     server.files["emotion_eval_2shot_enout.py"] = b"prompt_prefix = {'en': 'a' + 'b'}\n"
     with pytest.raises(QtalignError, match="emotion_eval_2shot_enout.py: line 1: prompt_prefix is not a dict of string"):
-        run(tmp_path / "d", server, tasks=["emotion"])
+        run(tmp_path / "d", server, manifest(server.files), tasks=["emotion"])  # a table listing that script
 
 
 def test_cli(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -349,7 +375,8 @@ def test_cli(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     rc = main(["data", "fetch", "paper", "--dest", str(dest), "--base-url", server.url, "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "5 matched qtalign's pinned hashes" in out and "have no pinned hash yet" in out and "RECORDED" in out
+    assert "git blob id: all 9 match" in out and "5 matched qtalign's pinned hashes" in out
+    assert "4 file(s) have no pinned sha256: it was recorded now in" in out
     assert "paws/paws_en500_test.json" in out and "demos: snli ->" in out
     server.files.pop("data/snli/snli_en600_test.json")
     shutil.rmtree(dest)
@@ -359,23 +386,7 @@ def test_cli(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert rc == 2 and "unknown task(s) xnli" in capsys.readouterr().err
 
 
-# ---- the packaged table and the paper's own files --------------------------------------------------------------
-def test_packaged_table_is_safe_and_pins_the_local_copies(paper_data: Path, tmp_path: Path) -> None:
-    man = load_manifest()
-    assert man.commit == "5605459cab2d9c2c170a30268c0ab84cf17bb66a"
-    assert man.base_url.startswith("https://raw.githubusercontent.com/Shimao-Zhang/LLM-Multilingual-Learner/")
-    for e in man.files:
-        fetch_mod.safe_target(tmp_path, e.path)
-        fetch_mod.safe_target(tmp_path, e.remote, "remote path")
-    pinned = [e for e in man.files if e.sha256]
-    assert len(pinned) == 46 and {e.path.split("/")[0] for e in pinned} == {"emotion", "snli"}
-    for e in pinned:
-        data = (paper_data / e.path).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == e.sha256 and len(data) == e.size
-    assert {SCRIPTS[t].script for t in SCRIPTS} <= {e.path for e in man.files}
-    assert set(man.demo_tables_sha256) == set(SCRIPTS)
-
-
+# ---- the paper's own files ----------------------------------------------------------------------------------
 def test_scripts_in_the_papers_shape_give_the_papers_demos(paper_data: Path, tmp_path: Path) -> None:
     """Scripts written in the real scripts' shape from ../shared/data/paper/demos give back those files' content
     (everything the literals and the test files determine) and the packaged table digests."""
@@ -421,7 +432,7 @@ def test_a_file_url_mirror(tmp_path: Path) -> None:
         fetch_paper(tmp_path / "d2", mirror.as_uri(), manifest(fake_repo()), tasks=["emotion"], progress=False)
 
 
-# ---- training files: mixes, --split, unlisted names, the repository's listing -----------------------------------
+# ---- training files: mixes, --split ---------------------------------------------------------------------------
 def question_rows(task_name: str, texts: dict[str, list[tuple[str, ...]]]) -> bytes:
     """A question-translation file in the paper's shape: each source language's items => English, interleaved."""
     from qtalign.data.pairs import make_pair
@@ -445,10 +456,9 @@ PAIRS = {"en": [("A man sings.", "A person sings.")], "sw": [("Mwanamume anaimba
 
 def training_repo() -> dict[str, bytes]:
     """fake_repo plus training files in the shapes of the released ones: mixes of two sources, one single-language
-    question file, English training items."""
+    question file, English training items (made up, in the paper's file names)."""
     return {**fake_repo(),
             "data/ap_emotion/emotion_zhes10k_question.json": question_rows("emotion", REVIEWS),
-            "data/ap_emotion/emotion_en10k_train.json": _json([{"input": "Nice.", "answer": "positive"}] * 3),
             "data/snli/snli_swhi10k_question.json": question_rows("nli", PAIRS),
             "data/paws/paws_zh10k_train_question.json": question_rows(
                 "paraphrase", {"en": [("A b .", "B a .")], "zh": [("甲 乙 。", "乙 甲 。")]}),
@@ -466,14 +476,13 @@ def test_split_and_only_select_test_or_training_files(train_server: Server, tmp_
     repo = training_repo()
     man = manifest(repo)
     train = run(tmp_path / "t", train_server, man, split="train")
-    assert {f.path for f in train.files} == {local_path(r) for r in repo if kind_of(r) == "train"}
+    assert {f.path for f in train.files} == {local_path(r) for r in repo if kind_of(r) in ("train", "question")}
     assert train.demos == {} and not (tmp_path / "t" / "demos").exists()
     test = run(tmp_path / "e", train_server, man, split="test")
     assert {f.path for f in test.files} == {local_path(r) for r in repo if kind_of(r) in ("test", "script")}
     assert set(test.demos) == {"emotion", "snli", "paws"}
     emo = run(tmp_path / "o", train_server, man, tasks=["emotion"], split="train")
-    assert sorted(f.path for f in emo.files) == ["emotion/emotion_en10k_train.json",
-                                                 "emotion/emotion_zhes10k_question.json"]
+    assert [f.path for f in emo.files] == ["emotion/emotion_zhes10k_question.json"]
     with pytest.raises(QtalignError, match="--split: unknown split 'dev'"):
         run(tmp_path / "x", train_server, man, split="dev")
 
@@ -494,62 +503,6 @@ def test_a_fetched_mix_is_what_data_build_reads(train_server: Server, tmp_path: 
     assert nli.counts == {"sw": 1, "hi": 1}
 
 
-def test_unlisted_names_the_commit_lacks_are_skipped_and_reported(train_server: Server, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from qtalign.data.fetch_run import summary
-
-    man = manifest(training_repo())
-    man.files.append(RemoteFile("snli/snli_zhit10k_question.json", "data/snli/snli_zhit10k_question.json", "train",
-                                None, None, listed=False, sources=("zh", "it"), target="en"))
-    dest = tmp_path / "d"
-    result = run(dest, train_server, man, split="train")
-    status = {f.path: f.action for f in result.files}
-    assert status["snli/snli_zhit10k_question.json"] == "absent"
-    assert status["snli/snli_swhi10k_question.json"] == "downloaded"
-    assert not (dest / "snli" / "snli_zhit10k_question.json").exists() and not list(dest.rglob("*.part"))
-    assert "snli/snli_zhit10k_question.json" not in json.loads((dest / LOCK_NAME).read_text())["files"]
-    text = summary(result, man.commit)
-    assert "1 file(s) named in qtalign's table but never confirmed by a listing are not at this commit" in text
-    assert "snli/snli_zhit10k_question.json" in text and f"{len(result.files) - 1} files" in text
-    # a listed name the server lacks stays an error
-    del train_server.files["data/snli/snli_swhi10k_question.json"]
-    with pytest.raises(QtalignError, match=r"snli_swhi10k_question\.json: HTTP 404"):
-        run(tmp_path / "d2", train_server, man, split="train")
-
-
-def tree(repo: dict[str, bytes]) -> bytes:
-    return json.dumps({"sha": "0" * 40, "truncated": False,
-                       "tree": [{"path": "data", "type": "tree"}] +
-                               [{"path": p, "type": "blob", "size": len(b)} for p, b in repo.items()]}).encode()
-
-
-def test_the_repository_listing_adds_training_files_and_drops_absent_names(train_server: Server,
-                                                                           tmp_path: Path) -> None:
-    repo = training_repo()
-    train_server.files["data/paws/paws_swbn10k_question.json"] = question_rows(
-        "paraphrase", {"en": [("A b .", "B a .")], "sw": [("A b .", "B a .")], "bn": [("ক খ ।", "খ ক ।")]})
-    train_server.files["data/paws/notes/readme_question.json"] = b"[]"  # not in a data folder itself: ignored
-    train_server.files["git-tree"] = tree({k: v for k, v in train_server.files.items() if k != "git-tree"})
-    man = manifest({k: v for k, v in repo.items() if "paws_zh10k" not in k})
-    man.files += [RemoteFile("paws/paws_zh10k_train_question.json", "data/paws/paws_zh10k_train_question.json",
-                             "train", None, None, listed=False, sources=("zh",), target="en"),
-                  RemoteFile("paws/paws_zhit10k_question.json", "data/paws/paws_zhit10k_question.json", "train",
-                             None, None, listed=False, sources=("zh", "it"), target="en")]
-    result = run(tmp_path / "d", train_server, man, tasks=["paws"], split="train", discover=True,
-                 tree_url=train_server.url + "/git-tree")
-    assert result.listing.startswith("checked against") and result.discovered == ["paws/paws_swbn10k_question.json"]
-    assert sorted(f.path for f in result.files) == ["paws/paws_en10k_train.json", "paws/paws_swbn10k_question.json",
-                                                    "paws/paws_zh10k_train_question.json"]
-    assert not any(p.endswith("paws_zhit10k_question.json") for p, _ in train_server.requests)  # never asked for
-    lock = json.loads((tmp_path / "d" / LOCK_NAME).read_text())
-    assert lock["files"]["paws/paws_swbn10k_question.json"]["check"] == "recorded on first download"
-    # no listing to be had: the table as it is, with a note
-    again = run(tmp_path / "e", train_server, man, tasks=["paws"], split="train", discover=True,
-                tree_url=train_server.url + "/no-such-tree")
-    assert again.listing.startswith("unavailable") and again.discovered == []
-    assert {f.path: f.action for f in again.files}["paws/paws_zhit10k_question.json"] == "absent"
-
-
 def test_cli_split_and_only(train_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                             capsys: pytest.CaptureFixture[str]) -> None:
     from qtalign.cli.main import main
@@ -566,29 +519,3 @@ def test_cli_split_and_only(train_server: Server, tmp_path: Path, monkeypatch: p
     with pytest.raises(SystemExit) as exit_info:  # argparse's choices
         main(["data", "fetch", "paper", "--dest", str(dest), "--split", "dev"])
     assert exit_info.value.code == 2 and "invalid choice: 'dev'" in capsys.readouterr().err
-
-
-def test_packaged_table_lists_every_released_training_file() -> None:
-    from qtalign.data.fetch import FOLDERS, question_languages
-
-    man = load_manifest()
-    by_path = {e.path: e for e in man.files}
-    assert len(by_path) == len(man.files)
-    mixes = ("zhes", "zhde", "zhit", "swhi", "swbn")
-    for stem, folder in (("emotion", "emotion"), ("snli", "snli"), ("paws", "paws")):
-        assert f"{folder}/{stem}_en10k_train.json" in by_path
-        for m in mixes:
-            e = by_path[f"{folder}/{stem}_{m}10k_question.json"]
-            assert e.kind == "train" and e.sources == (m[:2], m[2:]) and e.target == "en"
-    for lang in ("de", "es", "it", "sw", "zh"):
-        assert by_path[f"snli/snli_{lang}10k_train_question.json"].listed
-        assert by_path[f"paws/paws_{lang}10k_train_question.json"].sources == (lang,)
-    for e in man.files:
-        remote_folder = next(f for f in (*FOLDERS, "") if e.remote.startswith(f))
-        assert e.path == (FOLDERS[remote_folder] if remote_folder else "scripts/") + e.remote[len(remote_folder):]
-        name = e.path.rsplit("/", 1)[-1]
-        assert e.sources == question_languages(name), name
-        assert (e.kind == "train") == name.endswith(("_train.json", "_question.json"))
-        assert e.listed or e.sha256 is None  # an unlisted name cannot have been hashed
-    assert len(select := [e for e in man.files if e.kind == "train"]) == 1 + 5 + 1 + 5 + 5 + 1 + 5 + 5
-    assert all(e.path.split("/")[0] in ("emotion", "snli", "paws") for e in select)

@@ -16,7 +16,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("data", ["qtalign.data", "qtalign.runs.build"]),  # runs.build: the data build's files, written by data/
     ("inputs", ["qtalign.metrics", "qtalign.prompt_check", "qtalign.trainable", "qtalign.reference", "qtalign.translate", "qtalign.models", "qtalign.scoring", "qtalign.batchsize",
                 "qtalign.distributed", "qtalign.prompts", "qtalign.calibration", "qtalign.runs", "qtalign.figures"]),
-    ("stages", ["qtalign.eval", "qtalign.train", "qtalign.analysis", "qtalign.compare", "qtalign.merge"]),
+    ("stages", ["qtalign.eval", "qtalign.train", "qtalign.analysis", "qtalign.compare", "qtalign.merge",
+                "qtalign.export"]),
     ("results", ["qtalign.report", "qtalign.evidence"]),
     ("study", ["qtalign.study"]),
     ("cli", ["qtalign.cli", "qtalign.__main__"]),

@@ -219,6 +219,7 @@ def _error(tmp_path: Path, capsys: pytest.CaptureFixture, cfg: dict[str, Any]) -
     (lambda c: c["eval"]["langs"].append("ja"), "eval.tasks.emotion.data: "),
     (lambda c: c["mixes"][0].update(target="zh"), "equals the target language"),
     (lambda c: c.update(analyses={"lens": {"task": "nli"}}), "analyses.lens.task: 'nli' is not an evaluation task"),
+    (lambda c: c["recipe"].update(autocast="bfloat16", dtype="bfloat16"), "autocast keeps the weights in float32"),
 ])
 def test_config_errors_are_one_line(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture, edit: Any,
                                     expect: str) -> None:
@@ -227,6 +228,19 @@ def test_config_errors_are_one_line(tiny_llama: Path, tmp_path: Path, capsys: py
     edit(cfg)
     err = _error(tmp_path, capsys, cfg)
     assert expect in err and "study.yaml" in err
+
+
+def test_recipe_autocast_is_an_opt_in_step_setting(tiny_llama: Path, tmp_path: Path) -> None:
+    """A study opts in to bf16 autocast training by its recipe (issue 26); without it the train step's settings, and
+    so its hash, are what they were."""
+    write_data(tmp_path)
+    plain = make_plan(load_study(str(write_config(tmp_path, config(tiny_llama)))))
+    cfg = config(tiny_llama)
+    cfg["recipe"]["autocast"] = "bfloat16"
+    mixed = make_plan(load_study(str(write_config(tmp_path, cfg, "mixed.yaml"))))
+    sid = "train:tiny:zh-es-en:s42"
+    assert "autocast" not in plain[sid].params["settings"]
+    assert mixed[sid].params["settings"]["autocast"] == "bfloat16" and mixed[sid].hash != plain[sid].hash
 
 
 def test_dry_run_prints_plan_and_runs_nothing(tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -20,8 +20,10 @@ from qtalign.study.config import load_study
 from qtalign.study.plan import Plan, make_plan
 from qtalign.tasks import get_task
 
-MIXES = ("zhes", "zhde", "zhit", "swhi", "swbn")
 STEMS = {"emotion": "emotion", "nli": "snli", "paraphrase": "paws"}
+# the two-source X => en mixes paper-main plans, per task stem (the pinned commit has no paws_swbn10k_question.json)
+MIXES = {"emotion": ("zhes", "zhde", "zhit", "swhi", "swbn"), "snli": ("zhes", "zhde", "zhit", "swhi", "swbn"),
+         "paws": ("zhes", "zhde", "zhit", "swhi")}
 TEXTS = {"emotion": ("A fine kettle.",), "nli": ("A man sings.", "Someone sings."),
          "paraphrase": ("A b c .", "C b a .")}
 
@@ -49,7 +51,7 @@ def paper_root(paper_data: Path, root: Path) -> Path:
                 for i in range(4)]
         (root / "paws" / f"paws_{lang}500_test.json").write_text(json.dumps(rows), encoding="utf-8")
     for task, stem in STEMS.items():
-        for m in MIXES:
+        for m in MIXES[stem]:
             (root / stem / f"{stem}_{m}10k_question.json").write_text(fake_mix(task, (m[:2], m[2:])),
                                                                       encoding="utf-8")
     return root
@@ -59,14 +61,14 @@ def test_paper_main_plans_in_task_experiments(paper_data: Path, tmp_path: Path) 
     root = paper_root(paper_data, tmp_path / "paper")
     plan = make_plan(load_study("preset:paper-main", data_root=str(root)))
     kinds = [s.kind for s in plan.steps]
-    # 4 models x (3 base evals + 15 adapters each evaluated on its own task); 15 builds shared by the models
-    assert kinds.count("build") == 15 and kinds.count("train") == 60 and kinds.count("eval") == 4 * 3 + 60
-    assert kinds.count("compare") == 60 and kinds.count("lens") == 8 and kinds.count("pca") == 8
+    # 4 models x (3 base evals + 14 adapters each evaluated on its own task); 14 builds shared by the models
+    assert kinds.count("build") == 14 and kinds.count("train") == 56 and kinds.count("eval") == 4 * 3 + 56
+    assert kinds.count("compare") == 56 and kinds.count("lens") == 8 and kinds.count("pca") == 8
     for model in ("qwen1.5-1.8b", "qwen1.5-4b", "qwen1.5-14b", "mistral-7b"):
-        for task, stem in (("emotion", "emotion"), ("nli", "nli"), ("paraphrase", "paws")):
+        for task, stem, n in (("emotion", "emotion", 5), ("nli", "nli", 5), ("paraphrase", "paws", 4)):
             evals = [s for s in plan.steps if s.kind == "eval" and s.record["model"] == model
                      and s.record["mix"] is not None and s.record["mix"].startswith(stem + "-")]
-            assert len(evals) == 5 and {s.record["task"] for s in evals} == {task}
+            assert len(evals) == n and {s.record["task"] for s in evals} == {task}
     build = plan["build:emotion-sw-hi-en"].params
     assert build["task"] == "emotion" and build["sources"] == ["sw", "hi"] and build["per_lang"] is None
     assert build["data"] == [str(root / "emotion" / "emotion_swhi10k_question.json")]
@@ -193,3 +195,144 @@ def test_presets_without_eval_tasks_plan_the_same_steps(paper_data: Path, preset
         version = None
     if version == BEFORE_MODEL_VERSION:
         assert sha256_json([[s.id, s.hash] for s in plan.steps if s.kind not in ("compare", "report")]) == full
+
+
+# ---- preset:cpu-paper-findings (issue 25) --------------------------------------------------------------------------
+def test_paper_findings_plans_every_arm_on_the_same_items(paper_data: Path) -> None:
+    cfg = load_study("preset:cpu-paper-findings", data_root=str(paper_data))
+    plan = make_plan(cfg)
+    kinds = [s.kind for s in plan.steps]
+    assert kinds.count("build") == 13 and kinds.count("train") == 13 and kinds.count("eval") == 6 + 3 * 6 + 10 * 3
+    builds = {s.id.removeprefix("build:"): s.params for s in plan.steps if s.kind == "build"}
+    assert {k: p["per_lang"] * len(p["sources"]) for k, p in builds.items()} == {k: 240 for k in builds}
+    assert builds["zh-de-it-en"]["per_lang"] == 80 and builds["zh-en"]["per_lang"] == 240
+    assert builds["en-ja-zh"]["target"] == "zh" and builds["en-en"]["control"] == "english"
+    assert builds["zh-es-en-snli"]["task"] == "nli" and builds["zh-es-en-snli"]["data"] == [str(paper_data / "snli")]
+    sets = {}
+    for s in plan.steps:
+        if s.kind == "eval":
+            sets.setdefault(s.record["mix"], set()).add(s.record["demo_seed"])
+    assert sets[None] == sets["zh-es-en"] == sets["zh-es-en-copy"] == sets["zh-es-en-shuffled"] == set(range(6))
+    assert all(v == {0, 1, 2} for k, v in sets.items() if k not in (None, "zh-es-en", "zh-es-en-copy",
+                                                                   "zh-es-en-shuffled"))
+    # the cross-task arm is evaluated exactly as the in-task one: same items, precision, demonstrations
+    tail = "s42:emotion:en:d2"
+    intask = plan[f"eval:gemma-3-270m:zh-es-en:{tail}"].params["settings"]
+    cross = plan[f"eval:gemma-3-270m:zh-es-en-snli:{tail}"].params["settings"]
+    assert intask == cross and intask["items"] == "0:250" and intask["dtype"] == "float32"
+    # one training seed per arm; zh/es and its controls are trained as preset:cpu-intask trains them (its builds and
+    # trainings are reused by a cached folder; its evaluations are bfloat16, this study's float32)
+    assert {s.params["settings"]["seed"] for s in plan.steps if s.kind == "train"} == {42}
+    other = make_plan(load_study("preset:cpu-intask", data_root=str(paper_data)))
+    for sid in ("build:zh-es-en", "train:gemma-3-270m:zh-es-en-copy:s42", "train:gemma-3-270m:zh-es-en:s42"):
+        assert plan[sid].hash == other[sid].hash
+    assert plan["eval:gemma-3-270m:base:emotion:en:d1"].hash != other["eval:gemma-3-270m:base:emotion:en:d1"].hash
+    assert cfg.findings is not None and [r.id for r in cfg.findings.rows] == [
+        "unseen", "leaders", "one-source", "three-sources", "task-generalization", "other-target", "model-sizes"]
+
+
+def test_paper_findings_pairs_are_available(paper_data: Path) -> None:
+    """Items 250-499 of the released files hold enough clean pairs for every mix's share of 240."""
+    from qtalign.data.build import build_pairs
+    from qtalign.data.ranges import ItemRange
+
+    task, folder = get_task("emotion"), paper_data / "emotion"
+    for sources, target, per in ((["zh"], "en", 240), (["sw"], "en", 240), (["en", "ja"], "zh", 120)):
+        r = build_pairs(task, [folder], sources, target, per, 42, folder, test_items=ItemRange(250, 500))
+        assert r.counts == {s: per for s in sources} and not any(r.contaminated.values())
+
+
+def test_dry_run_estimates_the_wall_time(paper_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qtalign.study.estimate import COSTS, estimate, step_seconds
+
+    assert main(["run", "preset:cpu-paper-findings", "--dry-run", "--data-root", str(paper_data),
+                 "--out", str(tmp_path / "S")]) == 0
+    out = capsys.readouterr().out
+    assert "estimated wall time of the steps to run:" in out and "eval       54 steps" in out
+    assert "train      13 steps" in out and COSTS["source"] in out
+    plan = make_plan(load_study("preset:cpu-paper-findings", data_root=str(paper_data)))
+    gemma = COSTS["models"]["gemma-3-270m"]
+    assert step_seconds(plan["eval:gemma-3-270m:base:emotion:en:d0"], plan) == \
+        pytest.approx(gemma["eval_item"]["float32"] * 20 * 100)
+    assert step_seconds(plan["train:gemma-3-270m:zh-de-it-en:s42"], plan) == \
+        pytest.approx(gemma["train_pair"]["emotion"] * 240)
+    assert step_seconds(plan["train:gemma-3-270m:zh-es-en-snli:s42"], plan) == \
+        pytest.approx(gemma["train_pair"]["nli"] * 240)
+    by_kind = {k.kind: k for k in estimate(plan, [s.id for s in plan.steps])}
+    assert by_kind["eval"].steps == 54 and by_kind["eval"].unknown == 0
+    # only the steps to run count; a model without measured costs is counted as unknown, not guessed
+    assert estimate(plan, []) == []
+    other = make_plan(load_study("preset:cpu-paper-findings", data_root=str(paper_data)).model_copy(
+        update={"models": (load_study("preset:cpu-small", data_root=str(paper_data)).models[0].model_copy(
+            update={"id": "someone/model"}),)}))
+    assert {k.kind: k.unknown for k in estimate(other, [s.id for s in other.steps])}["eval"] == 54
+
+
+FINDINGS_BASE: dict[str, Any] = {
+    "name": "f", "models": ["some/model"],
+    "mixes": [{"name": "a", "task": "emotion", "sources": ["zh"], "data": "emotion_zh10k_train_question.json",
+               "pairs": 10},
+              {"name": "b", "task": "emotion", "sources": ["zh"], "data": "emotion_zh10k_train_question.json",
+               "pairs": 10, "control": "copy", "control_of": "a"}],
+    "eval": {"tasks": {"emotion": "eval"}, "langs": ["en", "zh"], "calibration": ["batch"]},
+    "seeds": {"train": [1, 2], "demo": [0, 1]},
+    "findings": {"rows": [{"id": "x", "claim": "c", "plus": ["a"], "minus": ["b"]}]},
+}
+
+
+def findings_study(root: Path, edit: dict[str, Any]) -> Path:
+    write_study(root, [])
+    cfg = json.loads(json.dumps(FINDINGS_BASE))
+    for key, value in edit.items():  # "mixes.1.train_seeds": [...] sets a nested key
+        *path, last = key.split(".")
+        node: Any = cfg
+        for p in path:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_findings_study_config_validates(tmp_path: Path) -> None:
+    cfg = load_study(str(findings_study(tmp_path, {})))
+    assert cfg.findings is not None and cfg.mixes[0].per_source == 10
+    plan = make_plan(cfg)
+    assert plan["build:a"].params["per_lang"] == 10
+
+
+@pytest.mark.parametrize(("edit", "expect"), [
+    ({"mixes.0.per_lang": 5}, "mixes[0] (a).pairs: give pairs (in all) or per_lang (per source language), not both"),
+    ({"mixes.0.sources": ["zh", "de"], "mixes.0.pairs": 11},
+     "mixes[0] (a).pairs: 11 pairs do not split equally over 2 source languages"),
+    ({"mixes.0.train_seeds": [3]}, "mixes[0] (a).train_seeds: seed 3 is not in seeds.train (1, 2)"),
+    ({"mixes.0.train_seeds": [1]},
+     "mixes[1] (b).train_seeds: its real mix 'a' has no run with seed 2; a control is compared with its real mix"),
+    ({"mixes.0.demo_seeds": [0]}, "mixes[1] (b).demo_seeds: its real mix 'a' has no run with seed 1"),
+    ({"findings.rows.0.plus": ["nope"]}, "findings.rows[0] (x).plus: no mix named 'nope' (mixes: a, b)"),
+    ({"findings.rows.0.direction": "similar"}, "findings.rows[0] (x).margin: direction 'similar' needs a margin > 0"),
+    ({"findings.rows.0.minus": ["a"]}, "findings.rows[0] (x).minus: a mix is named twice"),
+    ({"findings.rows.0.untestable": "GPU only"},
+     "findings.rows[0] (x).untestable: an untestable finding names no mixes"),
+    ({"findings.rows.0.langs": "unseen"},
+     "findings.rows[0] (x).langs: every evaluated language is in some mix: no unseen language left"),
+    ({"findings.rows.0.langs": ["de"]}, "findings.rows[0] (x).langs: 'de' is not an evaluated language (en, zh)"),
+    ({"findings.modes": ["raw", "content-free"]}, "findings.modes: 'content-free' is not raw or a calibration mode"),
+    ({"findings.pairs": 12}, "findings.rows[0] (x).plus: mix 'a' has 10 pairs, findings.pairs asks for 12"),
+    ({"findings.model": "other"}, "findings.model: no model called 'other' (models: model)"),
+    ({"mixes.1.control": None, "mixes.1.control_of": None, "mixes.0.demo_seeds": [0], "mixes.1.demo_seeds": [1]},
+     "findings.rows[0] (x): its mixes share no demonstration seed (a, b)"),
+    ({"mixes.1.demo_seeds": [1], "mixes.0.demo_seeds": [1], "findings.rows.0.plus": ["a"]}, None),
+])
+def test_findings_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: dict[str, Any],
+                                expect: str | None) -> None:
+    path = findings_study(tmp_path, edit)
+    rc = main(["run", str(path), "--dry-run", "--out", str(tmp_path / "S")])
+    err = capsys.readouterr().err
+    if expect is None:
+        assert rc == 0, err
+        return
+    assert rc == 2 and expect in err, err

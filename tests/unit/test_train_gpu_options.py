@@ -167,3 +167,30 @@ def test_frozen_head_loss_with_a_low_precision_body(tiny_llama: Path) -> None:
     assert g.dtype == torch.bfloat16
     torch.testing.assert_close(loss, ref, rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(g.float(), g2.float(), rtol=5e-2, atol=5e-3)
+
+
+def test_bf16_autocast_training_follows_float32(tiny_llama: Path, tmp_path: Path) -> None:
+    """--autocast bfloat16 (issue 26): float32 LoRA weights and record, validation losses close to float32's, an
+    adapter that differs (an option that changes results, never silently the default)."""
+    data = write_pairs(tmp_path / "pairs.jsonl", 12)
+    kw = {"batch_size": 4, "epochs": 2}
+    train(settings(tiny_llama, data, tmp_path / "fp32", **kw), progress=False)
+    train(settings(tiny_llama, data, tmp_path / "bf16", autocast="bfloat16", **kw), progress=False)
+    assert val_losses(tmp_path / "bf16") == pytest.approx(val_losses(tmp_path / "fp32"), rel=2e-2)
+    weights = adapter(tmp_path / "bf16")
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    assert any(not torch.equal(weights[k], adapter(tmp_path / "fp32")[k]) for k in weights)
+    record = json.loads((tmp_path / "bf16" / "adapter" / "qtalign_train.json").read_text())
+    assert record["precision"] == {"dtype": "float32", "device": "cpu", "gradient_checkpointing": False,
+                                   "autocast": "bfloat16"}
+    with pytest.raises(QtalignError, match="other settings"):  # a rerun in float32 does not resume a bf16 run
+        train(settings(tiny_llama, data, tmp_path / "bf16", **kw), progress=False)
+
+
+def test_autocast_needs_float32_weights(tmp_path: Path) -> None:
+    with pytest.raises(QtalignError, match="autocast keeps the weights in float32"):
+        TrainSettings.parse({"autocast": "bfloat16", "dtype": "bfloat16"}, "x")
+    with pytest.raises(QtalignError, match="autocast"):
+        TrainSettings.parse({"autocast": "float16"}, "x")
+    assert TrainSettings(autocast="bfloat16").weights_dtype == "float32"
+    assert TrainSettings(dtype="bfloat16").weights_dtype == "bfloat16"

@@ -21,7 +21,7 @@ from qtalign.metrics import (
     detectable_change,
     resampling_scheme,
 )
-from qtalign.metrics.uncertainty import scope_text, seed_aware_interval, variance_breakdown
+from qtalign.metrics.uncertainty import RunDiff, scope_text, seed_aware_interval, variance_breakdown
 
 L, N = 16, 300
 
@@ -233,7 +233,11 @@ def test_non_parallel_runs_resample_each_language_independently() -> None:
     rng = np.random.default_rng(10)
     cell = [rng.choice([-1.0, 0.0, 1.0], size=k) for k in (50, 60, 70)]
     iv = seed_aware_interval({(1, 0): cell, (2, 0): [c + 0.01 for c in cell]}, n_boot=500, seed=0)
-    assert iv.items == "independent" and "independently per language" in iv.text and not iv.shared_items
+    assert iv.items == "independent" and "independently per language" in iv.text
+    assert iv.shared_items  # the two runs share each language's draw of item indices (matched by index)
+    alone = seed_aware_interval({(1, 0): cell, (2, 0): [c + 0.01 for c in cell]}, n_boot=500, seed=0,
+                                shared_items=False)
+    assert not alone.shared_items and alone.value == pytest.approx(iv.value)
     assert iv.lo < iv.value < iv.hi
     assert variance_breakdown({(1, 0): cell}).items > 0
 
@@ -241,3 +245,63 @@ def test_non_parallel_runs_resample_each_language_independently() -> None:
 def test_scope_text() -> None:
     assert scope_text(3, 2) == ("over 3 training seeds x 2 demonstration sets", ())
     assert scope_text(1, 2)[1] == ("training-seed variance not included",)
+
+
+# ---- runs matched by item index -----------------------------------------------------------------------------------
+def _parallel_run(x: np.ndarray, items: np.ndarray) -> RunDiff:
+    """A parallel RunDiff from [L, N] differences over item indices 0..N-1, scoring only `items`."""
+    return RunDiff.of({str(k): row[items] for k, row in enumerate(x)}, {str(k): items for k in range(len(x))}, True)
+
+
+def test_demonstration_sets_that_leave_out_different_items_share_one_item_draw() -> None:
+    """Two demonstration sets each leave their own demonstration item out of 100: their runs are matched by item
+    index, so the interval is (within Monte Carlo error) the one of runs that score the same items, and adding
+    identical training seeds does not narrow it. Runs given their own item draws (shared_items=False) come out
+    too narrow, which is the bug this guards against."""
+    rng = np.random.default_rng(11)
+    x = _cell(rng, n_lang=4, n=101)  # [L, 101] differences, the same item changes in every language
+    shift = 0.02
+    all_items = np.arange(100)
+    set0, set1 = np.delete(np.arange(101), 7), np.delete(np.arange(101), 42)  # each leaves one item out
+    same = {(t, d): _parallel_run(x + shift * d, all_items) for t in (1, 2, 3) for d in (0, 1)}
+    differ = {(t, d): _parallel_run(x + shift * d, set0 if d == 0 else set1) for t in (1, 2, 3) for d in (0, 1)}
+    one_seed = {(1, d): _parallel_run(x + shift * d, set0 if d == 0 else set1) for d in (0, 1)}
+    w = lambda iv: iv.hi - iv.lo
+    a, b = seed_aware_interval(same, 4000, 0), seed_aware_interval(differ, 4000, 0)
+    c = seed_aware_interval(one_seed, 4000, 0)
+    assert w(b) == pytest.approx(w(a), rel=0.1)
+    assert w(b) >= 0.97 * w(c)  # identical seeds never narrow it
+    assert "matched by item index across runs" in b.text and "matched" not in a.text
+    apart = seed_aware_interval(differ, 4000, 0, shared_items=False)
+    assert w(apart) < 0.8 * w(b)
+    assert variance_breakdown(differ).demos == pytest.approx(variance_breakdown(same).demos, abs=0.01)
+
+
+def test_matched_runs_with_the_same_items_reproduce_the_positional_draw() -> None:
+    """Runs given as RunDiffs over the same (non-contiguous) item indices get exactly the positional draw of the
+    bare [L, n] arrays: published intervals of studies whose runs score the same items do not move."""
+    rng = np.random.default_rng(12)
+    x = _cell(rng, n_lang=3, n=60)
+    items = np.arange(60) * 2 + 5
+    bare = {(t, d): x + 0.01 * t - 0.02 * d for t in (1, 2) for d in (0, 1)}
+    runs = {k: RunDiff.of({str(i): row for i, row in enumerate(v)}, {str(i): items for i in range(3)}, True)
+            for k, v in bare.items()}
+    a, b = seed_aware_interval(bare, 1000, 4), seed_aware_interval(runs, 1000, 4)
+    assert (a.value, a.lo, a.hi, a.sd) == (b.value, b.lo, b.hi, b.sd)
+    assert variance_breakdown(bare) == variance_breakdown(runs)
+
+
+def test_a_run_drawn_without_any_of_its_items_is_left_out_of_that_replicate() -> None:
+    x = np.ones((2, 4))
+    runs = {(1, 0): _parallel_run(x, np.array([0])), (2, 0): _parallel_run(x * 0, np.array([1, 2, 3]))}
+    iv = seed_aware_interval(runs, 500, 0)
+    assert iv.value == pytest.approx(0.5) and 0 <= iv.lo <= iv.hi <= 1
+
+
+def test_run_diff_rejects_mismatched_input() -> None:
+    with pytest.raises(ValueError, match="2 values for 3 item indices"):
+        RunDiff.of({"en": np.zeros(2)}, {"en": [0, 1, 2]}, True)
+    with pytest.raises(ValueError, match="occurs twice"):
+        RunDiff.of({"en": np.zeros(2)}, {"en": [1, 1]}, True)
+    with pytest.raises(ValueError, match="same item indices"):
+        RunDiff.of({"en": np.zeros(2), "de": np.zeros(2)}, {"en": [0, 1], "de": [0, 2]}, True)

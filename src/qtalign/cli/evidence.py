@@ -13,7 +13,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "(per-item predictions and calibrated predictions, run records, training logs, lens/PCA "
                     "summaries; no weights, no data texts) in one gzip JSON file of a few hundred kB. "
                     "`check FILE` rebuilds the study folder from it and recomputes the report: every comparison "
-                    "and interval is computed again from the per-item rows.")
+                    "and interval is computed again from the per-item rows, and the numbers the docs quote from it "
+                    "(NAME.claims.json) are checked where they stand. `coverage` checks that every number-shaped "
+                    "quotation in README.md and docs/**/*.md is such a claim or sits in the exemption list.")
     sub = p.add_subparsers(dest="evidence_command", required=True, metavar="ACTION")
     pk = sub.add_parser("pack", help="write a study folder's evidence file")
     pk.add_argument("study", metavar="STUDY", help="a `qtalign run` output folder (holds study.json)")
@@ -27,7 +29,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ck.add_argument("--claims", default=None, metavar="JSON",
                     help="also check the numbers the docs quote (default: CLAIMS.json beside FILE, i.e. "
                          "NAME.claims.json, when it exists); exit status 1 when one no longer matches")
+    ck.add_argument("--write-report", action="store_true",
+                    help="(re)write the report copy the claims file names (`report`, e.g. "
+                         "docs/results/NAME/report.md, with its figures) instead of comparing it")
     ck.set_defaults(func=run_check)
+    cv = sub.add_parser("coverage", help="check that every number the docs quote is claimed or exempt (fast)")
+    cv.add_argument("--root", default=".", help="the repository root (default: the current folder)")
+    cv.set_defaults(func=run_coverage)
     return p
 
 
@@ -44,5 +52,14 @@ def run_check(args: argparse.Namespace) -> int:
     from qtalign.evidence.run import run_check as check
 
     settings = CheckSettings.parse({"file": args.file, "out": args.out, "n_boot": args.bootstrap,
-                                    "claims": args.claims}, "command line")
+                                    "claims": args.claims, "write_report": args.write_report}, "command line")
     return 1 if check(settings, echo=print).problems else 0
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    from qtalign.evidence.run import CoverageSettings, run_coverage
+
+    result = run_coverage(CoverageSettings.parse({"root": args.root}, "command line"))
+    for line in result.lines():
+        print(line)
+    return 1 if result.problems else 0

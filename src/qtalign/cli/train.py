@@ -36,6 +36,9 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--seed": ("seed", int, "seed for split, batch order and LoRA init (default 42)"),
     "--device": ("device", str, "auto (default), cpu, cuda, cuda:N"),
     "--dtype": ("dtype", str, "auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16"),
+    "--autocast": ("autocast", str, ("bfloat16: mixed precision, the decoder's matmuls in bfloat16 under torch.autocast; "
+                                     "weights, LoRA, optimizer and the head's loss stay float32 (results change "
+                                     "slightly; recorded; docs/performance.md)")),
 }
 
 

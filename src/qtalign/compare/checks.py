@@ -27,18 +27,23 @@ def check_same_items(a: Run, b: Run) -> list[str]:
         if ia != ib:
             only_a, only_b = sorted(set(ia) - set(ib)), sorted(set(ib) - set(ia))
             if only_a:
-                raise QtalignError(f"{head} {lang} item {only_a[0]} is in {a.name} but not in {b.name}"
-                                   f" ({len(only_a)} such item(s))")
-            raise QtalignError(f"{head} {lang} item {only_b[0]} is in {b.name} but not in {a.name}"
+                raise QtalignError(f"{head} {lang} item {a.item_name(lang, only_a[0])} is in {a.name} but not in "
+                                   f"{b.name} ({len(only_a)} such item(s))")
+            raise QtalignError(f"{head} {lang} item {b.item_name(lang, only_b[0])} is in {b.name} but not in {a.name}"
                                f" ({len(only_b)} such item(s))")
         for i in ia:
             ra, rb = a.rows[lang, i], b.rows[lang, i]
+            item = a.item_name(lang, i)
+            if ra.get("item_sha") and rb.get("item_sha") and ra["item_sha"] != rb["item_sha"]:
+                raise QtalignError(f"{head} {lang} item {item}: the items differ (item hash {ra['item_sha']} in "
+                                   f"{a.name}, {rb['item_sha']} in {b.name})")
             if ra["gold"] != rb["gold"]:
-                raise QtalignError(f"{head} {lang} item {i} has gold {ra['gold']!r} in {a.name}, {rb['gold']!r} in {b.name}")
+                raise QtalignError(f"{head} {lang} item {item} has gold {ra['gold']!r} in {a.name}, {rb['gold']!r} in "
+                                   f"{b.name}")
             sa, sb = ra.get("prompt_sha"), rb.get("prompt_sha")
             if sa and sb:
                 if sa != sb:
-                    raise QtalignError(f"{head} {lang} item {i}: the prompts differ (prompt hash {sa} in {a.name}, "
+                    raise QtalignError(f"{head} {lang} item {item}: the prompts differ (prompt hash {sa} in {a.name}, "
                                        f"{sb} in {b.name})")
             else:
                 unchecked = True

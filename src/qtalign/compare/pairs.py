@@ -130,7 +130,8 @@ def _names(runs: Sequence[Path], names: Sequence[str] | None) -> list[str]:
 
 
 def compare_runs(runs: Sequence[Path], names: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0,
-                 seen: Sequence[str] | None = None) -> dict[str, Any]:
+                 seen: Sequence[str] | None = None, task: str | None = None, lang_map: str | Path | None = None
+                 ) -> dict[str, Any]:
     """Paired comparison of eval runs on the same items; the first run is the reference (base).
 
     Per other run and scoring mode (raw, then each calibration mode every run carries): per language the accuracy
@@ -139,14 +140,16 @@ def compare_runs(runs: Sequence[Path], names: Sequence[str] | None = None, n_boo
     (languages of the adapters' training mixes, or `seen` if given); each label's predicted-share change. Means over
     languages resample item indices jointly across languages when every language has the same items (they are
     translations of one item set) and independently otherwise; `resampling` records which, and each mean carries
-    the smallest change detectable at 80% power (`mde80`).
+    the smallest change detectable at 80% power (`mde80`). Runs are `qtalign eval` folders or lm-eval output
+    folders (task: the lm-eval task group to read where a folder holds several; lang_map: tasks outside qtalign's
+    tables mapped to languages; see compare.runs.load_run).
     """
     if len(runs) < 2:
         raise QtalignError("give at least two eval run folders to compare")
     if n_boot < 10:
         raise QtalignError(f"n_boot must be at least 10, got {n_boot}")
     run_names = _names([Path(r) for r in runs], names)
-    loaded = [load_run(Path(r), n) for r, n in zip(runs, run_names)]
+    loaded = [load_run(Path(r), n, task=task, lang_map=lang_map) for r, n in zip(runs, run_names)]
     base = loaded[0]
     notes = [n for r in loaded for n in r.notes]
     for other in loaded[1:]:
@@ -183,7 +186,7 @@ def compare_runs(runs: Sequence[Path], names: Sequence[str] | None = None, n_boo
         "resampling": base.resampling().record(),
         "runs": [{"name": r.name, "path": str(r.path), "adapter": r.adapter, "train_langs": r.train_langs,
                   "n_items": len(r.rows),
-                  "model": ((r.results or {}).get("model") or {}).get("model"),
+                  "model": r.model, "source": r.source,
                   "accuracy": _run_accuracy(r, modes, n_boot, seed)} for r in loaded],
         "comparisons": comparisons,
         "notes": notes,

@@ -12,7 +12,8 @@ from qtalign.settings import Settings
 
 
 class CompareSettings(Settings):
-    """What `qtalign compare` compares: eval run folders (the first is the base), on the same items."""
+    """What `qtalign compare` compares: eval run folders or lm-eval output folders (the first is the base), on the
+    same items."""
 
     runs: list[str]
     names: list[str] | None = None  # short names of the runs (default: folder names)
@@ -20,6 +21,8 @@ class CompareSettings(Settings):
     n_boot: int = 2000  # bootstrap resamples
     seed: int = 0  # bootstrap seed
     out: str | None = None  # folder for compare.json and compare.md (None: nothing written)
+    task: str | None = None  # the lm-eval task group to read, where a run folder holds several (e.g. xnli)
+    lang_map: str | None = None  # a file mapping lm-eval tasks outside qtalign's tables to languages
 
 
 @dataclass
@@ -37,7 +40,8 @@ def run(s: CompareSettings, echo: Callable[[str], None] | None = None) -> Compar
 
     if len(s.runs) < 2:
         raise QtalignError("give at least two eval run folders (the first is the base)")
-    result = compare_runs([Path(r) for r in s.runs], names=s.names, n_boot=s.n_boot, seed=s.seed, seen=s.seen)
+    result = compare_runs([Path(r) for r in s.runs], names=s.names, n_boot=s.n_boot, seed=s.seed, seen=s.seen,
+                          task=s.task, lang_map=s.lang_map)
     if echo is not None:
         echo(format_compare(result))
     files = write_compare(result, s.out) if s.out else {}

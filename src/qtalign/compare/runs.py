@@ -3,60 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from qtalign.errors import QtalignError
-from qtalign.metrics import Resampling, resampling_scheme
 from qtalign.runs.eval import PREDICTIONS, read_results, read_run_record
+from qtalign.runs.lmeval import is_lmeval_folder, load_lmeval
+from qtalign.runs.scored import RAW, Run
 from qtalign.runs.train import anchor_folders, training_data
 from qtalign.store import read_jsonl_rows
 
-RAW = "raw"
-
-
-@dataclass
-class Run:
-    """One evaluation run folder, read back: its rows by (lang, item index) and where it came from."""
-
-    name: str
-    path: Path
-    task: str
-    langs: list[str]
-    labels: list[str]
-    rows: dict[tuple[str, int], dict[str, Any]]
-    items: dict[str, list[int]]  # lang -> item indices, sorted
-    results: dict[str, Any] | None
-    modes: list[str]  # calibration modes present on every row
-    train_langs: list[str] | None = None  # languages of the adapter's training mix (None: no adapter / unknown)
-    train_note: str = ""
-    adapter: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def item_rows(self, lang: str) -> list[dict[str, Any]]:
-        """lang's prediction rows, items in index order."""
-        return [self.rows[lang, i] for i in self.items[lang]]
-
-    def correct(self, lang: str, mode: str) -> np.ndarray:
-        """[n] bool, items in index order."""
-        rows = self.item_rows(lang)
-        if mode == RAW:
-            return np.array([bool(r["correct"]) for r in rows])
-        return np.array([bool(r["correct_cal"][mode]) for r in rows])
-
-    def resampling(self, langs: Sequence[str] | None = None) -> Resampling:
-        """How a mean over langs (default: all) resamples items: joint when the languages share the same item
-        indices and the eval's record of the parallel audit (results.json) does not say otherwise."""
-        recorded = (((self.results or {}).get("mean") or {}).get("resampling") or {}).get("parallel_audit")
-        return resampling_scheme({lang: self.items[lang] for lang in (self.langs if langs is None else langs)},
-                                 recorded)
-
-    def preds(self, lang: str, mode: str) -> list[str]:
-        """[n] predicted labels (raw or of a calibration mode), items in index order."""
-        return [r["pred"] if mode == RAW else r["pred_cal"][mode] for r in self.item_rows(lang)]
+__all__ = ["RAW", "Run", "load_run", "training_languages"]
 
 
 def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list[str] | None, str]:
@@ -78,12 +35,22 @@ def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list
     return langs, f"{where}" + (f" (control {control})" if control else "")
 
 
-def load_run(path: str | Path, name: str | None = None) -> Run:
-    """An eval run folder (predictions.jsonl, results.json if finished) read back for comparison."""
+def load_run(path: str | Path, name: str | None = None, *, task: str | None = None,
+             lang_map: str | Path | None = None) -> Run:
+    """A scored run read back for comparison: a `qtalign eval` folder (predictions.jsonl, results.json if finished),
+    or an lm-evaluation-harness output folder written with --log_samples (or its results_*.json file; runs.lmeval):
+    task chooses its task group when it holds several, lang_map maps tasks outside qtalign's tables to languages."""
     path = Path(path)
+    if is_lmeval_folder(path):
+        return load_lmeval(path, name, group=task, lang_map=lang_map)
+    return _load_eval(path, name)
+
+
+def _load_eval(path: Path, name: str | None) -> Run:
     pred_path = path / PREDICTIONS
     if not pred_path.is_file():
-        raise QtalignError(f"{path}: no predictions.jsonl (not a `qtalign eval` run folder)")
+        raise QtalignError(f"{path}: not a `qtalign eval` run folder (no predictions.jsonl) nor an lm-eval output "
+                           f"folder (no results_*.json)")
     results = read_results(path, strict=True)
     rows_all = read_jsonl_rows(pred_path)
     tasks = list(dict.fromkeys(r.get("task") for r in rows_all))
@@ -114,7 +81,9 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     settings = (results or {}).get("settings") or {}
     run_record = read_run_record(path, strict=True) or {}
     adapter = model.get("adapter") or settings.get("adapter") or run_record.get("adapter")
-    run = Run(name or path.name, path, task, langs, labels, rows, items, results, cal_order, adapter=adapter)
+    audit = (((results or {}).get("mean") or {}).get("resampling") or {}).get("parallel_audit")
+    run = Run(name or path.name, path, task, langs, labels, rows, items, results, cal_order, adapter=adapter,
+              model=model.get("model"), parallel_audit=audit)
     if results is not None and not results.get("complete", True):
         run.notes.append(f"{run.name}: results.json says the run is incomplete")
     if results is None:

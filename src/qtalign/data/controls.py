@@ -26,6 +26,16 @@ CONTROLS: dict[str, str] = {
 _WINDOW = 16  # shuffled: items are deranged within windows of this many neighbours in output length
 
 
+def trained_languages(sources: Sequence[str], target: str, control: str | None) -> list[str]:
+    """The languages a mix's pairs contain: `copy` only its sources (X => X), `english` only English, any other
+    mix its sources and its target."""
+    if control == "copy":
+        return list(dict.fromkeys(sources))
+    if control == "english":
+        return ["en"]
+    return list(dict.fromkeys([*sources, target]))
+
+
 def check_control(control: str | None, parallel: str | Path | None, target: str) -> None:
     """Refuse an unknown kind or a missing/unused --parallel before any data is read."""
     if control is None:

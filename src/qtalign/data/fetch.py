@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,26 +24,27 @@ from qtalign.store import atomic_write_json, claim_out, hold_folder, sha256_file
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "paper_files.lock.json"  # in DEST: every file's sha256, url and whether it was pinned or recorded
+LOCK_NAME = "paper_files.lock.json"  # in DEST: every file's sha256, git blob id, url and whether sha256 was pinned
 CHUNK = 1 << 16
 USER_AGENT = "qtalign-data-fetch"
-SPLITS: dict[str, tuple[str, ...]] = {"test": ("test", "script"), "train": ("train",), "all": ("test", "script", "train")}
+KINDS = ("test", "script", "train", "question")
+SPLITS: dict[str, tuple[str, ...]] = {"test": ("test", "script"), "train": ("train", "question"), "all": KINDS}
 # the repository's data folders and where their files go under DEST
 FOLDERS: dict[str, str] = {"data/ap_emotion/": "emotion/", "data/snli/": "snli/", "data/paws/": "paws/"}
-GITHUB_TREE = "https://api.github.com/repos/{repository}/git/trees/{commit}?recursive=1"
+_BLOB = re.compile(r"^[0-9a-f]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class RemoteFile:
     path: str  # where it goes under DEST
     remote: str  # path in the repository at the pinned commit
-    kind: str  # test, train or script
-    sha256: str | None  # pinned; None = recorded on first download
-    size: int | None
-    listed: bool = True  # False: named by the paper's text or an issue, never seen in a listing of the repository;
-    #                      at the pinned commit it may be absent, which is reported, not an error
-    sources: tuple[str, ...] = ()  # question-translation files: the source languages of the questions
-    target: str | None = None  # ... and the language they are translated into
+    kind: str  # test, script, train (a task's own training items) or question (question-translation pairs)
+    blob: str  # its git blob id at the pinned commit (from the commit's file listing): every download is checked
+    sha256: str | None  # pinned where qtalign's maintainers hashed a copy; None = recorded in DEST's lock
+    size: int | None  # known where sha256 is pinned
+    sources: tuple[str, ...] = ()  # question files: the source languages their name announces (() = unknown)
+    target: str | None = None  # ... and the language they are translated into (None = unknown)
 
 
 @dataclass
@@ -56,17 +58,32 @@ class Manifest:
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
     """The packaged table of the paper's files (qtalign/data/paper_files.json), or another file of that shape."""
+    name = str(path or "paper_files.json")
     try:
         text = Path(path).read_text(encoding="utf-8") if path else \
             package_files("qtalign.data").joinpath("paper_files.json").read_text(encoding="utf-8")
         data = json.loads(text)
-        entries = [RemoteFile(e["path"], e["remote"], e.get("kind", ""), e.get("sha256"), e.get("size"),
-                              bool(e.get("listed", True)), tuple(e.get("sources", ())), e.get("target"))
-                   for e in data["files"]]
-        return Manifest(data["repository"], data["commit"], data["base_url"], entries,
-                        dict(data.get("demo_tables_sha256", {})))
+        entries = [RemoteFile(e["path"], e["remote"], e["kind"], e["blob"], e.get("sha256"), e.get("size"),
+                              tuple(e.get("sources") or ()), e.get("target")) for e in data["files"]]
+        man = Manifest(data["repository"], data["commit"], data["base_url"], entries,
+                       dict(data.get("demo_tables_sha256", {})))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise QtalignError(f"{path or 'paper_files.json'}: not a readable file table ({e})") from None
+        raise QtalignError(f"{name}: not a readable file table ({e})") from None
+    for e in entries:
+        bad = ("kind" if e.kind not in KINDS else "blob" if not _BLOB.match(e.blob) else
+               "sha256" if e.sha256 is not None and not _SHA256.match(e.sha256) else None)
+        if bad:
+            raise QtalignError(f"{name}: entry {e.path!r}: bad {bad} {getattr(e, bad)!r}")
+    return man
+
+
+def blob_id(path: Path) -> str:
+    """The git blob id of a file: sha1 of b"blob <size>\\0" followed by its bytes (what a commit's listing gives)."""
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
 
 
 def safe_target(dest: Path, rel: str, what: str = "path") -> Path:
@@ -105,10 +122,6 @@ class _Transient(Exception):
     """A download that stopped early (connection dropped, timeout, 5xx): resumable."""
 
 
-class _Absent(Exception):
-    """The server has no such file (HTTP 404, or a file:// mirror without it)."""
-
-
 def _open(url: str, offset: int, timeout: float) -> Any:
     headers = {"User-Agent": USER_AGENT}
     if offset:
@@ -120,14 +133,12 @@ def _open(url: str, offset: int, timeout: float) -> Any:
             return e  # the .part already holds the whole file
         if e.code >= 500 or e.code == 429:
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
-        if e.code == 404:
-            raise _Absent(f"HTTP 404 {e.reason}") from None
-        raise QtalignError(f"{url}: HTTP {e.code} {e.reason} (is the file at this commit? is --base-url right?)") \
-            from None
+        raise QtalignError(f"{url}: HTTP {e.code} {e.reason} (every file of qtalign's table is in the pinned commit's "
+                           "listing: is --base-url right?)") from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, HTTPException) as e:
         reason = getattr(e, "reason", e)
         if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file
-            raise _Absent("no such file in the mirror") from None
+            raise QtalignError(f"{url}: no such file in the mirror") from None
         raise _Transient(str(reason)) from None
 
 
@@ -182,15 +193,30 @@ def _download_part(url: str, part: Path, expected_size: int | None, timeout: flo
 @dataclass
 class FileStatus:
     path: str
-    action: str  # downloaded, resumed, present; absent: an unlisted file the server does not have (nothing written)
-    check: str  # pinned (matched the packaged sha256), locked (matched DEST's lock), recorded (first download)
+    action: str  # downloaded, resumed or present
+    check: str  # sha256: pinned (matched qtalign's table), locked (matched DEST's lock), recorded (first download)
     sha256: str
     size: int
+    blob: str  # the git blob id it matched (every file matches the pinned commit's listing)
+
+
+def _verify(entry: RemoteFile, path: Path, expected_sha256: str | None) -> tuple[str, str, str | None]:
+    """(git blob id, sha256, what is wrong or None) of a file checked against entry (size, blob id) and a sha256."""
+    size = path.stat().st_size
+    blob, digest = blob_id(path), sha256_file(path)
+    if entry.size is not None and size != entry.size:
+        return blob, digest, f"{size} bytes, expected {entry.size} bytes"
+    if blob != entry.blob:
+        return blob, digest, f"git blob id {blob}, expected {entry.blob} (the pinned commit's listing)"
+    if expected_sha256 is not None and digest != expected_sha256:
+        return blob, digest, f"sha256 {digest}, expected {expected_sha256}"
+    return blob, digest, None
 
 
 def fetch_file(entry: RemoteFile, dest: Path, base_url: str, lock: dict[str, Any], retries: int = 3,
                timeout: float = 60.0, bar: Any = None, backoff: float = 1.0) -> FileStatus:
-    """Download one file into DEST (via DEST/path.part, resumable), verify it, and move it into place atomically."""
+    """Download one file into DEST (via DEST/path.part, resumable), verify it (git blob id; sha256 pinned or locked),
+    and move it into place atomically."""
     target = safe_target(dest, entry.path)
     safe_target(dest, entry.remote, "remote path")
     url = base_url.rstrip("/") + "/" + urllib.parse.quote(entry.remote)
@@ -198,26 +224,20 @@ def fetch_file(entry: RemoteFile, dest: Path, base_url: str, lock: dict[str, Any
     expected = entry.sha256 or recorded
     check = "pinned" if entry.sha256 else ("locked" if recorded else "recorded")
     if target.is_file():
-        digest = sha256_file(target)
-        if expected is not None and digest != expected:
-            what = "the pinned value" if entry.sha256 else f"the one recorded in {dest / LOCK_NAME}"
-            raise QtalignError(f"{target}: sha256 {digest[:12]}... differs from {what} ({expected[:12]}...); "
-                               "delete the file to download it again")
-        return FileStatus(entry.path, "present", check, digest, target.stat().st_size)
+        blob, digest, wrong = _verify(entry, target, expected)
+        if wrong is not None:
+            where = f"the value recorded in {dest / LOCK_NAME}" if wrong.startswith("sha256") and recorded else \
+                "qtalign's table"
+            raise QtalignError(f"{target}: {wrong} ({where}); delete the file to download it again")
+        return FileStatus(entry.path, "present", check, digest, target.stat().st_size, blob)
     part = target.with_name(target.name + ".part")
-    fresh_tries = 1  # after a hash mismatch of a resumed file, one fresh download
+    fresh_tries = 1  # after a failed check of a resumed file, one fresh download
     attempt = 0
     while True:
         attempt += 1
         resumed_from = part.stat().st_size if part.exists() else 0
         try:
             action = _download_part(url, part, entry.size, timeout, bar)
-        except _Absent as e:
-            part.unlink(missing_ok=True)
-            if entry.listed:
-                hint = "" if "mirror" in str(e) else " (is the file at this commit? is --base-url right?)"
-                raise QtalignError(f"{url}: {e}{hint}") from None
-            return FileStatus(entry.path, "absent", "absent", "", 0)
         except _Transient as e:
             if attempt > retries:
                 kept = part.stat().st_size if part.exists() else 0
@@ -226,27 +246,25 @@ def fetch_file(entry: RemoteFile, dest: Path, base_url: str, lock: dict[str, Any
             log.info("%s: %s; retrying (%d of %d)", entry.path, e, attempt, retries)
             time.sleep(backoff * min(2.0 ** (attempt - 1), 8.0))
             continue
-        size = part.stat().st_size
-        digest = sha256_file(part)
-        bad = (entry.size is not None and size != entry.size) or (expected is not None and digest != expected)
-        if bad:
+        blob, digest, wrong = _verify(entry, part, expected)
+        if wrong is not None:
             part.unlink()
             if resumed_from and fresh_tries:
                 fresh_tries -= 1
                 log.info("%s: resumed download does not verify; downloading it again from the start", entry.path)
                 continue
-            want = f"{entry.size} bytes, sha256 {expected}" if entry.size is not None else f"sha256 {expected}"
-            raise QtalignError(f"{url}: got {size} bytes with sha256 {digest}, expected {want}; the download was "
-                               f"deleted (a truncated or changed file, or the wrong --base-url)")
+            raise QtalignError(f"{url}: got {wrong}; the download was deleted (a truncated or changed file, or the "
+                               "wrong --base-url)")
+        size = part.stat().st_size
         os.replace(part, target)
-        return FileStatus(entry.path, action, check, digest, size)
+        return FileStatus(entry.path, action, check, digest, size, blob)
 
 
 # ---- which files ----------------------------------------------------------------------------------------------
 def select_files(entries: Sequence[RemoteFile], tasks: Sequence[str] | None = None, split: str = "all"
                  ) -> list[RemoteFile]:
     """The entries of the tasks (emotion, snli, paws; None: all) and split (test: test files and the evaluation
-    scripts; train: English training items and question-translation files; all)."""
+    scripts; train: the tasks' own training items and every question-translation file; all)."""
     if split not in SPLITS:
         raise QtalignError(f"--split: unknown split {split!r} (choose from {', '.join(SPLITS)})")
     out = [e for e in entries if e.kind in SPLITS[split]]
@@ -259,57 +277,6 @@ def select_files(entries: Sequence[RemoteFile], tasks: Sequence[str] | None = No
     return out
 
 
-def question_languages(name: str) -> tuple[str, ...]:
-    """Source languages a released question file's name announces: snli_zh10k_train_question.json -> (zh,),
-    emotion_zhes10k_question.json -> (zh, es); () for other names."""
-    m = re.match(r"^[a-z]+_((?:[a-z]{2})+)\d*k?(?:_train)?_question\.jsonl?$", name)
-    return tuple(m.group(1)[i : i + 2] for i in range(0, len(m.group(1)), 2)) if m else ()
-
-
-def list_repository(tree_url: str, timeout: float = 60.0) -> dict[str, int]:
-    """Repository path -> size of every file at the pinned commit, from a git tree listing
-    ({"tree": [{"path", "type", "size"}], "truncated"}, as GitHub's API answers)."""
-    try:
-        req = urllib.request.Request(tree_url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.loads(resp.read().decode("utf-8"))
-        tree = data["tree"]
-        listing = {str(t["path"]): int(t.get("size") or 0) for t in tree if t.get("type") == "blob"}
-    except (OSError, ValueError, KeyError, TypeError, HTTPException) as e:
-        raise QtalignError(f"{tree_url}: no file listing ({getattr(e, 'reason', e)})") from None
-    if data.get("truncated"):
-        raise QtalignError(f"{tree_url}: the file listing is truncated")
-    return listing
-
-
-def apply_listing(entries: Sequence[RemoteFile], listing: dict[str, int]) -> tuple[list[RemoteFile], list[str]]:
-    """The table checked against a listing of the commit: unlisted names it confirms become listed (with its size
-    where none is pinned), unlisted names it lacks are dropped; training files of the data folders that the table lacks are
-    added (trust on first use). Returns (entries, paths added)."""
-    out: list[RemoteFile] = []
-    for e in entries:
-        if e.remote not in listing:
-            if e.listed:  # kept: its download then fails with a message naming the URL
-                out.append(e)
-            continue
-        size = e.size if e.size is not None else listing[e.remote]
-        out.append(RemoteFile(e.path, e.remote, e.kind, e.sha256, size, True, e.sources, e.target))
-    known = {e.remote for e in entries}
-    added: list[str] = []
-    for remote, size in sorted(listing.items()):
-        folder = next((f for f in FOLDERS if remote.startswith(f)), None)
-        name = remote.rsplit("/", 1)[-1]
-        if folder is None or remote in known or "/" in remote[len(folder):]:
-            continue
-        if not name.endswith(("_train.json", "_train.jsonl", "_question.json", "_question.jsonl")):
-            continue
-        langs = question_languages(name)
-        out.append(RemoteFile(FOLDERS[folder] + name, remote, "train", None, size, True, langs,
-                              "en" if langs else None))
-        added.append(FOLDERS[folder] + name)
-    return out, added
-
-
 # ---- all of it ------------------------------------------------------------------------------------------------
 @dataclass
 class FetchResult:
@@ -318,37 +285,20 @@ class FetchResult:
     files: list[FileStatus]
     demos: dict[str, Path]
     lock: Path
-    listing: str = "not used"  # how the table was checked against the repository's file listing
-    discovered: list[str] = field(default_factory=list)  # files the listing had and the table lacked
 
 
 def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifest | None = None,
                 tasks: Sequence[str] | None = None, demos: bool = True, retries: int = 3, timeout: float = 60.0,
-                progress: bool = True, backoff: float = 1.0, split: str = "all", discover: bool | None = None,
-                tree_url: str | None = None) -> FetchResult:
-    """Fetch the paper's files into DEST, verify each (pinned sha256, else DEST's lock), then write
-    DEST/demos/{task}_demos.json from the scripts' literal tables. Every path is checked before anything is written.
-
-    discover: first list the repository at the pinned commit (tree_url; default GitHub's API) so that training files
-    the table lacks are fetched too and unlisted names it lacks are skipped; None = only when fetching from the
-    table's own base URL. A listing that cannot be had is logged and the table is used as it is."""
+                progress: bool = True, backoff: float = 1.0, split: str = "all") -> FetchResult:
+    """Fetch the paper's files into DEST, verify each (its git blob id in the pinned commit's listing; its sha256,
+    pinned or else recorded in DEST's lock), then write DEST/demos/{task}_demos.json from the scripts' literal
+    tables. Every path is checked before anything is written."""
     man = manifest or load_manifest()
     dest = Path(dest)
     base = base_url or man.base_url
     if urllib.parse.urlparse(base).scheme not in ("http", "https", "file"):
         raise QtalignError(f"--base-url {base!r}: expected an http(s):// or file:// URL")
     entries = select_files(man.files, tasks, split)  # validates the selection before any request
-    listing_note, discovered = "not used", []
-    if discover if discover is not None else base.rstrip("/") == man.base_url.rstrip("/"):
-        url = tree_url or GITHUB_TREE.format(repository=man.repository, commit=man.commit)
-        try:
-            checked, discovered = apply_listing(man.files, list_repository(url, timeout))
-            entries = select_files(checked, tasks, split)
-            discovered = [p for p in discovered if p in {e.path for e in entries}]
-            listing_note = f"checked against {url}"
-        except QtalignError as e:
-            log.warning("%s; fetching the files of qtalign's table as they are", e)
-            listing_note = f"unavailable ({e})"
     for e in entries:  # refuse escapes before touching the disk
         safe_target(dest, e.path)
         safe_target(dest, e.remote, "remote path")
@@ -369,10 +319,8 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
             if st.action == "present" and e.size:
                 bar.update(e.size)
             statuses.append(st)
-            if st.action == "absent":
-                log.info("%s: not in the repository at this commit (an unlisted name); skipped", e.remote)
-                continue
-            lock["files"][e.path] = {"sha256": st.sha256, "size": st.size, "url": base.rstrip("/") + "/" + e.remote,
+            lock["files"][e.path] = {"sha256": st.sha256, "blob": st.blob, "size": st.size,
+                                     "url": base.rstrip("/") + "/" + e.remote,
                                      "check": "pinned" if e.sha256 else "recorded on first download"}
             atomic_write_json(dest / LOCK_NAME, lock)
             log.debug("%s: %s (%s)", e.path, st.action, st.check)
@@ -393,4 +341,4 @@ def fetch_paper(dest: str | Path, base_url: str | None = None, manifest: Manifes
             path = dest / "demos" / f"{task}_demos.json"
             atomic_write_json(path, out)
             written[task] = path
-    return FetchResult(dest, base, statuses, written, dest / LOCK_NAME, listing_note, discovered)
+    return FetchResult(dest, base, statuses, written, dest / LOCK_NAME)

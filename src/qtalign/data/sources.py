@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qtalign.data.pairs import INSTRUCTION_RE, NAME_TO_CODE, Pair
+from qtalign.data.paper_names import question_name
 from qtalign.data.readers import find_lang_file, load_records, parse_records
 from qtalign.errors import QtalignError
 from qtalign.languages import LANGUAGES
@@ -28,13 +29,12 @@ def question_file_pattern(task: Task, lang: str) -> re.Pattern[str]:
 
 
 def question_file_langs(task: Task, name: str) -> tuple[str, ...]:
-    """The source languages a question file's name announces: one (snli_zh10k_train_question.json) or a released
-    mix's several (emotion_zhes10k_question.json: zh and es); () when the name is not a question file of the task."""
-    m = re.match(rf"^{re.escape(task.file_stem)}_((?:[a-z]{{2}})+)\d*k?(?:_train)?_question\.jsonl?$", name)
-    if m is None:
-        return ()
-    codes = tuple(m.group(1)[i : i + 2] for i in range(0, len(m.group(1)), 2))
-    return codes if all(c in LANGUAGES for c in codes) and len(set(codes)) == len(codes) else ()
+    """The source languages a question file's name announces: one (snli_zh10k_train_question.json), a released
+    mix's several (emotion_zhes10k_question.json: zh and es) or those of a mix into another target
+    (emotion_en2zhja2zh10k_question.json: en and ja, into zh; data.paper_names states the rule); () when the name is
+    not a question file of the task or its languages cannot be read."""
+    q = question_name(name)
+    return q.sources if q is not None and q.stem == task.file_stem else ()
 
 
 def read_question_file(task: Task, path: Path, tgt: str | None = None) -> list[Pair]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qtalign.errors import QtalignError
+from qtalign.evidence.coverage import Coverage
 from qtalign.settings import Settings
 
 
@@ -25,6 +26,13 @@ class CheckSettings(Settings):
     out: str | None = None  # folder to rebuild the study in (None: runs/evidence/NAME, NAME from the file name)
     n_boot: int = 2000  # bootstrap resamples
     claims: str | None = None  # claims file (None: NAME.claims.json beside the file, when it exists)
+    write_report: bool = False  # (re)write the report copy the claims file names (`report`) instead of comparing it
+
+
+class CoverageSettings(Settings):
+    """What `qtalign evidence coverage` reads: the repository root (README.md, docs/, docs/evidence/)."""
+
+    root: str = "."
 
 
 @dataclass
@@ -50,6 +58,7 @@ class CheckResult:
     paths: dict[str, Path]
     claims: Path | None = None  # the claims file checked (None: none)
     problems: list[str] = field(default_factory=list)
+    copy: Path | None = None  # the report copy in the docs compared (or written), if the claims file names one
 
 
 def run_pack(s: PackSettings) -> PackResult:
@@ -65,8 +74,9 @@ def run_pack(s: PackSettings) -> PackResult:
 def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None) -> CheckResult:
     """Rebuild the study from s.file, recompute its report (every comparison from the per-item rows) and check the
     claims; echo (e.g. print) gets each line of the account as it becomes known."""
-    from qtalign.evidence.claims import check_claims_file
+    from qtalign.evidence.claims import check_claims_file, docs_root, parse_claims
     from qtalign.evidence.pack import unpack
+    from qtalign.evidence.publish import COPY_BOOTSTRAP, compare_copy, write_copy
     from qtalign.report.run import ReportSettings
     from qtalign.report.run import run as report
     from qtalign.store import claim_out
@@ -86,4 +96,29 @@ def run_check(s: CheckSettings, echo: Callable[[str], None] = lambda line: None)
         for p in result.problems:
             echo(f"MISMATCH {p}")
         echo(f"claims: {n} checked, {len(result.problems)} problem(s) ({claims})")
+        _, doc = parse_claims(claims)
+        if isinstance(doc.get("report"), str):
+            result.copy = docs_root(claims, doc) / doc["report"]
+            if s.write_report:
+                figures = [p for k, p in paths.items() if k.startswith("figure:") and p.suffix == ".png"]
+                write_copy(paths["md"], figures, root, name, result.copy)
+                echo(f"report copy: wrote {result.copy} and {len(figures)} figure(s)")
+            elif s.n_boot != COPY_BOOTSTRAP:
+                echo(f"report copy: not compared ({result.copy} was made with {COPY_BOOTSTRAP} resamples)")
+            else:
+                differ = compare_copy(result.copy, paths["md"].read_text(encoding="utf-8"), root, name)
+                for p in differ:
+                    echo(f"MISMATCH {p}")
+                result.problems += differ
+                echo(f"report copy: {result.copy} " + ("is the rebuilt report" if not differ else "differs"))
     return result
+
+
+def run_coverage(s: CoverageSettings) -> Coverage:
+    """Account for every number-shaped quotation of the docs (evidence.coverage.check_coverage)."""
+    from qtalign.evidence.coverage import check_coverage
+
+    root = Path(s.root)
+    if not (root / "docs").is_dir():
+        raise QtalignError(f"--root {root}: no docs/ folder (give the repository root)")
+    return check_coverage(root)

@@ -7,6 +7,7 @@ from pathlib import Path
 from qtalign.report.accuracy import paper_tables, seen_unseen
 from qtalign.report.analyses import alignment_vs_gain, analyses
 from qtalign.report.controls import controls
+from qtalign.report.findings import findings
 from qtalign.report.groups import group_evals
 from qtalign.report.headline import headline
 from qtalign.report.metadata import metadata, notes
@@ -29,12 +30,17 @@ def build_report(S: Path, n_boot: int = 2000) -> dict[str, Path]:
     from the stored predictions; never loads a model. Returns {"html": ..., "md": ..., "figure:NAME": png, ...}.
     """
     S = Path(S)
-    study = Study(S, n_boot=n_boot)
-    out = S / REPORT_DIR
+    return write_report(Study(S, n_boot=n_boot), S / REPORT_DIR)
+
+
+def write_report(study: Study, out: Path) -> dict[str, Path]:
+    """The report of a study read back (a study folder's, or report.runs' over run folders) written into out."""
+    S = study.root
     out.mkdir(parents=True, exist_ok=True)
     page = Builder(study, out)
     groups = group_evals(study)
     headline(page, groups)
+    findings(page)
     paper_tables(page, groups)
     seen_unseen(page, groups)
     prior_shift(page, groups)

@@ -23,6 +23,7 @@ class Builder:
         self.figures: dict[str, Path] = {}
         self.seeds = SeedAware(study)
         self.alignment: list[dict[str, Any]] = []  # alignment_vs_gain's correlations, for summary.json
+        self.findings: list[dict[str, Any]] = []  # the findings table's rows and arms, for summary.json
 
     def figure(self, name: str, draw: Callable[[Path], Any], caption: str) -> None:
         """Call draw(stem) -> [png, svg]; on a missing input, note it instead of failing the whole report."""

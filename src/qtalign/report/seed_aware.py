@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from qtalign.compare import RAW
-from qtalign.metrics import SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
-from qtalign.metrics.uncertainty import Cell as DiffCell
+from qtalign.metrics import RunDiff, SeedAwareInterval, VarianceBreakdown, seed_aware_interval, variance_breakdown
 from qtalign.report.format import Arm, arm_name
 from qtalign.report.groups import Groups, base_of, scoring_modes
 from qtalign.report.study import EvalEntry, Study
@@ -26,6 +25,16 @@ class ArmUncertainty:
 
 
 
+def run_diff(s: Study, ref: EvalEntry, other: EvalEntry, mode: str) -> RunDiff:
+    """other minus ref, item by item, in every language of ref (both runs readable and scoring the same items, as
+    Study.pair checks; mode raw or a calibration mode both runs carry)."""
+    rr, ro = s.run(ref), s.run(other)
+    assert rr is not None and ro is not None
+    per = {lang: ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
+           for lang in rr.langs}  # each [n_lang]
+    return RunDiff.of(per, rr.items, rr.resampling().joint)
+
+
 class SeedAware:
     """The study's seed-aware changes, each computed once: per arm and scoring mode, and per real-control contrast."""
 
@@ -33,14 +42,17 @@ class SeedAware:
         self.s = study
         self._arms: dict[tuple[Arm, str], ArmUncertainty] | None = None
         self._contrasts: dict[tuple[Arm, Arm, str], ArmUncertainty] | None = None
+        # the (ref, other) run pairs behind each arm / contrast, kept for the per-demonstration-set changes
+        self._pairs: dict[tuple[Arm, Arm | None], list[tuple[EvalEntry, EvalEntry]]] = {}
+        self._by_demo: list[tuple[Arm, Arm | None, int, str, ArmUncertainty]] | None = None
 
     def paired(self, pairs: Sequence[tuple[EvalEntry, EvalEntry]], mode: str) -> ArmUncertainty | None:
         """Seed-aware change of `other` minus `ref` over (ref, other) runs paired on the same items, keyed by the
-        other run's (training seed, demonstration seed); None when no pair has the mode. Cells are [L, n] when the
-        items are parallel, else one [n_lang] array per language; one item draw serves every cell when all scored
-        the same items."""
-        cells: dict[tuple[Any, Any], DiffCell] = {}
-        items: set[tuple[tuple[int, ...], ...]] = set()
+        other run's (training seed, demonstration seed); None when no pair has the mode. Each cell holds the run's
+        per-item differences with their item indices, so runs are matched by item index: one draw of item indices
+        serves every run, each averaging the drawn items it scored (two demonstration sets that leave different
+        demonstrations out of their scored items still share one draw)."""
+        cells: dict[tuple[Any, Any], RunDiff] = {}
         for ref, other in pairs:
             rr, ro = self.s.run(ref), self.s.run(other)
             assert rr is not None and ro is not None
@@ -51,16 +63,10 @@ class SeedAware:
                 self.s.notes.append(f"eval {other.id}: a second run of training seed {key[0]}, demonstration seed "
                                     f"{key[1]}; left out of the seed-aware interval")
                 continue
-            per = [ro.correct(lang, mode).astype(np.float64) - rr.correct(lang, mode).astype(np.float64)
-                   for lang in rr.langs]  # each [n_lang]
-            joint = rr.resampling().joint
-            cells[key] = np.stack(per) if joint else per  # [L, n] or L x [n_lang]
-            items.add(tuple(tuple(rr.items[lang]) for lang in rr.langs) if joint else ((),))
+            cells[key] = run_diff(self.s, ref, other, mode)
         if not cells:
             return None
-        shared = len(items) == 1 and all(isinstance(c, np.ndarray) for c in cells.values())
-        return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0, shared_items=shared),
-                              variance_breakdown(cells, shared_items=shared))
+        return ArmUncertainty(seed_aware_interval(cells, self.s.n_boot, 0), variance_breakdown(cells))
 
     def arms(self, groups: Groups) -> dict[tuple[Arm, str], ArmUncertainty]:
         """Per arm (model, task, labels, mix, control) and scoring mode: the seed- and demonstration-aware change
@@ -74,6 +80,7 @@ class SeedAware:
             for arm, es in arms.items():
                 pairs = [(base, e) for e in es if (base := base_of(groups.get(e.group, []))) is not None
                          and self.s.pair(base, e) is not None]
+                self._pairs[arm, None] = pairs
                 for mode in scoring_modes(self.s, es):
                     if (u := self.paired(pairs, mode)) is not None:
                         self._arms[arm, mode] = u
@@ -96,10 +103,31 @@ class SeedAware:
                 pairs.setdefault((arm(real), arm(ctl)), []).append((ctl, real))  # real minus control
             self._contrasts = {}
             for (ra, ca), es in pairs.items():
+                self._pairs[ra, ca] = es
                 for mode in scoring_modes(self.s, [e for pair in es for e in pair]):
                     if (u := self.paired(es, mode)) is not None:
                         self._contrasts[ra, ca, mode] = u
         return self._contrasts
+
+    def by_demo(self, groups: Groups) -> list[tuple[Arm, Arm | None, int, str, ArmUncertainty]]:
+        """Each arm (control arm None) and each contrast run with several demonstration sets, over the runs of one
+        demonstration set at a time (training seeds and items resampled): (arm, control arm, demo seed, scoring
+        mode, result). Two demonstration sets are two levels, not a sample: where they disagree, these say how."""
+        if self._by_demo is None:
+            self.arms(groups)
+            self.contrasts()
+            self._by_demo = []
+            for (arm, ctl), pairs in self._pairs.items():
+                demos = sorted({other.demo_seed for _, other in pairs})
+                if len(demos) < 2:
+                    continue
+                modes = scoring_modes(self.s, [e for pair in pairs for e in pair])
+                for demo in demos:
+                    for mode in modes:
+                        u = self.paired([p for p in pairs if p[1].demo_seed == demo], mode)
+                        if u is not None:
+                            self._by_demo.append((arm, ctl, demo, mode, u))
+        return self._by_demo
 
     def every(self, groups: Groups) -> list[tuple[Arm, str, str, str, str, ArmUncertainty]]:
         """Every seed-aware change the report shows: (arm, name in the table, headline lead, headline word, scoring

@@ -24,6 +24,7 @@ class EvalEntry:
     demo_seed: int
     task: str
     labels: str
+    select: str | None = None  # the task group to read from an lm-eval folder holding several
 
     @property
     def group(self) -> tuple[str, str, str, int]:
@@ -35,12 +36,17 @@ class EvalEntry:
 class Study:
     """study.json and lazy access to the runs it names, with a list of notes on anything missing."""
 
-    def __init__(self, root: Path, n_boot: int = 2000) -> None:
+    def __init__(self, root: Path, n_boot: int = 2000, data: dict[str, Any] | None = None,
+                 seen: list[str] | None = None, lang_map: str | None = None) -> None:
+        """root: the study folder (S/study.json is read unless data is given: report.runs builds it for run folders
+        given directly); seen and lang_map go to every comparison computed here (compare_runs)."""
         self.root = root
         path = root / STUDY
-        data = read_study(root)
+        data = read_study(root) if data is None else data
         self.data = data
         self.n_boot = n_boot
+        self.seen = seen
+        self.lang_map = lang_map
         self.notes: list[str] = []
         self.evals = []
         for k, e in enumerate(data.get("evals") or []):
@@ -48,7 +54,7 @@ class Study:
                 self.evals.append(EvalEntry(
                     id=str(e["id"]), run=root / e["run"], model=str(e.get("model", "")), mix=e.get("mix"),
                     control=e.get("control"), train_seed=e.get("train_seed"), demo_seed=int(e.get("demo_seed") or 0),
-                    task=str(e.get("task", "")), labels=str(e.get("labels", "en"))))
+                    task=str(e.get("task", "")), labels=str(e.get("labels", "en")), select=e.get("select")))
             except KeyError as err:
                 raise QtalignError(f"{path}: evals[{k}] has no {err.args[0]!r}") from None
         self.by_id = {e.id: e for e in self.evals}
@@ -62,7 +68,7 @@ class Study:
         """The eval run read back once (None, and a note, when it cannot be read)."""
         if e.id not in self._runs:
             try:
-                self._runs[e.id] = load_run(e.run, e.id)
+                self._runs[e.id] = load_run(e.run, e.id, task=e.select, lang_map=self.lang_map)
             except QtalignError as err:
                 self.notes.append(f"eval {e.id}: left out ({err})")
                 self._runs[e.id] = None
@@ -89,7 +95,8 @@ class Study:
                 break
         if result is None and self.run(base) is not None and self.run(other) is not None:
             try:
-                result = compare_runs([base.run, other.run], names=[base.id, other.id], n_boot=self.n_boot)
+                result = compare_runs([base.run, other.run], names=[base.id, other.id], n_boot=self.n_boot,
+                                      seen=self.seen, task=base.select, lang_map=self.lang_map)
                 result = result["comparisons"][0]
             except QtalignError as err:
                 self.notes.append(f"{other.id} vs {base.id}: not compared ({err})")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from qtalign.report.format import (
+    arm_name,
     ci_text,
     group_title,
     mode_title,
@@ -69,6 +70,27 @@ def spread(page: Builder) -> None:
                                 "study config to see how much of a difference is seed noise.", "note"))
 
 
+def _by_demo(page: Builder, groups: Groups) -> None:
+    """The same changes over the runs of one demonstration set at a time, for settings run with several."""
+    rows: list[list[Cell | str]] = []
+    for arm, ctl, demo, mode, u in page.seeds.by_demo(groups):
+        iv = u.interval
+        cls = ("up" if iv.value > 0 else "down") if (iv.lo > 0 or iv.hi < 0) else "ns"
+        name = arm_name(arm) + (f" − {arm_name(ctl)}" if ctl is not None else "")
+        rows.append([Cell(f"{arm[1]} · {arm[0]} · labels {arm[2]}", cls="label"), Cell(name, cls="label"),
+                     str(demo), mode_title(mode), Cell(iv.text, cls="label"),
+                     Cell(signed(iv.value), sub=ci_text([iv.lo, iv.hi]), cls=cls)])
+    if rows:
+        page.blocks.append(Heading(3, "Per demonstration set"))
+        page.blocks.append(Text(
+            "The same changes over the runs of one demonstration set at a time (training seeds and items "
+            "resampled). Two demonstration sets are two levels, not a sample of prompts: where they disagree, the "
+            "pooled interval above averages two different answers."))
+        head = [Cell("task · model", cls="label"), Cell("mix", cls="label"), "demonstration set", "scoring",
+                Cell("runs", cls="label"), "Δ mean"]
+        page.blocks.append(Table("uncertainty-by-demo", head, rows, caption="mean change (points)"))
+
+
 def uncertainty(page: Builder, groups: Groups) -> None:
     """Each seed-aware change with its SD breakdown, then the detectable change of each single comparison."""
     page.blocks.append(Heading(2, "Uncertainty: items, demonstrations, training seeds", "uncertainty"))
@@ -96,6 +118,7 @@ def uncertainty(page: Builder, groups: Groups) -> None:
                                  caption="mean change (points) over seeds and demonstrations; SDs in points"))
     else:
         page.blocks.append(Text("no tuned run compared with a base run", "note"))
+    _by_demo(page, groups)
     power: list[list[Cell | str]] = []
     for g, es in groups.items():
         for e, c in comparisons(page.s, es):

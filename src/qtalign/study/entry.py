@@ -13,6 +13,7 @@ from qtalign.errors import QtalignError
 from qtalign.settings import Settings
 
 if TYPE_CHECKING:
+    from qtalign.study.plan import Plan
     from qtalign.study.runner import RunSummary
 
 Echo = Callable[[str], None]
@@ -63,10 +64,20 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
 
         workers = Workers(s.jobs, s.engine, parse_options(s.engine_options))
     summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo, workers=workers)
-    if not s.dry_run:
+    if s.dry_run:
+        echo(dry_run_estimate(summary.plan, out))
+    else:
         for line in gain_lines(out) + report_lines(out):
             echo(line)
     return summary
+
+
+def dry_run_estimate(plan: Plan, out: Path) -> str:
+    """The estimated wall time of the plan's steps not cached in out (study.estimate)."""
+    from qtalign.runs.study import read_marker
+    from qtalign.study.estimate import estimate, format_estimate
+
+    return format_estimate(estimate(plan, [st.id for st in plan.steps if read_marker(out, st) is None]))
 
 
 def run_demo(s: DemoSettings, echo: Echo = print) -> RunSummary:

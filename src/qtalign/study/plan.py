@@ -136,7 +136,7 @@ def make_plan(cfg: StudyConfig) -> Plan:
     # builds: one per mix (model- and seed-independent)
     for m in cfg.mixes:
         params = {"task": m.task, "data": list(m.data), "sources": list(m.sources), "target": m.target,
-                  "per_lang": m.per_lang, "seed": m.seed, "exclude": m.exclude,
+                  "per_lang": m.per_source, "seed": m.seed, "exclude": m.exclude,
                   "allow_contamination": m.allow_contamination, "control": m.control, "parallel": m.parallel}
         if m.test_items is not None:  # only when set: the hashes of earlier studies stay as they were
             params["test_items"] = m.test_items
@@ -181,8 +181,8 @@ def make_plan(cfg: StudyConfig) -> Plan:
             real = cfg.real_of(m)
             tasks = cfg.mix_tasks(m)
             # the whole grid unless the mix names eval_tasks or demo_seeds
-            mix_grid = [g for g in grid if g[0] in tasks and (m.demo_seeds is None or g[2] in m.demo_seeds)]
-            for seed in cfg.seeds.train:
+            mix_grid = [g for g in grid if g[0] in tasks and g[2] in cfg.mix_demo_seeds(m)]
+            for seed in cfg.mix_train_seeds(m):
                 recipe = {**cfg.recipe, **m.recipe}
                 settings = {**recipe, "model": model.id, "seed": seed,
                             "dtype": recipe.get("dtype", model.dtype),
@@ -229,7 +229,6 @@ def make_plan(cfg: StudyConfig) -> Plan:
             common.update(layers=a.layers, pool=a.pool)
         fp = {"files": files_digest(eval_data_files(task, t.data, tuple(common["langs"]), "test"))}
         mixes = [m for m in cfg.mixes if a.mixes is None or m.name in a.mixes]
-        seeds = cfg.seeds.train if a.train_seeds == "all" else cfg.seeds.train[:1]
         for model in cfg.models:
             base_id = f"{kind}:{model.key}:base"
             mp = {"model": model.id, "dtype": model.dtype, "trust_remote_code": model.trust_remote_code}
@@ -237,7 +236,7 @@ def make_plan(cfg: StudyConfig) -> Plan:
             steps.append(Step(base_id, kind, (), {**common, **mp}, runtime, {**fp, "model": model_fingerprint(model)},
                               {"id": base_id, "kind": kind, "model": model.key, "mix": None, "train_seed": None}))
             for m in mixes:
-                for seed in seeds:
+                for seed in cfg.mix_train_seeds(m)[:None if a.train_seeds == "all" else 1]:
                     sid = f"{kind}:{model.key}:{m.name}:s{seed}"
                     steps.append(Step(sid, kind, (f"train:{model.key}:{m.name}:s{seed}", base_id), {**common, **mp},
                                       runtime, {**fp, "model": model_fingerprint(model)},

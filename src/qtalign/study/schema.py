@@ -40,6 +40,7 @@ class MixSpec(Settings):
     target: str = "en"
     data: tuple[str, ...] = Field(min_length=1)  # folders/files as for `qtalign data build --data`
     per_lang: int | None = Field(10000, ge=1)  # pairs per source language (None: all)
+    pairs: int | None = Field(None, ge=1)  # instead of per_lang: this many pairs in all, split equally over sources
     seed: int = 42  # sampling and shuffling seed of the pairs
     exclude: str | None = None  # evaluation folder: refuse pairs equal to its test items
     allow_contamination: bool = False
@@ -48,6 +49,7 @@ class MixSpec(Settings):
     parallel: str | None = None  # JSONL of {lang: text}, for control: parallel
     test_items: str | None = Field(None, pattern=r"^\d+:\d+$")  # pairs from these items of parallel test files
     demo_seeds: tuple[int, ...] | None = None  # evaluate this mix's adapters with these of seeds.demo (default all)
+    train_seeds: tuple[int, ...] | None = None  # train this mix with these of seeds.train (default all)
     recipe: dict[str, Any] = Field(default_factory=dict)  # TrainSettings overrides on top of the study's recipe
     eval_tasks: tuple[str, ...] | None = Field(None, min_length=1)  # evaluation tasks of its adapters (None: all)
 
@@ -56,10 +58,15 @@ class MixSpec(Settings):
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
-    @field_validator("demo_seeds", mode="before")
+    @field_validator("demo_seeds", "train_seeds", mode="before")
     @classmethod
     def _one_seed(cls, v: Any) -> Any:
         return [v] if isinstance(v, int) else v
+
+    @property
+    def per_source(self) -> int | None:
+        """Pairs per source language: pairs / number of sources when `pairs` is given, else per_lang."""
+        return self.per_lang if self.pairs is None else self.pairs // len(self.sources)
 
 
 class EvalTask(Settings):
@@ -147,6 +154,44 @@ class CompareSpec(Settings):
     seed: int = 0
 
 
+class FindingSpec(Settings):
+    """One claim tested by a contrast of arms: the mean change from base of the `plus` mixes minus that of the
+    `minus` mixes (each group averaged), paired through the demonstration sets every arm ran."""
+
+    id: str = Field(pattern=NAME_RE)
+    claim: str  # the paper's claim, in words
+    plus: tuple[str, ...] = ()  # mixes whose change from base counts positively (averaged)
+    minus: tuple[str, ...] = ()  # mixes whose change from base is subtracted (averaged)
+    langs: Literal["all", "unseen"] | tuple[str, ...] = "all"  # unseen: the evaluated languages no mix saw
+    direction: Literal["up", "down", "similar"] = "up"  # the paper's direction; similar: within +-margin
+    margin: float = Field(0.0, ge=0, lt=1)  # accuracy fraction; the equivalence margin of `similar`
+    paper: str = ""  # the paper's own number, quoted
+    untestable: str | None = None  # why this study cannot test it (no arms then)
+
+    @field_validator("plus", "minus", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class FindingsSpec(Settings):
+    """The paper's findings as contrasts of this study's arms (the report's findings table)."""
+
+    model: str | None = None  # a model key (default: the first model)
+    task: str | None = None  # an evaluation task (default: the first)
+    labels: str | None = None  # a label mode (default: the first)
+    modes: tuple[str, ...] = ("raw", "batch")  # scoring modes of the table: raw and calibration modes
+    pairs: int | None = Field(None, ge=1)  # every mix a finding names has this many pairs in all (checked)
+    train_sd: dict[str, float] = Field(default_factory=dict)  # per mode: SD of one training seed's effect (fraction),
+    train_sd_from: str = ""  # added for arms with one seed; and where it was measured
+    rows: tuple[FindingSpec, ...] = Field(min_length=1)
+
+    @field_validator("modes", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class ProcessSpec(Settings):
     """Processes per step of each model kind (several: the step runs under torchrun, one GPU per process); how a
     step runs, not what it computes (not part of its hash)."""
@@ -172,6 +217,7 @@ class StudyConfig(Settings):
     analyses: Analyses = Analyses()
     compare: CompareSpec | None = CompareSpec()
     report: bool = True
+    findings: FindingsSpec | None = None  # the paper's findings tested by contrasts of the mixes (report)
     processes: ProcessSpec = ProcessSpec()
 
     @field_validator("models", mode="before")
@@ -208,3 +254,11 @@ class StudyConfig(Settings):
 
     def task_langs(self, task: str) -> tuple[str, ...]:
         return self.eval.tasks[task].langs or self.eval.langs
+
+    def mix_train_seeds(self, mix: MixSpec) -> tuple[int, ...]:
+        """The training seeds of a mix's adapters (all of seeds.train by default)."""
+        return mix.train_seeds if mix.train_seeds is not None else self.seeds.train
+
+    def mix_demo_seeds(self, mix: MixSpec) -> tuple[int, ...]:
+        """The demonstration seeds a mix's adapters are evaluated with (all of seeds.demo by default)."""
+        return tuple(d for d in self.seeds.demo if mix.demo_seeds is None or d in mix.demo_seeds)

@@ -19,6 +19,7 @@ from qtalign.models import DEFAULT_MODEL
 from qtalign.protocol import PROTOCOLS
 from qtalign.settings import Settings, explain
 from qtalign.study.eval_grid import eval_fields
+from qtalign.study.findings_check import check_findings
 from qtalign.study.schema import MixSpec, StudyConfig
 from qtalign.tasks import TASKS, get_task
 
@@ -161,6 +162,7 @@ def check_study(cfg: StudyConfig, source: str) -> None:
                 if ds not in cfg.seeds.demo:
                     fail(f"{key}.demo_seeds", f"seed {ds} is not in seeds.demo ({', '.join(map(str, cfg.seeds.demo))})"
                                               ": the base model is evaluated with seeds.demo only", stop=False)
+            _check_mix_size_and_seeds(key, m, cfg, fail)
             for t in m.eval_tasks or ():
                 if t not in cfg.eval.tasks:
                     fail(f"{key}.eval_tasks", f"{t!r} is not an evaluation task (eval.tasks: "
@@ -178,6 +180,10 @@ def check_study(cfg: StudyConfig, source: str) -> None:
                     _check_test_items(key, task, m, cfg, fail)
                 else:
                     _check_mix_sources(key, task, m, fail)
+
+    if cfg.findings is not None:
+        with section():
+            check_findings(cfg, fail)
 
     # analyses
     for kind in ("lens", "pca"):
@@ -200,6 +206,33 @@ def check_study(cfg: StudyConfig, source: str) -> None:
                 known_langs(f"{key}.langs", task, a.langs)
                 _check_eval_data(f"{key}.langs", task, cfg.eval.tasks[task_name].data, a.langs, "test", fail)
     raise_problems(list(dict.fromkeys(problems)))
+
+
+def _check_mix_size_and_seeds(key: str, m: MixSpec, cfg: StudyConfig, fail: Any) -> None:
+    """`pairs` instead of per_lang, split equally; train_seeds within seeds.train; a control's runs all have a
+    real-mix run to be compared with (the same training seed and demonstration seed)."""
+    if m.pairs is not None:
+        if "per_lang" in m.model_fields_set:
+            fail(f"{key}.pairs", "give pairs (in all) or per_lang (per source language), not both", stop=False)
+        elif m.pairs % len(m.sources):
+            fail(f"{key}.pairs", f"{m.pairs} pairs do not split equally over {len(m.sources)} source languages",
+                 stop=False)
+    if m.train_seeds is not None:
+        if len(set(m.train_seeds)) != len(m.train_seeds) or not m.train_seeds:
+            fail(f"{key}.train_seeds", "list each seed once, at least one", stop=False)
+        for ts in m.train_seeds:
+            if ts not in cfg.seeds.train:
+                fail(f"{key}.train_seeds", f"seed {ts} is not in seeds.train "
+                                           f"({', '.join(map(str, cfg.seeds.train))})", stop=False)
+    real = cfg.real_of(m)
+    if real is None or not any(x.name == real for x in cfg.mixes):
+        return
+    for what, mine, theirs in (("train_seeds", cfg.mix_train_seeds(m), cfg.mix_train_seeds(cfg.mix(real))),
+                               ("demo_seeds", cfg.mix_demo_seeds(m), cfg.mix_demo_seeds(cfg.mix(real)))):
+        lacking = [str(x) for x in mine if x not in theirs]
+        if lacking:
+            fail(f"{key}.{what}", f"its real mix {real!r} has no run with seed {', '.join(lacking)}; a control is "
+                                  "compared with its real mix seed by seed", stop=False)
 
 
 def _check_eval_data(key: str, task: Any, data: str, langs: tuple[str, ...], split: str, fail: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from qtalign.templates import Template
 from qtalign.train.checkpoint import load_checkpoint, save_checkpoint, trainable_state
 from qtalign.train.encode import Example, length_grouped_batches
 from qtalign.train.passes import accumulate_step, validation_loss
-from qtalign.train.settings import TrainSettings, settings_key
+from qtalign.train.settings import TrainSettings, settings_key, with_later_defaults
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def resume_from_checkpoint(st: TrainState, folder: Path) -> None:
 
     def resume_from() -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
         meta, best = load_checkpoint(folder, st.model, st.optimizer, st.scheduler)
-        if meta["settings_key"] != settings_key(st.s):
+        if with_later_defaults(meta["settings_key"]) != settings_key(st.s):
             raise QtalignError(f"{folder}: checkpoint was made with other settings; rerun with the same flags to "
                                "resume or add --overwrite to start over")
         return meta, best
@@ -94,12 +95,20 @@ def resume_from_checkpoint(st: TrainState, folder: Path) -> None:
     log.info("resuming from optimizer step %d of %d", st.step, st.total)
 
 
+def compute_precision(s: TrainSettings, dev: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """torch.autocast in s.autocast's dtype for the forward passes (their backward follows), else nothing."""
+    if s.autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev.type, dtype=getattr(torch, s.autocast))
+
+
 def evaluate(st: TrainState, at: int, val_log: JsonlWriter | NoLog, progress: bool) -> None:
     """Validation loss at optimizer step `at`: logged, and the weights kept when it is the lowest so far."""
     if not st.val_batches:
         return
-    v = validation_loss(st.model, st.examples, st.val_batches, st.pad_id, st.dev, st.sizer.size,
-                        progress and st.dist.is_main, st.dist)
+    with compute_precision(st.s, st.dev):
+        v = validation_loss(st.model, st.examples, st.val_batches, st.pad_id, st.dev, st.sizer.size,
+                            progress and st.dist.is_main, st.dist)
     val_log.write({"step": at, "epoch": round(at / st.per_epoch, 4), "val_loss": v})
     st.first_val = v if st.first_val is None else st.first_val
     if st.best_val is None or v < st.best_val:
@@ -110,7 +119,8 @@ def evaluate(st: TrainState, at: int, val_log: JsonlWriter | NoLog, progress: bo
 def optimizer_step(st: TrainState, group: list[list[int]], train_log: JsonlWriter | NoLog) -> float:
     """One optimizer step over a group of grad_accum batches, logged; returns its loss per output token."""
     t_start = time.time()
-    loss_sum, n_tok, seen = accumulate_step(st.model, st.examples, group, st.pad_id, st.dev, st.sizer, st.dist)
+    with compute_precision(st.s, st.dev):
+        loss_sum, n_tok, seen = accumulate_step(st.model, st.examples, group, st.pad_id, st.dev, st.sizer, st.dist)
     if st.s.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(st.params, st.s.max_grad_norm)
     lr = st.scheduler.get_last_lr()[0]

@@ -77,9 +77,12 @@ def output_loss(peft_model: Any, ids: torch.Tensor, mask: torch.Tensor, labels: 
     h = hidden[:, :-1][keep]  # [N, H]
     t = targets[keep]  # [N]
     frozen = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
-    if frozen and torch.is_grad_enabled():
-        return _FrozenHeadCrossEntropy.apply(h, head.weight, t, softcap, VOCAB_CHUNK)
-    logits = head(h).float()  # [N, V]
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    return torch.nn.functional.cross_entropy(logits, t, reduction="sum")
+    # the head and the log-softmax always in the head's own dtype, also under --autocast (bf16 logits over a 262k
+    # vocabulary would round each logit by up to 0.125)
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        if frozen and torch.is_grad_enabled():
+            return _FrozenHeadCrossEntropy.apply(h, head.weight, t, softcap, VOCAB_CHUNK)
+        logits = head(h.to(head.weight.dtype)).float()  # [N, V]
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return torch.nn.functional.cross_entropy(logits, t, reduction="sum")

@@ -46,7 +46,7 @@ def micro_batch_sizer(s: TrainSettings, dev: torch.device) -> BatchSizer:
         return BatchSizer(s.batch_size)
     if s.micro_batch != "auto":
         return BatchSizer(min(int(s.micro_batch), s.batch_size))
-    key = memory_key("train", s.model, Path(s.data).name, dev, train_dtype(s.dtype, dev, s.load_in_4bit),
+    key = memory_key("train", s.model, Path(s.data).name, dev, train_dtype(s.weights_dtype, dev, s.load_in_4bit),
                      {"load_in_4bit": s.load_in_4bit}) + f"|max_len={s.max_len}" if dev.type == "cuda" else None
     sizer = batch_sizer("auto", dev, key, start=s.batch_size)
     sizer.size = min(sizer.size, s.batch_size) if sizer.adaptive else s.batch_size
@@ -74,7 +74,7 @@ def make_scheduler(optimizer: Any, s: TrainSettings, total: int) -> Any:
 def prepare_model(s: TrainSettings, dist: Dist) -> tuple[TrainSettings, Any, Any, torch.device, Any]:
     """(settings with the template resolved, the LoRA-wrapped model in train mode, tokenizer, device, template);
     in a multi-process run every process starts from the main process's LoRA weights."""
-    model, tok, dev = dist.local_main_first(lambda: load_trainable(s.model, dist.local_device(s.device), s.dtype,
+    model, tok, dev = dist.local_main_first(lambda: load_trainable(s.model, dist.local_device(s.device), s.weights_dtype,
                                                                    s.trust_remote_code, s.load_in_4bit))
     s, template = dist.agree(lambda: resolve_train_template(s, model, tok))
     model.config.use_cache = False

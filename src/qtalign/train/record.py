@@ -21,9 +21,11 @@ def describe_training_precision(s: TrainSettings, dev: torch.device) -> dict[str
     """dtype and 4-bit settings of a training run, for the train record (qtalign_train.json)."""
     from qtalign.models import describe_four_bit, four_bit_config
 
-    dt = train_dtype(s.dtype, dev, s.load_in_4bit)
+    dt = train_dtype(s.weights_dtype, dev, s.load_in_4bit)
     out: dict[str, Any] = {"dtype": str(dt).removeprefix("torch."), "device": str(dev),
                            "gradient_checkpointing": s.gradient_checkpointing}
+    if s.autocast is not None:  # only when set: records of float32 runs stay as they were
+        out["autocast"] = s.autocast
     if s.load_in_4bit:  # "prepared" names the function as earlier records did (now qtalign.trainable's)
         out["quantization"] = {**describe_four_bit(four_bit_config(dt)), "method": "qlora",
                                "prepared": "qtalign.train.prepare_four_bit"}

@@ -33,7 +33,7 @@ from qtalign.train.pairs import read_pairs, refuse_test_data
 from qtalign.train.plots import plot_losses
 from qtalign.train.prepare import start
 from qtalign.train.record import describe_training_precision, train_record
-from qtalign.train.settings import RESUME_IGNORES, TrainSettings
+from qtalign.train.settings import LATER_DEFAULTS, RESUME_IGNORES, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def run(s: TrainSettings, resume: bool = False, progress: bool = True, overwrite
     # the main process claims the folder (the others wait for its verdict), then every process must see it
     folder = dist.on_main(lambda: open_run(s.out, TRAIN_RECORD, {**s.model_dump(), **asked}, outputs=TRAIN_OUTPUTS,
                                            overwrite=overwrite, ignore=RESUME_IGNORES | {"template"},
-                                           names={"template_requested": "--template"}))
+                                           names={"template_requested": "--template"}, defaults=LATER_DEFAULTS))
     out = folder.path
     dist.check_shared(out)
     ckpt_dir = out / CHECKPOINT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from qtalign.batchsize import BatchSize
 from qtalign.errors import QtalignError
@@ -44,11 +44,28 @@ class TrainSettings(Settings):
     load_in_4bit: bool = False  # QLoRA: the base in bitsandbytes NF4 (CUDA), LoRA and the head unquantized
     micro_batch: BatchSize | None = None  # pairs per forward/backward pass (None = batch_size; auto = largest that fits)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% slower)
+    # mixed precision: the decoder's matmuls under torch.autocast in this dtype, the base weights, LoRA weights,
+    # optimizer and the output head's loss in float32 (changes results slightly: an option, recorded; docs/performance.md)
+    autocast: Literal["bfloat16"] | None = None
     trust_remote_code: bool = False
     template: str = DEFAULT_TEMPLATE  # how pairs are rendered: LLaMA-Factory's names (qtalign.templates) or auto
     protocol: Literal["qtalign", "paper"] = "qtalign"  # a named preset of other fields (PROTOCOLS); explicit ones win
     keep: Literal["best", "last"] = "best"  # the adapter written: lowest validation loss, or the last step
     allow_test_data: bool = False  # train on a file named like a test split or whose outputs are task answers
+
+    @property
+    def weights_dtype(self) -> str | None:
+        """The dtype the base weights load in: float32 under autocast, else dtype (None: the device's default)."""
+        return "float32" if self.autocast is not None else self.dtype
+
+    @field_validator("autocast")
+    @classmethod
+    def _autocast_keeps_float32(cls, v: str | None, info: ValidationInfo) -> str | None:
+        dtype, four_bit = info.data.get("dtype"), info.data.get("load_in_4bit")
+        if v is not None and (dtype not in (None, "auto", "float32", "fp32") or four_bit):
+            raise ValueError(f"autocast keeps the weights in float32: it cannot be combined with dtype {dtype} or "
+                             "load_in_4bit")
+        return v
 
     @field_validator("template")
     @classmethod
@@ -76,6 +93,15 @@ def settings_key(s: TrainSettings) -> dict[str, Any]:
     """The settings that must match for a resume (stop_after / save_every / device / micro-batching may change)."""
     return s.model_dump(exclude={"stop_after", "save_every", "device", "out", "allow_test_data", "micro_batch",
                                  "gradient_checkpointing"})
+
+
+# settings added after runs were recorded, at the value those runs used (a record without the key resumes)
+LATER_DEFAULTS: dict[str, Any] = {"autocast": None}
+
+
+def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
+    """A recorded settings dict (run record or checkpoint key) completed with LATER_DEFAULTS where it lacks them."""
+    return {**LATER_DEFAULTS, **record}
 
 
 def settings_from(config: str | None, overrides: dict[str, Any]) -> TrainSettings:
