@@ -22,3 +22,22 @@ if _SLOW:
             time.sleep(_SLOW)
 
     JsonlWriter.write_many = _slow_write_many  # type: ignore[method-assign]
+
+# QTALIGN_FAIL_STEP=TEXT: a study step whose id contains TEXT fails at once with a QtalignError (the study runner's
+# failure handling, in whatever process runs the step)
+_FAIL = os.environ.get("QTALIGN_FAIL_STEP")
+
+if _FAIL:
+    from qtalign.errors import QtalignError
+    from qtalign.study import steps as _steps
+
+    def _failing(run):  # type: ignore[no-untyped-def]
+        def step(s, ctx):  # type: ignore[no-untyped-def]
+            if _FAIL in s.id:
+                raise QtalignError(f"injected failure in {s.id}")
+            return run(s, ctx)
+
+        return step
+
+    for _kind, _run in list(_steps.EXECUTORS.items()):
+        _steps.EXECUTORS[_kind] = _failing(_run)
