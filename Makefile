@@ -16,9 +16,10 @@ $(BIN)/qtalign: pyproject.toml
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $(BIN)/qtalign
 
-# the tests also need the pinned lm-evaluation-harness (tests/integration/test_lmeval.py; docs/lm-eval.md)
+# the tests also need the pinned lm-evaluation-harness (tests/integration/test_lmeval.py; docs/lm-eval.md) and
+# submitit (tests/unit/test_jobs.py: the study engine in its local mode; docs/distributed.md)
 $(VENV)/.test-extras: $(BIN)/qtalign
-	$(BIN)/pip install -q -e ".[dev,lmeval]"
+	$(BIN)/pip install -q -e ".[dev,lmeval,slurm]"
 	touch $@
 
 setup: $(BIN)/qtalign

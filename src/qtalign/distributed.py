@@ -20,7 +20,7 @@ T = TypeVar("T")
 WORLD_ENV: tuple[str, ...] = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 RANK_ENV: tuple[str, ...] = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 # the subcommands that run data-parallel; any other one launched in several processes is refused
-DISTRIBUTED_COMMANDS: frozenset[str] = frozenset({"eval", "lens", "pca", "train"})
+DISTRIBUTED_COMMANDS: frozenset[str] = frozenset({"eval", "lens", "pca", "train", "step"})
 TIMEOUT_ENV = "QTALIGN_DIST_TIMEOUT"  # minutes a process waits for the others at a barrier (default 120)
 
 

@@ -1,4 +1,4 @@
-"""Test-only start-up hook of the processes tests launch: slower eval scoring, training stopped at a step."""
+"""Test-only start-up hook of the processes tests launch: slower eval scoring, training stopped, steps failed."""
 
 from __future__ import annotations
 
@@ -33,3 +33,22 @@ if _STOP_AFTER:
     from qtalign.train import loop
 
     loop.save = stopping_save(loop.save, _STOP_AFTER)  # type: ignore[method-assign]
+
+# QTALIGN_FAIL_STEP=TEXT: a study step whose id contains TEXT fails at once with a QtalignError (the study runner's
+# failure handling, in whatever process runs the step)
+_FAIL = os.environ.get("QTALIGN_FAIL_STEP")
+
+if _FAIL:
+    from qtalign.errors import QtalignError
+    from qtalign.study import steps as _steps
+
+    def _failing(run):  # type: ignore[no-untyped-def]
+        def step(s, ctx):  # type: ignore[no-untyped-def]
+            if _FAIL in s.id:
+                raise QtalignError(f"injected failure in {s.id}")
+            return run(s, ctx)
+
+        return step
+
+    for _kind, _run in list(_steps.EXECUTORS.items()):
+        _steps.EXECUTORS[_kind] = _failing(_run)

@@ -75,6 +75,12 @@ def test_quotations_are_located_where_they_stand_and_code_is_skipped() -> None:
     assert Document("x.md", "+10.3 and 10.35").find("0.3") == []  # never part of a longer number
 
 
+def test_a_heading_that_ends_in_inline_code_keeps_its_whole_title() -> None:
+    doc = Document("d.md", "# Top\n\n## Steps in parallel: `qtalign run --jobs N`\n\nIt moved 0.046 apart.\n")
+    (q,) = doc.quotes()
+    assert q.text == "0.046" and q.section == "Steps in parallel: `qtalign run --jobs N`"
+
+
 def test_every_number_claimed_or_exempt_passes(tmp_path: Path) -> None:
     c = check_coverage(write_repo(tmp_path))
     assert c.problems == [] and (c.quotes, c.claimed, c.exempt) == (7, 6, 1)

@@ -10,13 +10,28 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from qtalign import __version__
-from qtalign.cli import calibrate, compare, data, demo, evidence, export, lens, merge, pca, prompts, report, run, train
+from qtalign.cli import (
+    calibrate,
+    compare,
+    data,
+    demo,
+    evidence,
+    export,
+    lens,
+    merge,
+    pca,
+    prompts,
+    report,
+    run,
+    step,
+    train,
+)
 from qtalign.cli import eval as eval_command
 from qtalign.errors import QtalignError, QtalignProblems
 
 # the subcommands in `qtalign --help` order: each module's add_parser(subparsers) sets args.func
 SUBCOMMANDS: tuple[ModuleType, ...] = (eval_command, calibrate, prompts, data, train, merge, lens, pca, compare, report,
-                                       run, demo, evidence, export)
+                                       run, demo, evidence, export, step)
 
 
 DESCRIPTION = (

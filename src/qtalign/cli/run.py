@@ -24,6 +24,17 @@ def add_parser(subparsers: Any) -> None:
                         "nothing, list what fails (exit status 1 when a finished step would not be reused)")
     p.add_argument("--presets", action="store_true", help="list the shipped presets and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars inside steps")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="run up to N independent steps at a time, each in a process of its own (CPU threads divided "
+                        "among them, one GPU per step round-robin); default 1: one after another in this process. "
+                        "With --engine: at most N jobs submitted at a time (default: every ready step)")
+    p.add_argument("--engine", choices=["slurm", "submitit-local"], default=None,
+                   help="run each step as a job of a cluster engine through submitit: slurm, or submitit-local "
+                        "(its local executor: one machine, no Slurm); the study folder must be on a filesystem "
+                        "every node sees (docs/distributed.md)")
+    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit parameter of every job, repeatable: e.g. slurm_partition=gpu, timeout_min=240, "
+                        "mem_gb=64, cpus_per_task=8, slurm_account=NAME, slurm_setup=['source .venv/bin/activate']")
     p.set_defaults(func=run)
 
 
@@ -38,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     settings = StudySettings.parse({"config": args.config, "out": args.out, "data_root": args.data_root,
                                     "dry_run": args.dry_run, "verify": args.verify,
-                                    "progress": not args.no_progress}, "command line")
+                                    "progress": not args.no_progress, "jobs": args.jobs, "engine": args.engine,
+                                    "engine_options": args.engine_option}, "command line")
     if settings.verify:
         return 0 if verify(settings) else 1
     run_study(settings)

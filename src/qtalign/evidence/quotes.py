@@ -72,7 +72,13 @@ class Document:
         self.prose = prose(text)
         self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
         # headings found in the prose (not in code), their titles read from the text (inline code kept)
-        self.headings = [(m.start(), " ".join(text[m.start(1):m.end(1)].split())) for m in HEADING.finditer(self.prose)]
+        self.headings = [(m.start(), self._title(m.start())) for m in HEADING.finditer(self.prose)]
+
+    def _title(self, offset: int) -> str:
+        """The title of the heading line at offset, read from the text (inline code kept, even at its end)."""
+        end = self.text.find("\n", offset)
+        m = HEADING.match(self.text[offset:end if end >= 0 else None])
+        return " ".join(m.group(1).split()) if m else ""
 
     @classmethod
     def read(cls, root: Path, name: str) -> Document:

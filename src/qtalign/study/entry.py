@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
 
 from qtalign.errors import QtalignError
 from qtalign.settings import Settings
@@ -25,6 +27,9 @@ class StudySettings(Settings):
     dry_run: bool = False  # print the plan and stop
     verify: bool = False  # check every finished step's recorded outputs, run nothing (entry.verify)
     progress: bool = True  # progress bars inside steps
+    jobs: int | None = Field(None, ge=1)  # steps at a time in worker processes (None: 1 here, every ready one on an engine)
+    engine: Literal["slurm", "submitit-local"] | None = None  # each step a job of this engine (study.engine)
+    engine_options: list[str] = Field(default_factory=list)  # KEY=VALUE submitit parameters
 
 
 class DemoSettings(Settings):
@@ -50,7 +55,15 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
     cfg = load_study(s.config, data_root=s.data_root)
     out = Path(s.out) if s.out else Path("runs") / cfg.name
     echo(f"study {cfg.name!r} -> {out}")
-    summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo)
+    if s.engine_options and s.engine is None:
+        raise QtalignError("--engine-option: needs --engine")
+    workers = None
+    if s.jobs is not None or s.engine is not None:
+        from qtalign.study.engine import parse_options
+        from qtalign.study.runner import Workers
+
+        workers = Workers(s.jobs, s.engine, parse_options(s.engine_options))
+    summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo, workers=workers)
     if s.dry_run:
         echo(dry_run_estimate(summary))
     else:

@@ -192,6 +192,16 @@ class FindingsSpec(Settings):
         return [v] if isinstance(v, str) else v
 
 
+class ProcessSpec(Settings):
+    """Processes per step of each model kind (several: the step runs under torchrun, one GPU per process); how a
+    step runs, not what it computes (not part of its hash)."""
+
+    train: int = Field(1, ge=1)
+    eval: int = Field(1, ge=1)
+    lens: int = Field(1, ge=1)
+    pca: int = Field(1, ge=1)
+
+
 class StudyConfig(Settings):
     """A whole study; `qtalign run` plans it as steps (build -> train -> eval -> compare -> analyses -> report)."""
 
@@ -208,6 +218,7 @@ class StudyConfig(Settings):
     compare: CompareSpec | None = CompareSpec()
     report: bool = True
     findings: FindingsSpec | None = None  # the paper's findings tested by contrasts of the mixes (report)
+    processes: ProcessSpec = ProcessSpec()
 
     @field_validator("models", mode="before")
     @classmethod
