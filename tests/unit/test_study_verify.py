@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_study import config, write_config, write_data
 
 from qtalign.cli.main import main
@@ -185,3 +186,60 @@ def test_older_markers_are_read_for_completeness(clean: tuple[Path, Path, dict[s
     assert everything(out, plan) == want
     assert all("files" in json.loads((out / s.out / MARKER).read_text()) for s in plan.steps)
     assert main(["run", str(path), "--out", str(out), "--verify"]) == 0
+
+
+# ---- steps keyed by content (issue 28) ------------------------------------------------------------------------------
+def _moved_config(path: Path, model: Path, to: Path) -> Path:
+    """The study's config and data copied to `to` (its data root), with the model copied beside them."""
+    shutil.copytree(path.parent / "eval", to / "eval")
+    shutil.copytree(path.parent / "qt", to / "qt")
+    shutil.copytree(model, to / "model")
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg["models"][0]["id"] = str(to / "model")
+    return write_config(to, cfg)
+
+
+def test_a_moved_study_reruns_nothing(clean: tuple[Path, Path, dict[str, Any]], tiny_llama: Path,
+                                      tmp_path: Path) -> None:
+    """Data root, model and study folder all moved: every step keeps its key (what it reads, not where), so the rerun
+    computes nothing and the results are the same."""
+    path, ref, want = clean
+    moved = _moved_config(path, tiny_llama, tmp_path / "elsewhere" / "data")
+    out = tmp_path / "other" / "S"
+    shutil.copytree(ref, out)
+    before, after = make_plan(load_study(str(path))), make_plan(load_study(str(moved)))
+    assert [(s.id, s.hash, s.out) for s in after.steps] == [(s.id, s.hash, s.out) for s in before.steps]
+    assert all(s.legacy != t.legacy for s, t in zip(before.steps, after.steps) if s.kind in ("build", "eval"))
+    summary = run_study(load_study(str(moved)), out, progress=False, echo=lambda s: None)
+    assert summary.nothing_to_do and len(summary.reused) == len(after.steps)
+    assert everything(out, after) == want
+
+
+def test_a_study_keyed_by_an_earlier_qtalign_is_reused_and_rekeyed(
+        clean: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study folder written when steps were keyed with their absolute paths (each folder named by that key, its
+    marker holding it, as the previous qtalign wrote them): its verified steps are found, reused where they are, and
+    their markers get the content key."""
+    path, ref, want = clean
+    out = tmp_path / "S"
+    shutil.copytree(ref, out)
+    plan = make_plan(load_study(str(path)))
+    for s in plan.steps:  # the folder names and markers of the previous keys
+        assert s.legacy is not None and s.legacy != s.hash
+        old = Path(s.out).with_name(Path(s.out).name[:-12] + s.legacy[:12]).as_posix()
+        (out / s.out).rename(out / old)
+        marker = json.loads((out / old / MARKER).read_text())
+        (out / old / MARKER).write_text(json.dumps({**marker, "hash": s.legacy}))
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(out), "--verify"]) == 0
+    assert f"{len(plan.steps)} finished step(s) found under the keys of an earlier qtalign" in capsys.readouterr().out
+    lines: list[str] = []
+    summary = run_study(load_study(str(path)), out, progress=False, echo=lines.append)
+    assert summary.nothing_to_do and len(summary.reused) == len(plan.steps)
+    assert any("reused where they are, their markers now hold the content keys" in line for line in lines)
+    adopted = summary.plan
+    assert all(json.loads((out / s.out / MARKER).read_text())["hash"] == s.hash for s in adopted.steps)
+    assert all(s.out.endswith(s.legacy[:12]) for s in adopted.steps if s.legacy is not None)
+    assert everything(out, adopted) == want
+    again = run_study(load_study(str(path)), out, progress=False, echo=lambda s: None)  # found by the content key now
+    assert again.nothing_to_do and [s.out for s in again.plan.steps] == [s.out for s in adopted.steps]

@@ -12,8 +12,7 @@ from qtalign.tasks import TASKS
 from qtalign.tasks.base import normalize_answer
 
 LANGS = ["en", "zh", "de", "fr", "es", "it", "nl", "ja", "ru", "sv", "sl", "pl", "bg", "no", "ms", "is", "hi", "th", "sw", "bn"]
-PAPER_DATA = Path(__file__).resolve().parents[3] / "shared/data/paper"
-# task name -> (folder under PAPER_DATA, file name pattern of the parallel test files)
+# task name -> (folder of the paper's data, file name pattern of the parallel test files)
 TEST_FILES = {"emotion": ("emotion", "emotion_{lang}500_test.json"), "nli": ("snli", "snli_{lang}600_test.json")}
 MIN_AGREEMENT = 0.95
 # files whose gold words are mapped by meaning but disagree with the English file: (task, lang) -> agreement
@@ -57,9 +56,9 @@ def test_rendering_follows_the_paper_prompts() -> None:
     assert TASKS["paraphrase"].render_item("ja", ["a", "b"]) == '文 1: a\n文 2: b\n答え: "'
 
 
-def _load(task_name: str, lang: str) -> list[dict[str, str]]:
+def _load(paper_data: Path, task_name: str, lang: str) -> list[dict[str, str]]:
     folder, pattern = TEST_FILES[task_name]
-    path = PAPER_DATA / folder / pattern.format(lang=lang)
+    path = paper_data / folder / pattern.format(lang=lang)
     if not path.is_file():
         pytest.skip(f"{path} is missing")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -67,14 +66,12 @@ def _load(task_name: str, lang: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("name", sorted(TEST_FILES))
 @pytest.mark.parametrize("lang", LANGS)
-def test_gold_answers_map_to_parallel_english_labels(name: str, lang: str) -> None:
-    if not PAPER_DATA.is_dir():
-        pytest.skip(f"{PAPER_DATA} is missing")
+def test_gold_answers_map_to_parallel_english_labels(name: str, lang: str, paper_data: Path) -> None:
     task = TASKS[name]
     mapping = task.answer_map(lang)
     english_map = task.answer_map("en")
-    english = [english_map[normalize_answer(item["answer"])] for item in _load(name, "en")]
-    items = _load(name, lang)
+    english = [english_map[normalize_answer(item["answer"])] for item in _load(paper_data, name, "en")]
+    items = _load(paper_data, name, lang)
     assert len(items) == len(english)
 
     unmapped = Counter(item["answer"] for item in items if normalize_answer(item["answer"]) not in mapping)

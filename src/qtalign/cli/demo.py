@@ -27,7 +27,8 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from qtalign.study.entry import DemoSettings, run_demo
 
-    run_demo(DemoSettings.parse({"data": args.data, "out": args.out, "model": args.model, "limit": args.limit,
-                                 "pairs": args.pairs, "dry_run": args.dry_run, "progress": not args.no_progress},
-                                "command line"))
+    settings = DemoSettings.parse({"data": args.data, "out": args.out, "model": args.model, "limit": args.limit,
+                                   "pairs": args.pairs, "dry_run": args.dry_run}, "command line")
+    for line in run_demo(settings, progress=print if args.no_progress else True).lines():
+        print(line)
     return 0

@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qtalign.study.entry import StudySettings, verify
+    from qtalign.study.entry import StudySettings
     from qtalign.study.entry import run as run_study
     from qtalign.study.summary import preset_lines
 
@@ -48,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     settings = StudySettings.parse({"config": args.config, "out": args.out, "data_root": args.data_root,
-                                    "dry_run": args.dry_run, "verify": args.verify,
-                                    "progress": not args.no_progress, "jobs": args.jobs, "engine": args.engine,
-                                    "engine_options": args.engine_option}, "command line")
-    if settings.verify:
-        return 0 if verify(settings) else 1
-    run_study(settings)
-    return 0
+                                    "dry_run": args.dry_run, "verify": args.verify, "jobs": args.jobs,
+                                    "engine": args.engine, "engine_options": args.engine_option}, "command line")
+    result = run_study(settings, progress=print if args.no_progress else True)  # the plan and steps as they run
+    for line in result.lines():
+        print(line)
+    return 1 if result.verified is False else 0

