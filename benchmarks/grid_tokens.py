@@ -31,13 +31,11 @@ def load_tokenizer(name: str) -> Any:
 
 
 def task_tokens(task: str, folder: Path, tok: Any) -> dict[str, Any]:
-    from qtalign.cli.common_options import eval_settings_from_args
-    from qtalign.cli.main import build_parser
-    from qtalign.eval import prepare
+    from qtalign.eval import EvalSettings, prepare
     from qtalign.scoring import encode_items, encode_prefix
 
-    args = build_parser().parse_args(["prompts", "--protocol", "paper", "--task", task, "--data", str(folder)])
-    prep = prepare(eval_settings_from_args(args))
+    # the prompts `qtalign prompts --protocol paper --task TASK --data FOLDER` prints: the same settings
+    prep = prepare(EvalSettings(task=task, data=str(folder), protocol="paper"))
     langs: dict[str, Any] = {}
     for lang, lp in prep.prompts.items():
         rows, _ = encode_items(tok, lp.prefix, lp.texts)
