@@ -113,6 +113,30 @@ def test_seen_unseen_controls_seeds_metadata(report: dict[str, Path]) -> None:
     assert "wall time of the steps run: 128 s over 7 step(s)" in md
 
 
+def test_controls_read_real_minus_control_whichever_way_the_runs_were_compared(tmp_path: Path) -> None:
+    """The runner compares a control (other) with its real mix (base); the report's control table still reads real
+    minus control (issue 28): the runner's numbers negated, the interval reversed, the accuracies control → real."""
+    from qtalign.compare import compare_runs, write_compare
+
+    root = write_study(tmp_path / "s", n=60, seed=5)
+    write_compare(compare_runs([root / "eval/eval-zh_es-s1", root / "eval/eval-zh_es-shuffled-s1"],
+                               names=["zh_es", "zh_es-shuffled"], n_boot=200), root / "compare/zh_es-vs-shuffled")
+    doc = json.loads((root / "study.json").read_text(encoding="utf-8"))
+    ctl = next(c for c in doc["compares"] if c["kind"] == "vs-control")
+    ctl["base"], ctl["other"] = "eval-zh_es-s1", "eval-zh_es-shuffled-s1"  # as study/plan.py writes it
+    (root / "study.json").write_text(json.dumps(doc), encoding="utf-8")
+    md = build_report(root, n_boot=200)["md"].read_text(encoding="utf-8")
+    row = _md_row(md, "## Real mix vs its control", "zh_es (seed 1) − zh_es [shuffled]")
+    assert "control → real mix" in md and "zh_es [shuffled] − zh_es" not in md
+    runner = json.loads((root / "compare/zh_es-vs-shuffled/compare.json").read_text())["comparisons"][0]["scores"]
+    neg = lambda x: f"{0.0 - 100 * x:+.1f}"
+    for i, lang in enumerate(["en", "zh", "de", "ja", "hi", "sw"]):  # high-resource first, then low-resource
+        v = runner["raw"]["languages"][lang]
+        assert row[2 + i] == f"{neg(v['diff'])}{v['mark']} ({100 * v['other']:.1f}→{100 * v['base']:.1f})"
+    mean = runner["raw"]["mean"]
+    assert row[-1] == f"{neg(mean['diff'])} [{neg(mean['ci95'][1])}, {neg(mean['ci95'][0])}]"
+
+
 def test_significant_changes_are_marked(tmp_path: Path) -> None:
     root = write_study(tmp_path / "big", n=200, seed=3)
     paths = build_report(root, n_boot=200)

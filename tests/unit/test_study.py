@@ -293,6 +293,11 @@ def test_demo_loop_on_a_tiny_model(tiny_gemma: Path, tmp_path: Path, capsys: pyt
     assert all(f"calibrated ({m})" in text for m in modes if m != "raw")  # where evaluation calibrates
     # the copy control: tuned, compared with base and with the real mix (issue 17); lens of base and the real mix
     assert [c["kind"] for c in doc["compares"]] == ["vs-base", "vs-base", "vs-control"] and len(doc["analyses"]) == 2
-    assert "copy control (the same questions, not translated) minus zh-es-en" in text
+    # real minus control, as the docs and the report write it: the runner's compare.json (copy vs zh-es-en) negated
+    ctl = json.loads((out / doc["compares"][2]["out"] / "compare.json").read_text())["comparisons"][0]["scores"]
+    line = next(x for x in text.splitlines() if "zh-es-en minus its copy control (the same questions" in x)
+    neg = lambda x: f"{0.0 - 100 * x:+.1f}"
+    raw = ctl["raw"]["mean"]
+    assert f"raw {neg(raw['diff'])} [{neg(raw['ci95'][1])}, {neg(raw['ci95'][0])}]" in line
     assert main(["demo", "--model", str(tiny_gemma), "--limit", "6", "--pairs", "10", "--out", str(out), "--no-progress"]) == 0
     assert "nothing to do" in capsys.readouterr().out

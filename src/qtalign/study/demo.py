@@ -70,13 +70,16 @@ def headline(compare_json: Path) -> list[str]:
     return lines
 
 
-def gain_line(compare_json: Path) -> str:
-    """One line per comparison: the mean gain with its interval in each scoring mode (raw, calibrated)."""
+def gain_line(compare_json: Path, *, reverse: bool = False) -> str:
+    """One line per comparison: the mean gain with its interval in each scoring mode (raw, calibrated); reverse: read
+    as base minus other (the difference negated, its interval reversed: the same numbers, the other sign)."""
     modes, comp = _first_comparison(compare_json)
     parts = []
     for mode in modes:
         m = comp["scores"][mode]["mean"]
-        lo, hi = m["ci95"]
-        parts.append(f"{mode} {_pts(m['diff'])} [{_pts(lo)}, {_pts(hi)}]")
+        diff, (lo, hi) = m["diff"], m["ci95"]
+        if reverse:
+            diff, lo, hi = 0.0 - diff, 0.0 - hi, 0.0 - lo  # 0.0 - x: no "-0.0"
+        parts.append(f"{mode} {_pts(diff)} [{_pts(lo)}, {_pts(hi)}]")
     scheme = comp["scores"][modes[0]]["mean"].get("resampling")
     return "; ".join(parts) + (f" ({scheme['scheme']} resampling)" if scheme else "")

@@ -63,8 +63,9 @@ def demo_lines(cfg: StudyConfig, out: Path, started: float | None) -> list[str]:
         lines += headline(out / vs_base[0]["out"] / COMPARE_JSON)
     for c in doc["compares"]:
         if c["kind"] == "vs-control" and (out / c["out"] / COMPARE_JSON).is_file():
-            lines.append(f"{c['control']} control (the same questions, not translated) minus {c['mix']}, same seed, "
-                         f"paired on the same items: {gain_line(out / c['out'] / COMPARE_JSON)}")
+            # the runner compares the control (other) with its real mix (base): read as real minus control
+            lines.append(f"{c['mix']} minus its {c['control']} control (the same questions, not translated), same "
+                         f"seed, paired on the same items: {gain_line(out / c['out'] / COMPARE_JSON, reverse=True)}")
     if not any(c["kind"] == "vs-control" for c in doc["compares"]):
         lines.append("no control mix was run: the change above may not be specific to question translation "
                      "(docs/controls.md)")
