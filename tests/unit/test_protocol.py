@@ -243,24 +243,27 @@ def test_eval_paper_protocol_reports_paper_accuracy_beside_by_meaning(tiny_llama
     assert json.loads(logged.splitlines()[0])["task"] == "snli"
 
 
-def test_a_library_eval_records_what_the_command_line_records(tiny_llama: Path, tmp_path: Path,
+@pytest.mark.parametrize("protocol", ["paper", None])
+def test_a_library_eval_records_what_the_command_line_records(tiny_llama: Path, tmp_path: Path, protocol: str | None,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """`qtalign eval --protocol paper` and qtalign.eval.run(EvalSettings(protocol="paper")) with the same inputs, no
-    languages given (both: those of the data): the same run record, settings and results."""
+    """`qtalign eval [--protocol paper]` and qtalign.eval.run(EvalSettings([protocol="paper"])) with the same inputs,
+    no languages given (both: those of the data): the same run record, settings and results, and the same lines."""
     from qtalign.eval import run as run_eval
 
     data = write_nli_paper_folder(tmp_path / "paper")
-    assert main(["eval", "--protocol", "paper", "--task", "nli", "--data", str(data), "--model", str(tiny_llama),
+    flags = ["--protocol", protocol] if protocol else []
+    assert main(["eval", *flags, "--task", "nli", "--data", str(data), "--model", str(tiny_llama),
                  "--device", "cpu", "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    lib = run_eval(EvalSettings(task="nli", data=str(data), model=str(tiny_llama), device="cpu", protocol="paper",
-                                out=str(tmp_path / "lib")), progress=False)
+    given = {"protocol": protocol} if protocol else {}
+    lib = run_eval(EvalSettings(task="nli", data=str(data), model=str(tiny_llama), device="cpu",
+                                out=str(tmp_path / "lib"), **given), progress=False)
     assert "\n".join(lib.lines()).replace(str(tmp_path / "lib"), str(tmp_path / "cli")) + "\n" == printed
     record = lambda name: json.loads((tmp_path / name / "run.json").read_text("utf-8"))
     assert record("cli") == record("lib") and record("lib")["langs"] == ["en", "ja", "bn"]
     cli = json.loads((tmp_path / "cli" / "results.json").read_text("utf-8"))
     assert {k: v for k, v in cli.items() if k != "versions"} == {k: v for k, v in lib.results.items() if k != "versions"}
-    assert cli["settings"]["demos_file"] == "auto" and cli["settings"]["paper_gold"]
+    assert (cli["settings"]["demos_file"] == "auto" and cli["settings"]["paper_gold"]) == (protocol == "paper")
 
 
 # ---- token sets and precision ---------------------------------------------------------------------------------------
