@@ -84,14 +84,16 @@ def correctness(rows: list[dict]) -> tuple[dict[str, dict[tuple[str, int], float
 
 
 def trained_languages(mixes: list[dict]) -> set[str]:
-    """Every language some mix trains on: its sources and its target (an `english` control: English only)."""
+    """Every language some mix trains on: its sources and its target (a `copy` control, X => X: its sources only; an
+    `english` one: English only)."""
     langs: set[str] = set()
     for m in mixes:
         if m.get("control") == "english":
             langs.add("en")
             continue
         langs.update(m["sources"])
-        langs.add(m["target"])
+        if m.get("control") != "copy":
+            langs.add(m["target"])
     return langs
 
 
