@@ -455,3 +455,23 @@ def test_a_closed_pipe_is_not_an_error() -> None:
     p = subprocess.run(["bash", "-c", cmd], check=False, capture_output=True, text=True, timeout=300)
     assert len(p.stdout) == 10
     assert "error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize(("control", "seen"), [(None, ["zh", "es", "en"]), ("copy", ["zh", "es"]),
+                                               ("english", ["en"])])
+def test_training_languages_follow_the_control(tmp_path: Path, control: str | None, seen: list[str]) -> None:
+    """A copy control's pairs hold only its sources and an English control's only English: compare's seen/unseen
+    split counts what the pairs contain (data.controls.trained_languages), not the manifest's target."""
+    from qtalign.compare import training_languages
+
+    qt = tmp_path / "qt"
+    qt.mkdir()
+    (qt / "train.jsonl").write_text("")
+    settings = {"sources": ["zh", "es"], "target": "en", "control": control}
+    (qt / "train.manifest.json").write_text(json.dumps({"settings": settings}))
+    train = tmp_path / "T"
+    train.mkdir()
+    (train / "train_settings.json").write_text(json.dumps({"data": str(qt / "train.jsonl")}))
+    langs, where = training_languages(str(train))
+    assert langs == seen, where
+    assert ("control" in where) == (control is not None)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qtalign.data.controls import trained_languages
 from qtalign.errors import QtalignError
 from qtalign.runs.eval import PREDICTIONS, read_results, read_run_record
 from qtalign.runs.lmeval import is_lmeval_folder, load_lmeval
@@ -17,7 +18,8 @@ __all__ = ["RAW", "Run", "load_run", "training_languages"]
 
 
 def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list[str] | None, str]:
-    """Languages of an adapter's training mix (manifest sources + target) and where they were read.
+    """Languages an adapter's training pairs contain (data.controls.trained_languages of the manifest's sources,
+    target and control: a copy control's sources only, an English control English only) and where they were read.
 
     adapter: a `qtalign train` output folder T or T/adapter. Follows T/train_settings.json -> data -> that pairs
     file's manifest (runs.train.training_data). Returns (None, reason) when the record cannot be followed.
@@ -30,8 +32,8 @@ def training_languages(adapter: str, anchors: Sequence[Path] = ()) -> tuple[list
     sources, target = s.get("sources"), s.get("target")
     if not sources or not target:
         return None, f"{where}: no settings.sources/target"
-    langs = list(dict.fromkeys([*sources, target]))
     control = s.get("control")
+    langs = trained_languages(sources, target, control)
     return langs, f"{where}" + (f" (control {control})" if control else "")
 
 
