@@ -136,6 +136,28 @@ def test_claims_are_checked_against_the_summary_and_counted(tmp_path: Path) -> N
                         f"README.md:3)")]
 
 
+def test_a_claim_prints_from_a_part_of_its_entry(tmp_path: Path) -> None:
+    """A findings row holds two intervals: the bootstrap's at its top level, the random-effects model's under
+    `mixed`; `"part": "mixed"` checks the second."""
+    summary = {"findings": [{"finding": "leaders", "mode": "raw", "value": 0.018, "ci95": [-0.057, 0.083],
+                             "mde80": 0.1, "mixed": {"value": 0.018, "ci95": [-0.136, 0.171]}}]}
+    (tmp_path / "f.md").write_text(f"+1.8 [{M}5.7, +8.3] · +1.8 [{M}13.6, +17.1], power ±10.0\n", encoding="utf-8")
+    row = {"where": "findings", "match": {"finding": "leaders", "mode": "raw"}, "docs": {"f.md": 1}}
+    path = tmp_path / "x.claims.json"
+    path.write_text(json.dumps({"claims": [{**row, "text": f"+1.8 [{M}5.7, +8.3]"},
+                                           {**row, "part": "mixed", "text": f"+1.8 [{M}13.6, +17.1]"},
+                                           {**row, "stat": "mde80", "text": "10.0", "quote": "±{}"}]},
+                               ensure_ascii=False), encoding="utf-8")
+    claims, _ = parse_claims(path)
+    assert check_claims(summary, claims, tmp_path) == []
+    summary["findings"][0]["mixed"]["ci95"] = [-0.1, 0.171]
+    (problem,) = check_claims(summary, claims, tmp_path)
+    assert "claim 1 (findings" in problem and "mixed, change): recomputed +1.8 [" in problem
+    del summary["findings"][0]["mixed"]
+    (problem,) = check_claims(summary, claims, tmp_path)
+    assert problem.endswith("the recomputed entry has no mixed")
+
+
 def test_claim_text_units_and_statistics() -> None:
     pair = {"base_acc": 0.5439, "other_acc": 0.575, "diff": 0.0311, "ci95": [-0.011, 0.075], "mde80": 0.0551,
             "ci95_independent": [0.006, 0.056], "base_f1": 0.4714, "other_f1": 0.5333}

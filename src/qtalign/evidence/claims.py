@@ -18,7 +18,7 @@ UNITS: dict[str, tuple[float, str, int]] = {"points": (100.0, "", 1), "fraction"
                                             "percent": (100.0, "%", 0)}
 STATS = ("change", "diff", "interval", "accuracy", "base", "other", "gold", "f1", "mde80", "r", "sd:items",
          "sd:demos", "sd:train", "sd:grand_sd", "maxabs:<field>", "loss")
-CLAIM_KEYS = {"where", "match", "lang", "stat", "unit", "digits", "ci", "text", "quote", "docs"}
+CLAIM_KEYS = {"where", "match", "lang", "part", "stat", "unit", "digits", "ci", "text", "quote", "docs"}
 
 
 def number(value: float, unit: str = "points", digits: int | None = None, signed: bool = False) -> str:
@@ -96,6 +96,7 @@ class Claim:
     where: str
     match: dict[str, Any]
     lang: str | None
+    part: str | None  # a sub-object of the entry to print from, e.g. "mixed" (a findings row's random-effects model)
     stat: str
     unit: str
     digits: int | None
@@ -107,7 +108,8 @@ class Claim:
 
     def label(self) -> str:
         lang = f" {self.lang}" if self.lang else ""
-        return f"{self.source} claim {self.index} ({self.where} {self.match}{lang}, {self.stat})"
+        part = f" {self.part}" if self.part else ""
+        return f"{self.source} claim {self.index} ({self.where} {self.match}{lang}{part}, {self.stat})"
 
     def expected(self, summary: dict[str, Any]) -> str:
         """The text the recomputed report gives; QtalignError when no single entry matches."""
@@ -119,6 +121,10 @@ class Claim:
             if self.lang not in (entry.get("langs") or {}):
                 raise QtalignError(f"no language {self.lang} in the recomputed entry")
             entry = entry["langs"][self.lang]
+        if self.part is not None:
+            if not isinstance(entry.get(self.part), dict):
+                raise QtalignError(f"the recomputed entry has no {self.part}")
+            entry = entry[self.part]
         try:
             return claim_text(entry, self.stat, self.unit, self.digits, self.ci)
         except (KeyError, TypeError, ValueError) as err:
@@ -147,7 +153,8 @@ def parse_claims(path: Path) -> tuple[list[Claim], dict[str, Any]]:
         quote = c.get("quote", "{}")
         if quote.count("{}") != 1:
             raise QtalignError(f"{where}: quote {quote!r} must hold {{}} once, where the number stands")
-        claims.append(Claim(k, str(c["where"]), dict(c["match"]), c.get("lang"), str(c.get("stat", "change")), unit,
+        claims.append(Claim(k, str(c["where"]), dict(c["match"]), c.get("lang"), c.get("part"),
+                            str(c.get("stat", "change")), unit,
                             c.get("digits"), str(c.get("ci", "ci95")), str(c["text"]), quote, dict(docs), path.name))
     return claims, doc
 

@@ -1,0 +1,114 @@
+"""Publish the paper-findings study: its tables for docs/findings.md and the claims file that ties each number to
+the rebuilt report.
+
+    python docs/evidence/publish_findings.py table SUMMARY.json            # Markdown tables, to paste into the docs
+    python docs/evidence/publish_findings.py claims SUMMARY.json [--out F] # claims of every number the docs quote
+
+SUMMARY.json is the rebuilt report's summary (`qtalign evidence check docs/evidence/findings.json.gz` writes it to
+runs/evidence/findings/report/summary.json). `claims` writes one claim per number of the findings and arms tables
+(bootstrap interval, random-effects model interval, power) and counts, in each doc named by --docs, how many times
+the doc quotes it; numbers no doc quotes are left out. `qtalign evidence check` then recomputes every claim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from qtalign.evidence import Document, claim_text
+
+ROOT = Path(__file__).resolve().parents[2]
+MODES = ("raw", "batch")
+MODE_NAMES = {"raw": "raw", "batch": "batch-calibrated"}
+DOCS = ("docs/findings.md", "docs/results.md", "README.md")
+
+
+def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(findings rows, arms rows) of a report summary."""
+    entries = json.loads(path.read_text(encoding="utf-8")).get("findings") or []
+    return ([e for e in entries if e.get("table") == "findings"], [e for e in entries if e.get("table") == "arms"])
+
+
+def finding_claims(row: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(claim without docs, its text) for one computed findings row: bootstrap interval, model interval, power."""
+    match = {"table": "findings", "finding": row["finding"], "mode": row["mode"]}
+    base = {"where": "findings", "match": match}
+    out = [({**base}, claim_text(row)), ({**base, "part": "mixed"}, claim_text(row["mixed"]))]
+    out.append(({**base, "stat": "mde80", "quote": "±{}"}, claim_text(row, "mde80")))
+    return out
+
+
+def arm_claims(row: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    match = {"table": "arms", "arm": row["arm"], "mode": row["mode"], "langs_set": row["langs_set"]}
+    return [({"where": "findings", "match": match}, claim_text(row))]
+
+
+def table(findings: list[dict[str, Any]], arms: list[dict[str, Any]]) -> str:
+    """The findings table (each computed finding, raw and batch-calibrated) and the arms table, as Markdown."""
+    by = {(r["finding"], r["mode"]): r for r in findings if "value" in r}
+    ids = list(dict.fromkeys(r["finding"] for r in findings if "value" in r))
+    lines = [("| finding | contrast | sets | raw: Δ [bootstrap] · model | verdict | batch-calibrated: Δ [bootstrap] · "
+              "model | verdict | power (80%): raw; batch |"), "|---|---|---|---|---|---|---|---|"]
+    for fid in ids:
+        cells = []
+        for mode in MODES:
+            r = by.get((fid, mode))
+            cells += ([f"{claim_text(r)} · {claim_text(r['mixed'])}", r["verdict"]] if r else ["–", "–"])
+        first = by.get((fid, MODES[0])) or by[fid, MODES[1]]
+        power = "; ".join("±" + claim_text(by[fid, m], "mde80") for m in MODES if (fid, m) in by)
+        lines.append(f"| {fid} | {first['contrast']} | {len(first['demo_seeds'])} | {' | '.join(cells)} | {power} |")
+    lines += ["", ("| arm | seeds × sets | raw: all languages | raw: unseen languages | batch-calibrated: all "
+                   "languages | batch-calibrated: unseen languages |"), "|---|---|---|---|---|---|"]
+    arm_by = {(r["arm"], r["mode"], r["langs_set"]): r for r in arms}
+    for arm in dict.fromkeys(r["arm"] for r in arms):
+        any_row = next(r for r in arms if r["arm"] == arm)
+        shape = f"{sum(len(s) for s in any_row['train_seeds'].values())} × {len(any_row['demo_seeds'])}"
+        cells = [claim_text(arm_by[arm, m, s]) if (arm, m, s) in arm_by else "–" for m in MODES for s in ("all", "unseen")]
+        lines.append(f"| {arm} | {shape} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def claims(findings: list[dict[str, Any]], arms: list[dict[str, Any]], docs: list[str]) -> list[dict[str, Any]]:
+    """Every claim whose text some doc quotes, with how many times each doc does."""
+    read = {name: Document.read(ROOT, name) for name in docs if (ROOT / name).is_file()}
+    out = []
+    pairs = [c for r in findings if "value" in r for c in finding_claims(r)] + [c for r in arms for c in arm_claims(r)]
+    for claim, text in pairs:
+        counts = {n: len(d.find(text, claim.get("quote", "{}"))) for n, d in read.items()}
+        counts = {n: k for n, k in counts.items() if k}
+        if counts:
+            out.append({**claim, "text": text, "docs": counts})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("table", "claims"))
+    ap.add_argument("summary", type=Path)
+    ap.add_argument("--docs", default=",".join(DOCS), help="comma list of docs, relative to the repository root")
+    ap.add_argument("--out", type=Path, help="claims: the claims file to write (default: print it)")
+    ap.add_argument("--report", default="docs/results/findings/report.md", help="claims: the report copy it names")
+    a = ap.parse_args()
+    if not a.summary.is_file():
+        print(f"error: {a.summary}: no such file (run `qtalign evidence check` first)", file=sys.stderr)
+        return 2
+    findings, arms = load(a.summary)
+    if a.what == "table":
+        sys.stdout.write(table(findings, arms))
+        return 0
+    doc = {"docs_root": "../..", "report": a.report, "claims": claims(findings, arms, a.docs.split(","))}
+    text = "{\n" + f' "docs_root": "../..",\n "report": {json.dumps(a.report)},\n "claims": [\n' + ",\n".join(
+        "  " + json.dumps(c, ensure_ascii=False) for c in doc["claims"]) + "\n ]\n}\n"
+    if a.out:
+        a.out.write_text(text, encoding="utf-8")
+        print(f"wrote {a.out}: {len(doc['claims'])} claim(s)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
