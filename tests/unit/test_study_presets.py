@@ -277,6 +277,10 @@ def test_dry_run_estimates_the_wall_time(paper_data: Path, tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert "estimated wall time of the steps to run:" in out and "eval       54 steps" in out
     assert "train      13 steps" in out and COSTS["source"] in out
+    assert main(["run", "preset:cpu-paper-findings", "--dry-run", "--jobs", "2", "--data-root", str(paper_data),
+                 "--out", str(tmp_path / "S")]) == 0
+    out = capsys.readouterr().out
+    assert "one step at a time" in out and "with --jobs 2: about" in out
     plan = make_plan(load_study("preset:cpu-paper-findings", data_root=str(paper_data)))
     gemma = COSTS["models"]["gemma-3-270m"]
     assert step_seconds(plan["eval:gemma-3-270m:base:emotion:en:d0"], plan) == \

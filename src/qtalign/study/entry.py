@@ -78,16 +78,19 @@ def run(s: StudySettings, *, progress: Progress = True) -> StudyResult:
 
         workers = Workers(s.jobs, s.engine, parse_options(s.engine_options))
     summary = run_study(cfg, out, dry_run=s.dry_run, progress=bars(progress), echo=say(progress), workers=workers)
-    closing = [dry_run_estimate(summary)] if s.dry_run else gain_lines(out) + report_lines(out)
+    closing = [dry_run_estimate(summary, s.jobs)] if s.dry_run else gain_lines(out) + report_lines(out)
     return StudyResult(out, summary, closing)
 
 
-def dry_run_estimate(summary: RunSummary) -> str:
-    """The estimated wall time of the plan's steps that the dry run found not reusable (study.estimate)."""
-    from qtalign.study.estimate import estimate, format_estimate
+def dry_run_estimate(summary: RunSummary, jobs: int | None = None) -> str:
+    """The estimated wall time of the plan's steps that the dry run found not reusable (study.estimate), also with
+    `jobs` steps at a time when --jobs asks for several."""
+    from qtalign.study.estimate import estimate, format_estimate, schedule_seconds
 
     reused = set(summary.reused)
-    return format_estimate(estimate(summary.plan, [st.id for st in summary.plan.steps if st.id not in reused]))
+    todo = [st.id for st in summary.plan.steps if st.id not in reused]
+    scheduled = (jobs, schedule_seconds(summary.plan, todo, jobs)) if jobs and jobs > 1 else None
+    return format_estimate(estimate(summary.plan, todo), scheduled=scheduled)
 
 
 def verify(s: StudySettings, cfg: StudyConfig, out: Path) -> StudyResult:

@@ -98,13 +98,37 @@ def estimate(plan: Plan, to_run: Iterable[str], costs: dict[str, Any] = COSTS) -
                          sum(x is None for x in v)) for k, v in out.items()]
 
 
-def format_estimate(kinds: list[KindEstimate], costs: dict[str, Any] = COSTS) -> str:
-    """The dry run's closing lines: each kind's steps and minutes, the total in hours, what the costs are."""
+def schedule_seconds(plan: Plan, to_run: Iterable[str], jobs: int, costs: dict[str, Any] = COSTS) -> float:
+    """Wall seconds of the steps in to_run when up to `jobs` run at a time, as `qtalign run --jobs` starts them: in
+    plan order, each as soon as a worker is free and the steps it depends on have ended (a list schedule; steps
+    with no measured cost count 0 s). Assumes each step keeps its measured cost with `jobs` running beside it (one
+    core per step)."""
+    todo = [s for s in plan.steps if s.id in set(to_run)]
+    ends: dict[str, float] = {}
+    free = [0.0] * max(1, jobs)  # when each worker is next free
+    for s in todo:  # plan order is a topological order
+        ready = max([ends[d] for d in s.deps if d in ends], default=0.0)
+        k = min(range(len(free)), key=lambda i: max(free[i], ready))
+        start = max(free[k], ready)
+        ends[s.id] = free[k] = start + (step_seconds(s, plan, costs) or 0.0)
+    return max(ends.values(), default=0.0)
+
+
+def format_estimate(kinds: list[KindEstimate], costs: dict[str, Any] = COSTS, *,
+                    scheduled: tuple[int, float] | None = None) -> str:
+    """The dry run's closing lines: each kind's steps and minutes, the total in hours, what the costs are;
+    scheduled: (jobs, wall seconds of schedule_seconds) when the run would take several steps at a time."""
     total = sum(k.seconds for k in kinds)
     unknown = sum(k.unknown for k in kinds)
+    several = scheduled is not None and scheduled[0] > 1
     lines = [f"estimated wall time of the steps to run: {total / 3600:.1f} h ({total / 60:.0f} min)" +
+             (" one step at a time" if several else "") +
              (f", not counting {unknown} step(s) with no measured cost (a model, dtype or task the costs table "
               "lacks)" if unknown else "")]
+    if scheduled is not None and several:
+        jobs, wall = scheduled
+        lines.append(f"  with --jobs {jobs}: about {wall / 3600:.1f} h ({wall / 60:.0f} min), {jobs} steps at a time "
+                     f"where the plan's order allows, each at its measured cost (one core per step)")
     for k in kinds:
         unknown = f"; {k.unknown} with no measured cost, not counted" if k.unknown else ""
         mean = k.seconds / max(1, k.steps - k.unknown)
