@@ -10,7 +10,7 @@ as each arm is in the contrast). Findings whose arms have not all run are listed
 
     python docs/evidence/recompute_findings.py runs/findings            # a study folder (finished steps only)
     python docs/evidence/recompute_findings.py docs/evidence/findings.json.gz
-    options: --boot 4000 --seed 1 --json
+    options: --boot 20000 --seed 1 --json
 
 Numbers are in points (accuracy x 100).
 """
@@ -186,7 +186,7 @@ def findings(path: Path, n_boot: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", type=Path, help="a study folder or an evidence file (.json.gz)")
-    ap.add_argument("--boot", type=int, default=4000)
+    ap.add_argument("--boot", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of lines")
     a = ap.parse_args()

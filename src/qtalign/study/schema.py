@@ -184,6 +184,9 @@ class FindingsSpec(Settings):
     pairs: int | None = Field(None, ge=1)  # every mix a finding names has this many pairs in all (checked)
     train_sd: dict[str, float] = Field(default_factory=dict)  # per mode: SD of one training seed's effect (fraction),
     train_sd_from: str = ""  # added for arms with one seed; and where it was measured
+    # bootstrap resamples of the findings' intervals (default report.findings.FINDINGS_BOOT, 20,000; at least the
+    # report's --bootstrap): a percentile bound over 3 demonstration sets sits in a thin tail
+    bootstrap: int | None = Field(None, ge=100)
     rows: tuple[FindingSpec, ...] = Field(min_length=1)
 
     @field_validator("modes", mode="before")
