@@ -5,7 +5,7 @@ the rebuilt report.
     python docs/evidence/publish_findings.py claims SUMMARY.json [--out F] # claims of every number the docs quote
 
 SUMMARY.json is the rebuilt report's summary (`qtalign evidence check docs/evidence/findings.json.gz` writes it to
-runs/evidence/findings/report/summary.json). `claims` writes one claim per number of the findings and arms tables
+runs/evidence/findings/report/summary.json; the study.json beside that report folder gives the findings' rows). `claims` writes one claim per number of the findings and arms tables
 (bootstrap interval, random-effects model interval, power) and counts, in each doc named by --docs, how many times
 the doc quotes it; numbers no doc quotes are left out. `qtalign evidence check` then recomputes every claim.
 """
@@ -46,20 +46,32 @@ def arm_claims(row: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     return [({"where": "findings", "match": match}, claim_text(row))]
 
 
-def table(findings: list[dict[str, Any]], arms: list[dict[str, Any]]) -> str:
-    """The findings table (each computed finding, raw and batch-calibrated) and the arms table, as Markdown."""
+def table(findings: list[dict[str, Any]], arms: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """The findings table (every row of the study config's findings, in its order: computed ones with their
+    estimates and verdicts, raw and batch-calibrated; the others pending or untestable) and the arms table."""
     by = {(r["finding"], r["mode"]): r for r in findings if "value" in r}
-    ids = list(dict.fromkeys(r["finding"] for r in findings if "value" in r))
-    lines = [("| finding | contrast | sets | raw: Δ [bootstrap] · model | verdict | batch-calibrated: Δ [bootstrap] · "
-              "model | verdict | power (80%): raw; batch |"), "|---|---|---|---|---|---|---|---|"]
-    for fid in ids:
+    lines = [("| # | the paper's claim | contrast | raw: Δ [bootstrap] · model | verdict | batch-calibrated: Δ "
+              "[bootstrap] · model | verdict | power (80%): raw; batch | the paper |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k, spec in enumerate(rows, 1):
+        fid, claim, paper = spec["id"], spec["claim"], spec.get("paper") or "–"
+        if spec.get("untestable"):
+            lines.append(f"| {k} | {claim} | {spec['untestable']} | – | not testable | – | not testable | – | {paper} |")
+            continue
+        done = [m for m in MODES if (fid, m) in by]
+        if not done:
+            arms_named = ", ".join([*spec.get("plus", []), *spec.get("minus", [])])
+            lines.append(f"| {k} | {claim} | {arms_named} | pending | – | pending | – | – | {paper} |")
+            continue
         cells = []
         for mode in MODES:
             r = by.get((fid, mode))
             cells += ([f"{claim_text(r)} · {claim_text(r['mixed'])}", r["verdict"]] if r else ["–", "–"])
-        first = by.get((fid, MODES[0])) or by[fid, MODES[1]]
-        power = "; ".join("±" + claim_text(by[fid, m], "mde80") for m in MODES if (fid, m) in by)
-        lines.append(f"| {fid} | {first['contrast']} | {len(first['demo_seeds'])} | {' | '.join(cells)} | {power} |")
+        first = by[fid, done[0]]
+        power = "; ".join("±" + claim_text(by[fid, m], "mde80") for m in done)
+        sets = len(first["demo_seeds"])
+        lines.append(f"| {k} | {claim} | {first['contrast']} ({sets} demonstration sets) | {' | '.join(cells)} | "
+                     f"{power} | {paper} |")
     lines += ["", ("| arm | seeds × sets | raw: all languages | raw: unseen languages | batch-calibrated: all "
                    "languages | batch-calibrated: unseen languages |"), "|---|---|---|---|---|---|"]
     arm_by = {(r["arm"], r["mode"], r["langs_set"]): r for r in arms}
@@ -69,6 +81,12 @@ def table(findings: list[dict[str, Any]], arms: list[dict[str, Any]]) -> str:
         cells = [claim_text(arm_by[arm, m, s]) if (arm, m, s) in arm_by else "–" for m in MODES for s in ("all", "unseen")]
         lines.append(f"| {arm} | {shape} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def config_rows(summary: Path) -> list[dict[str, Any]]:
+    """The study config's findings rows, from the study.json beside the report folder of `summary`."""
+    study = summary.resolve().parent.parent / "study.json"
+    return json.loads(study.read_text(encoding="utf-8"))["config"]["findings"]["rows"]
 
 
 def claims(findings: list[dict[str, Any]], arms: list[dict[str, Any]], docs: list[str]) -> list[dict[str, Any]]:
@@ -97,7 +115,7 @@ def main() -> int:
         return 2
     findings, arms = load(a.summary)
     if a.what == "table":
-        sys.stdout.write(table(findings, arms))
+        sys.stdout.write(table(findings, arms, config_rows(a.summary)))
         return 0
     doc = {"docs_root": "../..", "report": a.report, "claims": claims(findings, arms, a.docs.split(","))}
     text = "{\n" + f' "docs_root": "../..",\n "report": {json.dumps(a.report)},\n "claims": [\n' + ",\n".join(
