@@ -12,19 +12,21 @@ from qtalign.study.plan import Plan, Step
 # Seconds of wall time per unit of work, measured on this project's 2-core CPU while it was shared with other work,
 # from the step seconds in the study.json of committed evidence (packaged Gemma 3 270M; 2-shot sentiment prompts of
 # the paper's review test files, 20 languages x 100 items, content-free prompts included):
-# - eval, per scored item: bfloat16 from preset:cpu-intask (20 evaluations, docs/evidence/intask.json.gz), float32
-#   from preset:cpu-reproduction (9 evaluations, docs/evidence/reproduction.json.gz);
-# - train, per built pair and epoch (LoRA r 8, batch 4, float32): review questions (a mix of task emotion) from
-#   cpu-intask's 9 trainings of 240 pairs, SNLI questions (task nli) from cpu-reproduction's 8 trainings of 200;
+# - eval float32 and train (per built pair and epoch; LoRA r 8, batch 4, float32; review questions = a mix of task
+#   emotion, SNLI questions = task nli) from preset:cpu-paper-findings' stage 1 (docs/evidence/findings.json.gz: 42
+#   evaluations, 12 trainings of 240 review-question pairs, 1 of 240 SNLI-question pairs), run with `--jobs 2` and
+#   one thread per step: each cost is a step's own wall time while another step ran beside it;
+# - eval bfloat16 from preset:cpu-intask (20 evaluations, docs/evidence/intask.json.gz), one step at a time;
 # - lens and PCA, per language x item: cpu-intask (bfloat16) and cpu-reproduction (float32);
 # - report, per evaluation it reads: cpu-intask (20 evaluations); build and compare: fixed.
 COSTS: dict[str, Any] = {
-    "source": "step seconds of preset:cpu-intask and preset:cpu-reproduction (docs/evidence), packaged Gemma 3 "
-              "270M, this 2-core CPU shared with other work",
+    "source": "step seconds of preset:cpu-paper-findings (float32 evaluation, training; --jobs 2, one thread per "
+              "step), preset:cpu-intask and preset:cpu-reproduction (docs/evidence), packaged Gemma 3 270M, this "
+              "2-core CPU shared with other work",
     "models": {
         "gemma-3-270m": {
-            "eval_item": {"bfloat16": 0.2518, "float32": 0.7954},
-            "train_pair": {"emotion": 4.210, "nli": 1.550},
+            "eval_item": {"bfloat16": 0.2518, "float32": 0.3983},
+            "train_pair": {"emotion": 2.058, "nli": 0.7165},
             "lens_item": {"bfloat16": 1.037, "float32": 1.322},
             "pca_item": {"bfloat16": 0.4725, "float32": 0.5427},
         },
