@@ -34,6 +34,6 @@ def test_the_dry_run_prints_both_estimates() -> None:
 
     kinds = estimate(plan, ["a", "b"], COST)
     one = format_estimate(kinds, COST)
-    assert "one step at a time" not in one and "--jobs" not in one
+    assert "one step at a time" not in one and "with --jobs" not in one
     two = format_estimate(kinds, COST, scheduled=(2, schedule_seconds(plan, ["a", "b"], 2, COST)))
     assert "(0 min) one step at a time" in two and "with --jobs 2: about 0.0 h (0 min)" in two
