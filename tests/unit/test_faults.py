@@ -286,7 +286,7 @@ def test_builds_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     train.mkdir()
     (train / "train_settings.json").write_text(json.dumps({"data": str(qt / "copy.jsonl")}))
     langs, where = training_languages(str(train))
-    assert langs == ["zh", "en"] and where == f"{qt / 'copy.manifest.json'} (control copy)"
+    assert langs == ["zh"] and where == f"{qt / 'copy.manifest.json'} (control copy)"
 
 
 def test_old_folders_manifest_is_still_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
