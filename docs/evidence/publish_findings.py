@@ -22,7 +22,6 @@ from qtalign.evidence import Document, claim_text
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("raw", "batch")
-MODE_NAMES = {"raw": "raw", "batch": "batch-calibrated"}
 DOCS = ("docs/findings.md", "docs/results.md", "README.md")
 
 
@@ -117,12 +116,12 @@ def main() -> int:
     if a.what == "table":
         sys.stdout.write(table(findings, arms, config_rows(a.summary)))
         return 0
-    doc = {"docs_root": "../..", "report": a.report, "claims": claims(findings, arms, a.docs.split(","))}
+    found = claims(findings, arms, a.docs.split(","))
     text = "{\n" + f' "docs_root": "../..",\n "report": {json.dumps(a.report)},\n "claims": [\n' + ",\n".join(
-        "  " + json.dumps(c, ensure_ascii=False) for c in doc["claims"]) + "\n ]\n}\n"
+        "  " + json.dumps(c, ensure_ascii=False) for c in found) + "\n ]\n}\n"
     if a.out:
         a.out.write_text(text, encoding="utf-8")
-        print(f"wrote {a.out}: {len(doc['claims'])} claim(s)")
+        print(f"wrote {a.out}: {len(found)} claim(s)")
     else:
         sys.stdout.write(text)
     return 0

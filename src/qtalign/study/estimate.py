@@ -105,7 +105,8 @@ def schedule_seconds(plan: Plan, to_run: Iterable[str], jobs: int, costs: dict[s
     plan order, each as soon as a worker is free and the steps it depends on have ended (a list schedule; steps
     with no measured cost count 0 s). Assumes each step keeps its measured cost with `jobs` running beside it (one
     core per step)."""
-    todo = [s for s in plan.steps if s.id in set(to_run)]
+    wanted = set(to_run)
+    todo = [s for s in plan.steps if s.id in wanted]
     ends: dict[str, float] = {}
     free = [0.0] * max(1, jobs)  # when each worker is next free
     for s in todo:  # plan order is a topological order
