@@ -4,7 +4,7 @@ the rebuilt report.
     python docs/evidence/publish_findings.py table SUMMARY.json            # Markdown tables, to paste into the docs
     python docs/evidence/publish_findings.py claims SUMMARY.json [--out F] # claims of every number the docs quote
 
-SUMMARY.json is the rebuilt report's summary (`qtalign evidence check docs/evidence/findings.json.gz` writes it to
+SUMMARY.json is the rebuilt report's summary (`qtalign evidence check docs/evidence/findings.json.xz` writes it to
 runs/evidence/findings/report/summary.json; the study.json beside that report folder gives the findings' rows). `claims` writes one claim per number of the findings and arms tables
 (bootstrap interval, random-effects model interval, power) and counts, in each doc named by --docs, how many times
 the doc quotes it; numbers no doc quotes are left out. `qtalign evidence check` then recomputes every claim.

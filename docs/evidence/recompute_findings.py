@@ -9,7 +9,7 @@ demonstration sets; `+seed` adds the training-seed component of one-seed arms (f
 as each arm is in the contrast). Findings whose arms have not all run are listed as pending.
 
     python docs/evidence/recompute_findings.py runs/findings            # a study folder (finished steps only)
-    python docs/evidence/recompute_findings.py docs/evidence/findings.json.gz
+    python docs/evidence/recompute_findings.py docs/evidence/findings.json.xz
     options: --boot 20000 --seed 1 --json
 
 Numbers are in points (accuracy x 100).
@@ -20,10 +20,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import lzma
 import posixpath
 from pathlib import Path
 
 import numpy as np
+
+
+def _unzip(data: bytes) -> bytes:
+    """The JSON bytes of an evidence file: xz (b"\\xfd7zXZ" first) or gzip."""
+    return lzma.decompress(data) if data[:5] == b"\xfd7zXZ" else gzip.decompress(data)
 
 
 class Source:
@@ -36,7 +42,7 @@ class Source:
             self.files: dict[str, str] | None = None
             self.root = ""
         else:
-            payload = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+            payload = json.loads(_unzip(path.read_bytes()).decode("utf-8"))
             self.files = payload["files"]
             self.study = json.loads(self.files["study.json"])
             self.root = payload.get("root", "")
@@ -185,7 +191,7 @@ def findings(path: Path, n_boot: int, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("source", type=Path, help="a study folder or an evidence file (.json.gz)")
+    ap.add_argument("source", type=Path, help="a study folder or an evidence file (.json.xz or .json.gz)")
     ap.add_argument("--boot", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of lines")

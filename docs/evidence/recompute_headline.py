@@ -1,4 +1,4 @@
-"""Recompute the in-task headline from docs/evidence/intask.json.gz with numpy alone (no qtalign code).
+"""Recompute the in-task headline from docs/evidence/intask.json.xz with numpy alone (no qtalign code).
 
 The project's rule: recompute a headline with code written fresh before publishing it. This script reads the
 evidence file directly, matches items by index, and gives the change of the 20-language mean accuracy over the
@@ -6,7 +6,7 @@ evidence file directly, matches items by index, and gives the change of the 20-l
 batch-calibrated, with a 95% percentile bootstrap that resamples training seeds, then demonstration sets, then
 item indices (one draw for every language and every run; each run averages the drawn items it scored).
 
-    python docs/evidence/recompute_headline.py [--evidence docs/evidence/intask.json.gz] [--boot 4000] [--seed 1]
+    python docs/evidence/recompute_headline.py [--evidence docs/evidence/intask.json.xz] [--boot 4000] [--seed 1]
 
 Prints one line per number, in points, and with --json a JSON object of them.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import lzma
 import posixpath
 from pathlib import Path
 
@@ -24,9 +25,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def _unzip(data: bytes) -> bytes:
+    """The JSON bytes of an evidence file: xz (b"\\xfd7zXZ" first) or gzip."""
+    return lzma.decompress(data) if data[:5] == b"\xfd7zXZ" else gzip.decompress(data)
+
+
 def read_evidence(path: Path) -> tuple[dict, dict[str, str]]:
     """study.json and the packed files, keyed by their path inside the study folder."""
-    payload = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8"))
+    payload = json.loads(_unzip(path.read_bytes()).decode("utf-8"))
     files = payload["files"]
     return json.loads(files["study.json"]), files
 
@@ -99,7 +105,7 @@ def pooled(runs: dict[tuple[int, int], dict[int, float]], n_boot: int, seed: int
 
 def headline(path: Path, n_boot: int, seed: int) -> dict[str, list[float]]:
     study, files = read_evidence(path)
-    root = json.loads(gzip.decompress(path.read_bytes()).decode("utf-8")).get("root", "")
+    root = json.loads(_unzip(path.read_bytes()).decode("utf-8")).get("root", "")
     evals = study["evals"]
 
     def table(e: dict, mode: str) -> dict[tuple[str, int], float]:
@@ -124,7 +130,7 @@ def headline(path: Path, n_boot: int, seed: int) -> dict[str, list[float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--evidence", type=Path, default=HERE / "intask.json.gz")
+    ap.add_argument("--evidence", type=Path, default=HERE / "intask.json.xz")
     ap.add_argument("--boot", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of lines")

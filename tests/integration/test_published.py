@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from qtalign.cli.main import main
+from qtalign.evidence.pack import evidence_name
 
 ROOT = Path(__file__).resolve().parents[2]
-EVIDENCE = sorted((ROOT / "docs" / "evidence").glob("*.json.gz"))
+EVIDENCE = sorted((ROOT / "docs" / "evidence").glob("*.json.[gx]z"))
 
 
 def test_every_quoted_number_is_claimed_or_exempt(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,10 +28,10 @@ def test_evidence_files_are_small() -> None:
         assert f.stat().st_size < 3 * 1024 * 1024, f"{f.name}: evidence files stay a few MB at most"
 
 
-@pytest.mark.parametrize("evidence", EVIDENCE, ids=[f.name.removesuffix(".json.gz") for f in EVIDENCE])
+@pytest.mark.parametrize("evidence", EVIDENCE, ids=[evidence_name(f) for f in EVIDENCE])
 def test_published_numbers_are_recomputed_from_the_evidence(evidence: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    claims = evidence.with_name(evidence.name.removesuffix(".json.gz") + ".claims.json")
+    claims = evidence.with_name(evidence_name(evidence) + ".claims.json")
     assert claims.is_file(), f"{claims.name}: the numbers the docs quote from {evidence.name} are listed there"
     assert main(["evidence", "check", str(evidence), "--out", str(tmp_path / "rebuilt")]) == 0, \
         capsys.readouterr().out
@@ -48,7 +49,7 @@ def test_in_task_headline_agrees_with_an_independent_recomputation() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    fresh = module.headline(ROOT / "docs" / "evidence" / "intask.json.gz", 4000, 1)
+    fresh = module.headline(ROOT / "docs" / "evidence" / "intask.json.xz", 4000, 1)
     claims = json.loads((ROOT / "docs" / "evidence" / "intask.claims.json").read_text(encoding="utf-8"))["claims"]
     published = {}
     for c in claims:
@@ -71,9 +72,9 @@ def test_findings_agree_with_an_independent_recomputation() -> None:
     20,000 resamples, so Monte Carlo error stays well inside that)."""
     import importlib.util
 
-    evidence = ROOT / "docs" / "evidence" / "findings.json.gz"
+    evidence = ROOT / "docs" / "evidence" / "findings.json.xz"
     if not evidence.is_file():
-        pytest.skip("no findings evidence published yet (docs/evidence/findings.json.gz)")
+        pytest.skip("no findings evidence published yet (docs/evidence/findings.json.xz)")
     spec = importlib.util.spec_from_file_location("recompute_findings",
                                                   ROOT / "docs" / "evidence" / "recompute_findings.py")
     assert spec is not None and spec.loader is not None

@@ -68,6 +68,27 @@ def test_same_study_packs_to_the_same_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()
 
 
+def test_xz_and_gzip_hold_the_same_evidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """*.json.xz (what the docs publish) and *.json.gz carry the same payload; xz is deterministic and smaller; the
+    container is told by its bytes, a wrong name and a broken file are one-line errors."""
+    study = write_study(tmp_path / "study", n=30)
+    pack(study, tmp_path / "a.json.xz")
+    pack(study, tmp_path / "b.json.xz")
+    pack(study, tmp_path / "c.json.gz")
+    assert (tmp_path / "a.json.xz").read_bytes() == (tmp_path / "b.json.xz").read_bytes()
+    assert (tmp_path / "a.json.xz").read_bytes().startswith(b"\xfd7zXZ")
+    assert (tmp_path / "a.json.xz").stat().st_size < (tmp_path / "c.json.gz").stat().st_size
+    assert read_pack(tmp_path / "a.json.xz") == read_pack(tmp_path / "c.json.gz")
+    (tmp_path / "renamed.json.gz").write_bytes((tmp_path / "a.json.xz").read_bytes())  # told by bytes, not name
+    assert read_pack(tmp_path / "renamed.json.gz") == read_pack(tmp_path / "c.json.gz")
+    assert main(["evidence", "pack", str(study), "--out", str(tmp_path / "x.json")]) == 2
+    assert "*.json.xz" in capsys.readouterr().err
+    broken = tmp_path / "broken.json.xz"
+    broken.write_bytes((tmp_path / "a.json.xz").read_bytes()[:200])
+    with pytest.raises(QtalignError, match="not a qtalign evidence file"):
+        read_pack(broken)
+
+
 def test_check_command_rebuilds_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = write_study(tmp_path / "study", n=20)
     assert main(["evidence", "pack", str(study), "--out", str(tmp_path / "s.json.gz")]) == 0

@@ -11,7 +11,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evidence", help="pack a study's per-item evidence; recompute its report from an evidence file (no model)",
         description="`pack STUDY --out FILE` keeps what every table and interval of a study's report is computed from "
                     "(per-item predictions and calibrated predictions, run records, training logs, lens/PCA "
-                    "summaries; no weights, no data texts; paths relative to the study folder) in one gzip JSON file "
+                    "summaries; no weights, no data texts; paths relative to the study folder) in one compressed JSON file (xz; gzip when --out ends .json.gz) "
                     "of a few hundred kB, with a sha256 of every file in it. "
                     "`check FILE` refuses a file changed after packing, rebuilds the study folder from it and "
                     "recomputes the report: every comparison and interval is computed again from the per-item rows, "
@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     pk.add_argument("--from-evidence", default=None, metavar="FILE",
                     help="instead of a study folder, repack an evidence file (also one written by an older qtalign) "
                          "with a digest of every file and paths relative to the study folder; --out may be FILE")
-    pk.add_argument("--out", required=True, help="evidence file to write, e.g. docs/evidence/intask.json.gz")
+    pk.add_argument("--out", required=True, help="evidence file to write, e.g. docs/evidence/intask.json.xz")
     pk.set_defaults(func=run_pack)
     ck = sub.add_parser("check", help="recompute a study's report from its evidence file")
     ck.add_argument("file", metavar="FILE", help="an evidence file written by `qtalign evidence pack`")

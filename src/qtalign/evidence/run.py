@@ -13,7 +13,7 @@ from qtalign.settings import Progress, Settings
 
 class PackSettings(Settings):
     """What `qtalign evidence pack` packs: a `qtalign run` study folder, or an existing evidence file (repacked in
-    this format: digests, machine-free paths), into an evidence file *.json.gz."""
+    this format: digests, machine-free paths), into an evidence file *.json.xz (xz; *.json.gz: gzip)."""
 
     study: str | None = None
     from_evidence: str | None = None  # an evidence file to repack instead of a study folder (out may be the same)
@@ -74,11 +74,10 @@ class CheckResult:
 def run_pack(s: PackSettings, *, progress: Progress = True) -> PackResult:
     """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack); no
     progress to show."""
-    from qtalign.evidence.pack import pack, repack
+    from qtalign.evidence.pack import check_suffix, pack, repack
 
     out = Path(s.out)
-    if not out.name.endswith(".json.gz"):
-        raise QtalignError(f"--out {out}: name the evidence file *.json.gz")
+    check_suffix(out)
     if (s.study is None) == (s.from_evidence is None):
         raise QtalignError("give a study folder or --from-evidence FILE (one of the two)")
     return PackResult(pack(s.study, out) if s.study is not None else repack(str(s.from_evidence), out))
@@ -88,13 +87,13 @@ def run_check(s: CheckSettings, *, progress: Progress = True) -> CheckResult:
     """Rebuild the study from s.file, recompute its report (every comparison from the per-item rows) and check the
     claims; the result's lines() say what was found. No progress to show."""
     from qtalign.evidence.claims import check_claims_file, docs_root, parse_claims
-    from qtalign.evidence.pack import unpack
+    from qtalign.evidence.pack import evidence_name, unpack
     from qtalign.evidence.publish import COPY_BOOTSTRAP, compare_copy, write_copy
     from qtalign.report.run import ReportSettings
     from qtalign.report.run import run as report
     from qtalign.store import claim_out
 
-    name = Path(s.file).name.removesuffix(".json.gz")
+    name = evidence_name(s.file)
     out = claim_out(s.out or Path("runs") / "evidence" / name)
     root = unpack(s.file, out)
     paths = report(ReportSettings(study=str(root), n_boot=s.n_boot), progress=progress).files

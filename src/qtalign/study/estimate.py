@@ -13,10 +13,10 @@ from qtalign.study.plan import Plan, Step
 # from the step seconds in the study.json of committed evidence (packaged Gemma 3 270M; 2-shot sentiment prompts of
 # the paper's review test files, 20 languages x 100 items, content-free prompts included):
 # - eval float32 and train (per built pair and epoch; LoRA r 8, batch 4, float32; review questions = a mix of task
-#   emotion, SNLI questions = task nli) from preset:cpu-paper-findings' stage 1 (docs/evidence/findings.json.gz: 42
+#   emotion, SNLI questions = task nli) from preset:cpu-paper-findings' stage 1 (docs/evidence/findings.json.xz: 42
 #   evaluations, 12 trainings of 240 review-question pairs, 1 of 240 SNLI-question pairs), run with `--jobs 2` and
 #   one thread per step: each cost is a step's own wall time while another step ran beside it;
-# - eval bfloat16 from preset:cpu-intask (20 evaluations, docs/evidence/intask.json.gz), one step at a time;
+# - eval bfloat16 from preset:cpu-intask (20 evaluations, docs/evidence/intask.json.xz), one step at a time;
 # - lens and PCA, per language x item: cpu-intask (bfloat16) and cpu-reproduction (float32);
 # - report, per evaluation it reads: cpu-intask (20 evaluations); build and compare: fixed.
 COSTS: dict[str, Any] = {
