@@ -5,9 +5,11 @@ the rebuilt report.
     python docs/evidence/publish_findings.py claims SUMMARY.json [--out F] # claims of every number the docs quote
 
 SUMMARY.json is the rebuilt report's summary (`qtalign evidence check docs/evidence/findings.json.xz` writes it to
-runs/evidence/findings/report/summary.json; the study.json beside that report folder gives the findings' rows). `claims` writes one claim per number of the findings and arms tables
-(bootstrap interval, random-effects model interval, power) and counts, in each doc named by --docs, how many times
-the doc quotes it; numbers no doc quotes are left out. `qtalign evidence check` then recomputes every claim.
+runs/evidence/findings/report/summary.json; the study.json beside that report folder gives the findings' rows).
+`claims` writes one claim per number of the findings and arms tables (bootstrap interval, random-effects model
+interval, power), of each real mix minus its control and of each arm's change per demonstration set (the in-task
+answer quotes these), and counts, in each doc named by --docs, how many times the doc quotes it; numbers no doc
+quotes are left out. `qtalign evidence check` then recomputes every claim.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from qtalign.evidence import Document, claim_text
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("raw", "batch")
-DOCS = ("docs/findings.md", "docs/results.md", "README.md")
+DOCS = ("docs/findings.md", "docs/results.md", "README.md", "docs/controls.md")
 
 
 def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -43,6 +45,23 @@ def finding_claims(row: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
 def arm_claims(row: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     match = {"table": "arms", "arm": row["arm"], "mode": row["mode"], "langs_set": row["langs_set"]}
     return [({"where": "findings", "match": match}, claim_text(row))]
+
+
+def control_claims(summary: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Claims of the report's two-level bootstrap numbers the in-task answer quotes: each arm's change from base and
+    each real mix minus its control, over all demonstration sets and set by set."""
+    out: list[tuple[dict[str, Any], str]] = []
+    for e in summary.get("arms") or []:  # the Uncertainty table: no training-seed component for one-seed arms
+        out.append(({"where": "arms", "match": {k: e[k] for k in ("mix", "mode")}}, claim_text(e)))
+    for e in summary.get("contrasts") or []:
+        out.append(({"where": "contrasts", "match": {k: e[k] for k in ("real", "control", "mode")}}, claim_text(e)))
+    for e in summary.get("contrasts_by_demo") or []:
+        match = {k: e[k] for k in ("real", "control", "demo_seed", "mode")}
+        out.append(({"where": "contrasts_by_demo", "match": match}, claim_text(e)))
+    for e in summary.get("arms_by_demo") or []:
+        out.append(({"where": "arms_by_demo", "match": {k: e[k] for k in ("mix", "demo_seed", "mode")}},
+                    claim_text(e)))
+    return out
 
 
 def table(findings: list[dict[str, Any]], arms: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
@@ -88,11 +107,13 @@ def config_rows(summary: Path) -> list[dict[str, Any]]:
     return json.loads(study.read_text(encoding="utf-8"))["config"]["findings"]["rows"]
 
 
-def claims(findings: list[dict[str, Any]], arms: list[dict[str, Any]], docs: list[str]) -> list[dict[str, Any]]:
+def claims(summary: Path, docs: list[str]) -> list[dict[str, Any]]:
     """Every claim whose text some doc quotes, with how many times each doc does."""
     read = {name: Document.read(ROOT, name) for name in docs if (ROOT / name).is_file()}
     out = []
+    findings, arms = load(summary)
     pairs = [c for r in findings if "value" in r for c in finding_claims(r)] + [c for r in arms for c in arm_claims(r)]
+    pairs += control_claims(json.loads(summary.read_text(encoding="utf-8")))
     for claim, text in pairs:
         counts = {n: len(d.find(text, claim.get("quote", "{}"))) for n, d in read.items()}
         counts = {n: k for n, k in counts.items() if k}
@@ -116,7 +137,7 @@ def main() -> int:
     if a.what == "table":
         sys.stdout.write(table(findings, arms, config_rows(a.summary)))
         return 0
-    found = claims(findings, arms, a.docs.split(","))
+    found = claims(a.summary, a.docs.split(","))
     text = "{\n" + f' "docs_root": "../..",\n "report": {json.dumps(a.report)},\n "claims": [\n' + ",\n".join(
         "  " + json.dumps(c, ensure_ascii=False) for c in found) + "\n ]\n}\n"
     if a.out:
