@@ -40,7 +40,7 @@ test-all: $(VENV)/.test-extras
 # from the per-item evidence kept in docs/evidence/ and check each claim where it stands (no model, minutes)
 evidence: setup
 	$(BIN)/qtalign evidence coverage
-	for f in docs/evidence/*.json.xz; do $(BIN)/qtalign evidence check "$$f" || exit 1; done
+	for f in $(wildcard docs/evidence/*.json.xz docs/evidence/*.json.gz); do $(BIN)/qtalign evidence check "$$f" || exit 1; done
 
 bench: setup
 	$(BIN)/python benchmarks/bench_eval.py
