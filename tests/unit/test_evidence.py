@@ -92,6 +92,7 @@ def test_xz_and_gzip_hold_the_same_evidence(tmp_path: Path, capsys: pytest.Captu
 def test_check_command_rebuilds_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = write_study(tmp_path / "study", n=20)
     assert main(["evidence", "pack", str(study), "--out", str(tmp_path / "s.json.gz")]) == 0
+    assert "(gzip;" in capsys.readouterr().out  # a progress line names the container before compressing
     assert main(["evidence", "check", str(tmp_path / "s.json.gz"), "--out", str(tmp_path / "re"),
                  "--bootstrap", "200"]) == 0
     out = capsys.readouterr().out
