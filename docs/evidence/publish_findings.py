@@ -29,7 +29,12 @@ DOCS = ("docs/findings.md", "docs/results.md", "README.md", "docs/controls.md")
 
 def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(findings rows, arms rows) of a report summary."""
-    entries = json.loads(path.read_text(encoding="utf-8")).get("findings") or []
+    return split(json.loads(path.read_text(encoding="utf-8")))
+
+
+def split(summary: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(findings rows, arms rows) of a report summary's findings entries."""
+    entries = summary.get("findings") or []
     return ([e for e in entries if e.get("table") == "findings"], [e for e in entries if e.get("table") == "arms"])
 
 
@@ -111,9 +116,10 @@ def claims(summary: Path, docs: list[str]) -> list[dict[str, Any]]:
     """Every claim whose text some doc quotes, with how many times each doc does."""
     read = {name: Document.read(ROOT, name) for name in docs if (ROOT / name).is_file()}
     out = []
-    findings, arms = load(summary)
+    doc = json.loads(summary.read_text(encoding="utf-8"))
+    findings, arms = split(doc)
     pairs = [c for r in findings if "value" in r for c in finding_claims(r)] + [c for r in arms for c in arm_claims(r)]
-    pairs += control_claims(json.loads(summary.read_text(encoding="utf-8")))
+    pairs += control_claims(doc)
     for claim, text in pairs:
         counts = {n: len(d.find(text, claim.get("quote", "{}"))) for n, d in read.items()}
         counts = {n: k for n, k in counts.items() if k}

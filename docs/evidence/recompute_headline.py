@@ -30,11 +30,11 @@ def _unzip(data: bytes) -> bytes:
     return lzma.decompress(data) if data[:5] == b"\xfd7zXZ" else gzip.decompress(data)
 
 
-def read_evidence(path: Path) -> tuple[dict, dict[str, str]]:
-    """study.json and the packed files, keyed by their path inside the study folder."""
+def read_evidence(path: Path) -> tuple[dict, dict[str, str], str]:
+    """study.json, the packed files (keyed by their path inside the study folder) and the recorded study root."""
     payload = json.loads(_unzip(path.read_bytes()).decode("utf-8"))
     files = payload["files"]
-    return json.loads(files["study.json"]), files
+    return json.loads(files["study.json"]), files, payload.get("root", "")
 
 
 def run_key(run: str, root: str) -> str:
@@ -104,8 +104,7 @@ def pooled(runs: dict[tuple[int, int], dict[int, float]], n_boot: int, seed: int
 
 
 def headline(path: Path, n_boot: int, seed: int) -> dict[str, list[float]]:
-    study, files = read_evidence(path)
-    root = json.loads(_unzip(path.read_bytes()).decode("utf-8")).get("root", "")
+    study, files, root = read_evidence(path)
     evals = study["evals"]
 
     def table(e: dict, mode: str) -> dict[tuple[str, int], float]:

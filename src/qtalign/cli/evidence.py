@@ -11,8 +11,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evidence", help="pack a study's per-item evidence; recompute its report from an evidence file (no model)",
         description="`pack STUDY --out FILE` keeps what every table and interval of a study's report is computed from "
                     "(per-item predictions and calibrated predictions, run records, training logs, lens/PCA "
-                    "summaries; no weights, no data texts; paths relative to the study folder) in one compressed JSON file (xz; gzip when --out ends .json.gz) "
-                    "of a few hundred kB, with a sha256 of every file in it. "
+                    "summaries; no weights, no data texts; paths relative to the study folder) in one compressed "
+                    "JSON file (xz; gzip when --out ends .json.gz) of a few hundred kB to a few MB, with a sha256 of "
+                    "every file in it. "
                     "`check FILE` refuses a file changed after packing, rebuilds the study folder from it and "
                     "recomputes the report: every comparison and interval is computed again from the per-item rows, "
                     "and the numbers the docs quote from it (NAME.claims.json) are checked where they stand. "

@@ -33,7 +33,7 @@ PLACEHOLDER_TEXT = ("Not kept in the evidence file: the adapter weights and the 
                     "texts). The records beside this folder are the run's own.\n")
 # the evidence file's container, chosen by its name: xz (smallest; what the docs publish) or gzip (older files)
 SUFFIXES: tuple[str, ...] = (".json.xz", ".json.gz")
-XZ_MAGIC, GZIP_MAGIC = b"\xfd7zXZ\x00", b"\x1f\x8b"
+XZ_MAGIC = b"\xfd7zXZ\x00"  # the first bytes of an xz file; anything else is read as gzip
 DIGITS = 6  # label probabilities are kept to this many decimals (calibrated predictions are stored, not recomputed)
 
 
@@ -52,9 +52,14 @@ def check_suffix(path: str | Path) -> None:
         raise QtalignError(f"--out {path}: name the evidence file *.json.xz (or *.json.gz for gzip)")
 
 
+def container(path: str | Path) -> str:
+    """The container an evidence file of this name is written in: "gzip" for *.json.gz, else "xz"."""
+    return "gzip" if Path(path).name.endswith(".json.gz") else "xz"
+
+
 def _compress(raw: bytes, out: Path) -> bytes:
     """raw in the container out's name asks for; either way the same content packs to the same bytes."""
-    if out.name.endswith(".json.gz"):
+    if container(out) == "gzip":
         return gzip.compress(raw, compresslevel=9, mtime=0)  # mtime 0: no time stamp in the bytes
     return lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)  # about 2.5x smaller than gzip on per-item rows
 

@@ -74,14 +74,14 @@ class CheckResult:
 def run_pack(s: PackSettings, *, progress: Progress = True) -> PackResult:
     """Write the study's evidence file (evidence.pack.pack), or repack an evidence file (evidence.pack.repack); one
     progress line before the compression, which takes up to a minute for a study of tens of evaluations in xz."""
-    from qtalign.evidence.pack import check_suffix, pack, repack
+    from qtalign.evidence.pack import check_suffix, container, pack, repack
 
     out = Path(s.out)
     check_suffix(out)
     if (s.study is None) == (s.from_evidence is None):
         raise QtalignError("give a study folder or --from-evidence FILE (one of the two)")
-    container = "gzip" if out.name.endswith(".json.gz") else "xz"
-    say(progress)(f"packing {s.study or s.from_evidence} into {out} ({container}; up to a minute for a large study)")
+    say(progress)(f"packing {s.study or s.from_evidence} into {out} ({container(out)}; up to a minute for a large "
+                  "study)")
     return PackResult(pack(s.study, out) if s.study is not None else repack(str(s.from_evidence), out))
 
 
